@@ -1,0 +1,118 @@
+# weft's single entry point: `make help` lists the targets; CI runs
+# `make test` (through .ci/run). Every tool the build needs beyond Go, gcc,
+# git, make and apt is installed by `make tools`, pinned, and only when it
+# is missing.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+GO ?= go
+BIN := $(CURDIR)/bin
+# Tools built into bin/ come first for every recipe, tests included.
+export PATH := $(BIN):$(PATH)
+
+# --- Tools -----------------------------------------------------------------
+#
+# Go tools are pinned by `tool` directives in tools/go.mod, a module of its
+# own so that their dependencies stay out of weft's go.mod. To add one:
+#     cd tools && go get -tool example.com/foo/cmd/foo@vX.Y.Z
+# and it is built into bin/foo by `make tools`; nothing here changes.
+GO_TOOLS := $(shell awk '/^tool \($$/ { t = 1; next } t && /^\)/ { t = 0 } t { print $$1 } /^tool [^()]/ { print $$2 }' tools/go.mod)
+GO_TOOL_BINS := $(addprefix $(BIN)/,$(notdir $(GO_TOOLS)))
+
+# Debian packages, as FILE=PACKAGE: PACKAGE is installed (apt-get, as root)
+# when FILE is missing. Debian 12 fixes their versions; a version that the
+# output depends on is also checked below (PROTOC_VERSION). To add one,
+# add a line.
+APT_TOOLS := \
+	/usr/bin/protoc=protobuf-compiler \
+	/usr/include/google/protobuf/duration.proto=libprotobuf-dev
+
+PROTOC := /usr/bin/protoc
+PROTOC_VERSION := 3.21.12
+# Where google/protobuf/*.proto live (package libprotobuf-dev).
+PROTO_INCLUDE := /usr/include
+export PROTOC PROTO_INCLUDE
+
+.PHONY: tools
+tools: apt-tools $(GO_TOOL_BINS) ## install the pinned tools: Debian packages, and tools/go.mod's into bin/
+
+.PHONY: apt-tools
+apt-tools:
+	@bash scripts/apt-install.sh $(APT_TOOLS)
+	@v=$$($(PROTOC) --version); [[ $$v == "libprotoc $(PROTOC_VERSION)" ]] || \
+		{ echo "tools: $(PROTOC) is '$$v', want libprotoc $(PROTOC_VERSION) (Debian 12's protobuf-compiler)" >&2; exit 1; }
+
+# One `go build` makes them all (in parallel, sharing the build cache); it
+# runs again only when tools/go.mod or tools/go.sum changes or a binary is
+# missing.
+$(GO_TOOL_BINS) &: tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o $(BIN)/ tool
+	@touch $(GO_TOOL_BINS)
+
+# --- Build -----------------------------------------------------------------
+
+.PHONY: build
+build: ## build every package, and the commands under cmd/ into bin/
+	$(GO) build ./...
+ifneq ($(wildcard cmd/*/*.go),)
+	$(GO) build -o $(BIN)/ ./cmd/...
+else
+	@echo "build: no commands under cmd/ yet"
+endif
+
+.PHONY: run
+run: build ## run weftd in the foreground with its data in ./.weft
+	$(BIN)/weftd --data-dir ./.weft
+
+.PHONY: generate
+generate: tools ## regenerate the Go code under api/ from api/proto
+	@bash scripts/generate.sh
+
+.PHONY: check-generate
+check-generate: tools ## fail if the generated code under api/ is not current
+	@bash scripts/generate.sh --check
+
+# --- Checks ----------------------------------------------------------------
+
+.PHONY: lint
+lint: ## gofmt every Go file (tracked or not), go vet every package
+	@bash scripts/gofmt-check.sh
+	$(GO) vet ./...
+
+fuzz-smoke test: FUZZTIME ?= 3s
+fuzz: FUZZTIME ?= 60s
+
+.PHONY: test
+test: tools check-generate lint ## what CI runs: tools, check-generate, lint, go test -race, fuzz-smoke
+	@out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	$(GO) test -race -count=1 ./... 2>&1 | tee "$$out"; \
+	bash scripts/fuzz.sh $(FUZZTIME); \
+	ok=$$(grep -c '^ok ' "$$out" || true); none=$$(grep -c '^? ' "$$out" || true); \
+	echo "make test: OK: tools, check-generate, lint, go test -race ($$none packages without tests), fuzz-smoke"; \
+	echo "packages: $$ok passed, 0 failed"
+
+.PHONY: fuzz-smoke
+fuzz-smoke: ## fuzz every Fuzz target briefly (FUZZTIME=3s each)
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+.PHONY: fuzz
+fuzz: ## fuzz every Fuzz target for longer (FUZZTIME=60s each)
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+.PHONY: bench
+bench: ## run every benchmark once, with allocations
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+# --- Housekeeping ----------------------------------------------------------
+
+.PHONY: clean
+clean: ## remove bin/ and dist/ (not ./.weft, the node data of `make run`)
+	rm -rf $(BIN) dist
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
