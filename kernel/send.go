@@ -1,0 +1,357 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+)
+
+// checkSizes refuses a message with a field over its limit.
+func (k *Kernel) checkSizes(target Address, body []byte, metadata string, blob *Blob, ncaps int, ctxLen int) *SendError {
+	l := &k.lim
+	switch {
+	case len(body) > l.MaxBodyBytes:
+		return k.sendErr(ErrTooLarge, target, nil, fmt.Sprintf("body is %d bytes, at most %d allowed (max_body_bytes)", len(body), l.MaxBodyBytes))
+	case len(metadata) > l.MaxMetadataBytes:
+		return k.sendErr(ErrTooLarge, target, nil, fmt.Sprintf("metadata is %d bytes, at most %d allowed (max_metadata_bytes)", len(metadata), l.MaxMetadataBytes))
+	case blob != nil && len(blob.Bytes)+len(blob.Mime) > l.MaxBlobBytes:
+		return k.sendErr(ErrTooLarge, target, nil, fmt.Sprintf("blob is %d bytes, at most %d allowed (max_blob_bytes)", len(blob.Bytes)+len(blob.Mime), l.MaxBlobBytes))
+	case ncaps > l.MaxMessageCapabilities:
+		return k.sendErr(ErrTooLarge, target, nil, fmt.Sprintf("%d capabilities attached, at most %d allowed (max_message_capabilities)", ncaps, l.MaxMessageCapabilities))
+	case ctxLen > l.MaxContextBytes:
+		return k.sendErr(ErrTooLarge, target, nil, fmt.Sprintf("context is %d bytes, at most %d allowed (max_context_bytes)", ctxLen, l.MaxContextBytes))
+	}
+	return nil
+}
+
+// sendRequest sends r from p. gen is the sender's incarnation; zero sends
+// on p's behalf whatever its state (exit requests, the operator). A
+// request that expects a response is registered as pending before it is
+// delivered; syncWait and reply say how its answer is handed over.
+func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, reply chan *Message) (*Message, error) {
+	target := k.resolve(r.Target)
+	if err := k.checkSizes(target, r.Body, r.Metadata, r.Blob, len(r.Capabilities), len(r.Context)); err != nil {
+		return nil, err
+	}
+	if r.ExpectsResponse < 0 || r.ExpectsResponse > k.lim.MaxTimeout {
+		return nil, fmt.Errorf("kernel: send to %s: %w: timeout %v is outside 0 to %v (max_timeout)", target, ErrInvalid, r.ExpectsResponse, k.lim.MaxTimeout)
+	}
+	if (syncWait || reply != nil) && r.ExpectsResponse == 0 {
+		return nil, fmt.Errorf("kernel: send to %s: %w: waiting for a response needs a timeout", target, ErrInvalid)
+	}
+	if target.Node != k.node {
+		return nil, k.sendRemote(p, target)
+	}
+	t := k.lookup(target.Process)
+	if t == nil {
+		return nil, k.sendErr(ErrNoSuchProcess, target, nil, "no process "+target.Process.String()+" on this node")
+	}
+	if syncWait && t == p {
+		return nil, fmt.Errorf("kernel: send to %s: %w: a process cannot send to itself and await the response", target, ErrInvalid)
+	}
+	var attach []*capRecord
+	var attached []Capability
+	if len(r.Capabilities) > 0 {
+		var err error
+		if attach, attached, err = k.resolveAttach(p, target, r.Capabilities); err != nil {
+			return nil, err
+		}
+	}
+
+	m := &Message{
+		Kind:            KindRequest,
+		Source:          p.addr,
+		Target:          target,
+		Inherit:         r.Inherit,
+		ExpectsResponse: r.ExpectsResponse,
+		Body:            r.Body,
+		Metadata:        r.Metadata,
+		Capabilities:    attached,
+		Blob:            r.Blob,
+	}
+	p.mu.Lock()
+	if gen != 0 && (p.gen != gen || isClosed(p.stop)) {
+		p.mu.Unlock()
+		return nil, ErrStopped
+	}
+	if t != p && !t.public && p != k.operator {
+		if _, ok := p.caps[t.msgCap]; !ok {
+			p.mu.Unlock()
+			return nil, k.sendErr(ErrNoCapability, target, nil, fmt.Sprintf("%s is not public and %s does not hold its messaging capability", target.Process, p.id))
+		}
+	}
+	var handedOff *Message
+	if r.Inherit {
+		pm := p.prompting
+		if m.Blob == nil {
+			m.Blob = p.blob
+		}
+		if pm != nil && pm.Kind == KindRequest && pm.hasRSVP && !pm.answered && r.ExpectsResponse == 0 {
+			// Take over the prompting request's id and reply-to: the
+			// response goes straight to the original requester.
+			m.ID, m.rsvp, m.hasRSVP = pm.ID, pm.rsvp, true
+			m.ExpectsResponse = pm.ExpectsResponse
+			pm.answered = true
+			handedOff = pm
+		}
+	}
+	if handedOff == nil {
+		m.ID = k.nextID.Add(1)
+	}
+	if r.ExpectsResponse > 0 {
+		if len(p.pending) >= k.lim.MaxPendingRequests {
+			p.mu.Unlock()
+			return nil, k.sendErr(ErrMailboxFull, target, nil, fmt.Sprintf("%s has %d requests awaiting responses (max_pending_requests)", p.id, len(p.pending)))
+		}
+		m.rsvp, m.hasRSVP = p.addr, true
+		m.owner = p
+		m.deadline = k.clock.Now().Add(r.ExpectsResponse)
+		m.reqContext = r.Context
+		m.stash = p.prompting
+		m.syncWait = syncWait
+		m.reply = reply
+		p.pending[m.ID] = m
+	}
+	p.mu.Unlock()
+	if r.ExpectsResponse > 0 {
+		k.tq.add(m)
+	}
+
+	var granted []*capRecord
+	if len(attach) > 0 {
+		granted = k.grantAll(attach, t)
+	}
+	if err := k.deliverRequest(t, m); err != nil {
+		p.mu.Lock()
+		if handedOff != nil {
+			handedOff.answered = false
+		}
+		if p.pending[m.ID] == m {
+			delete(p.pending, m.ID)
+		}
+		p.mu.Unlock()
+		if r.ExpectsResponse > 0 {
+			k.tq.remove(m)
+		}
+		if len(granted) > 0 {
+			k.dropAll(granted, t)
+		}
+		return nil, err
+	}
+	k.stats.routed.Add(1)
+	return m, nil
+}
+
+// sendRemote handles a request to another node. Until a transport exists
+// every other node is offline; the network capability is checked first.
+func (k *Kernel) sendRemote(p *proc, target Address) error {
+	if err := target.Validate(); err != nil {
+		return fmt.Errorf("kernel: send: %w: %w", ErrInvalid, err)
+	}
+	if p != k.operator {
+		p.mu.Lock()
+		_, ok := p.caps[k.netCap]
+		p.mu.Unlock()
+		if !ok {
+			return k.sendErr(ErrNoCapability, target, nil, fmt.Sprintf("%s does not hold the network capability", p.id))
+		}
+	}
+	return k.sendErr(ErrOffline, target, nil, "node "+target.Node+" cannot be reached: this node has no network transport")
+}
+
+// deliverRequest puts a request into t's mailbox, or says why it cannot.
+func (k *Kernel) deliverRequest(t *proc, m *Message) error {
+	t.mu.Lock()
+	switch {
+	case t.impl == nil:
+		t.mu.Unlock()
+		return k.sendErr(ErrNoSuchProcess, m.Target, nil, t.id.String()+" is a system process and takes no requests")
+	case t.state == StateExited || t.state == StateKilled:
+		st := t.state
+		t.mu.Unlock()
+		return k.sendErr(ErrNoSuchProcess, m.Target, nil, fmt.Sprintf("%s is not running (%s)", t.id, st))
+	case len(t.q)-t.qhead >= k.lim.MailboxLength:
+		t.mu.Unlock()
+		return k.sendErr(ErrMailboxFull, m.Target, nil, fmt.Sprintf("mailbox of %s holds %d messages (mailbox_length)", t.id, k.lim.MailboxLength))
+	case t.qbytes+m.size() > k.lim.MailboxBytes:
+		t.mu.Unlock()
+		return k.sendErr(ErrMailboxFull, m.Target, nil, fmt.Sprintf("mailbox of %s would exceed %d bytes (mailbox_bytes)", t.id, k.lim.MailboxBytes))
+	}
+	t.push(m)
+	t.mu.Unlock()
+	return nil
+}
+
+// respond answers the request p is handling.
+func (k *Kernel) respond(p *proc, gen uint64, r *Response) error {
+	p.mu.Lock()
+	if p.gen != gen || isClosed(p.stop) {
+		p.mu.Unlock()
+		return ErrStopped
+	}
+	pm := p.prompting
+	switch {
+	case pm == nil || pm.Kind != KindRequest:
+		p.mu.Unlock()
+		return fmt.Errorf("kernel: respond: %w: %s is not handling a request", ErrNoRequest, p.id)
+	case !pm.hasRSVP:
+		p.mu.Unlock()
+		return fmt.Errorf("kernel: respond: %w: request %d from %s expects no response", ErrNoRequest, pm.ID, pm.Source)
+	case pm.answered:
+		p.mu.Unlock()
+		return fmt.Errorf("kernel: respond: %w: request %d from %s was already answered or handed on", ErrNoRequest, pm.ID, pm.Source)
+	}
+	p.mu.Unlock()
+	rsvp := pm.rsvp
+	if err := k.checkSizes(rsvp, r.Body, r.Metadata, r.Blob, len(r.Capabilities), 0); err != nil {
+		return err
+	}
+	var attach []*capRecord
+	var attached []Capability
+	if len(r.Capabilities) > 0 {
+		var err error
+		if attach, attached, err = k.resolveAttach(p, rsvp, r.Capabilities); err != nil {
+			return err
+		}
+	}
+	resp := &Message{
+		ID:           pm.ID,
+		Kind:         KindResponse,
+		Source:       p.addr,
+		Target:       rsvp,
+		Inherit:      r.Inherit,
+		Body:         r.Body,
+		Metadata:     r.Metadata,
+		Capabilities: attached,
+		Blob:         r.Blob,
+	}
+	if resp.Blob == nil && r.Inherit {
+		resp.Blob = pm.Blob
+	}
+	p.mu.Lock()
+	if pm.answered {
+		p.mu.Unlock()
+		return fmt.Errorf("kernel: respond: %w: request %d was already answered", ErrNoRequest, pm.ID)
+	}
+	pm.answered = true
+	p.mu.Unlock()
+	if rsvp.Node != k.node {
+		return k.sendErr(ErrOffline, rsvp, nil, "node "+rsvp.Node+" cannot be reached: this node has no network transport")
+	}
+	if len(attach) > 0 {
+		if t := k.lookup(rsvp.Process); t != nil {
+			k.grantAll(attach, t)
+		}
+	}
+	if k.complete(k.lookup(rsvp.Process), resp.ID, resp) {
+		k.stats.routed.Add(1)
+	}
+	return nil
+}
+
+// complete hands an answer (a response or an error) to the requester r if
+// it still waits for request id, and reports whether it did. An answer
+// nobody waits for any more is counted as late.
+func (k *Kernel) complete(r *proc, id uint64, ans *Message) bool {
+	if r == nil {
+		k.stats.late.Add(1)
+		return false
+	}
+	r.mu.Lock()
+	req := r.pending[id]
+	if req == nil {
+		r.mu.Unlock()
+		k.stats.late.Add(1)
+		return false
+	}
+	delete(r.pending, id)
+	ans.restore = req.stash
+	ans.Context = req.reqContext
+	if ans.Error != nil {
+		ans.Error.Context = req.reqContext
+	}
+	switch {
+	case req.reply != nil:
+		req.reply <- ans // capacity 1, one answer per request
+	case req.syncWait:
+		r.syncMsg = ans
+		if r.waiting {
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
+	default:
+		r.push(ans)
+	}
+	r.mu.Unlock()
+	k.tq.remove(req)
+	return true
+}
+
+// fail delivers a SendError to whoever waits at rsvp for request id.
+func (k *Kernel) fail(rsvp Address, id uint64, e *SendError) {
+	if rsvp.Node != k.node {
+		return // a remote requester: nothing to tell until there is a transport
+	}
+	k.complete(k.lookup(rsvp.Process), id, &Message{ID: id, Kind: KindError, Source: rsvp, Target: e.Target, Error: e})
+}
+
+// expire fails requests whose deadline passed with a timeout.
+func (k *Kernel) expire(due []expired) {
+	for _, d := range due {
+		e := k.sendErr(ErrTimeout, d.req.Target, d.req, fmt.Sprintf("no response within %v", d.req.ExpectsResponse))
+		k.complete(d.owner, d.id, &Message{ID: d.id, Kind: KindError, Source: d.owner.addr, Target: d.req.Target, Error: e})
+	}
+}
+
+// sendExitRequests sends a dead process's on_exit requests in its name.
+func (k *Kernel) sendExitRequests(p *proc) {
+	for _, er := range p.onExit.Requests {
+		_, err := k.sendRequest(p, 0, &Request{Target: er.Target, Body: er.Body, Metadata: er.Metadata, Blob: er.Blob}, false, nil)
+		if err != nil {
+			k.log.Warn("on_exit request failed", "process", p.id.String(), "target", er.Target.String(), "err", err)
+		}
+	}
+}
+
+// Send sends a request from operator:sys:weft, the voice of the node's
+// owner: it may message any local process without a capability, and
+// attaches whatever capabilities it is given (minting them). With
+// ExpectsResponse set it waits for the response, the SendError (returned
+// as the error, with the error message), or ctx; without, it returns once
+// the request is delivered. Safe for concurrent use.
+func (k *Kernel) Send(ctx context.Context, r *Request) (*Message, error) {
+	var reply chan *Message
+	if r.ExpectsResponse > 0 {
+		reply = make(chan *Message, 1)
+	}
+	m, err := k.sendRequest(k.operator, 0, r, false, reply)
+	if err != nil || reply == nil {
+		return nil, err
+	}
+	select {
+	case ans := <-reply:
+		if ans.Kind == KindError {
+			return ans, ans.Error
+		}
+		return ans, nil
+	case <-ctx.Done():
+		op := k.operator
+		op.mu.Lock()
+		if op.pending[m.ID] == m {
+			delete(op.pending, m.ID)
+		}
+		op.mu.Unlock()
+		k.tq.remove(m)
+		return nil, ctx.Err()
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
