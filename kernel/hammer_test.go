@@ -163,7 +163,7 @@ func TestHammer(t *testing.T) {
 	if got := ok.Load() + failed.Load(); got != clients*requests {
 		t.Fatalf("%d outcomes for %d requests", got, clients*requests)
 	}
-	if n := e.k.tq.len(); n != 0 {
+	if n := e.k.pendingTimeouts(); n != 0 {
 		t.Fatalf("%d requests still in the timeout queue", n)
 	}
 }

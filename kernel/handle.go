@@ -11,8 +11,9 @@ import (
 // once that incarnation has stopped, every method returns ErrStopped.
 // Methods are meant to be called from the process's own goroutine.
 type Handle struct {
-	p   *proc
-	gen uint64
+	p     *proc
+	gen   uint64
+	cache targetCache
 }
 
 // ID returns the process's id.
@@ -61,12 +62,8 @@ func (h *Handle) Await() (*Message, error) {
 // p.mu is held on entry and on return.
 func (p *proc) wait() {
 	p.waiting = true
-	stop := p.stop
 	p.mu.Unlock()
-	select {
-	case <-p.wake:
-	case <-stop:
-	}
+	<-p.wake // stopping sends a token too (see supervise)
 	p.mu.Lock()
 	p.waiting = false
 }
@@ -76,7 +73,7 @@ func (p *proc) wait() {
 // response gets it, or a KindError message, through Await later, with
 // its Context.
 func (h *Handle) Send(r *Request) (uint64, error) {
-	m, err := h.p.k.sendRequest(h.p, h.gen, r, false, nil)
+	m, err := h.p.k.sendRequest(h.p, h.gen, r, false, nil, &h.cache)
 	if err != nil {
 		return 0, err
 	}
@@ -91,7 +88,7 @@ func (h *Handle) Send(r *Request) (uint64, error) {
 // current blob; the message being handled does not change.
 func (h *Handle) SendAndAwait(r *Request) (*Message, error) {
 	p := h.p
-	if _, err := p.k.sendRequest(p, h.gen, r, true, nil); err != nil {
+	if _, err := p.k.sendRequest(p, h.gen, r, true, nil, &h.cache); err != nil {
 		return nil, err
 	}
 	p.mu.Lock()

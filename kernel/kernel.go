@@ -135,7 +135,7 @@ type Kernel struct {
 	persistMu sync.Mutex
 
 	nextID   atomic.Uint64
-	tq       timeouts
+	epoch    time.Time // deadlines count nanoseconds from here
 	operator *proc
 	kernelP  *proc
 	netCap   *capRecord
@@ -187,7 +187,7 @@ func New(cfg Config) (*Kernel, error) {
 		k.log = slog.New(slog.DiscardHandler)
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
-	k.tq = timeouts{clock: k.clock, expire: k.expire}
+	k.epoch = k.clock.Now()
 	k.kernelP = k.newProc(KernelProcess, nil, Spec{})
 	k.operator = k.newProc(OperatorProcess, nil, Spec{})
 	for _, p := range []*proc{k.kernelP, k.operator} {
@@ -320,7 +320,6 @@ func (k *Kernel) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("kernel: close: %w", ctx.Err())
 	}
-	k.tq.close()
 	return nil
 }
 
@@ -462,27 +461,47 @@ type Stats struct {
 }
 
 type stats struct {
-	routed   atomic.Uint64
 	errors   [len(errorKindNames)]atomic.Uint64
 	restarts atomic.Uint64
-	late     atomic.Uint64
+	late     atomic.Uint64 // answers for a process no longer in the table
+	// Counters of processes that left the table, so totals survive them.
+	retiredRouted, retiredLate atomic.Uint64
 }
 
 // Stats returns the counters.
 func (k *Kernel) Stats() Stats {
 	s := Stats{
-		Routed:        k.stats.routed.Load(),
+		Routed:        k.stats.retiredRouted.Load(),
 		SendErrors:    make(map[ErrorKind]uint64),
 		Restarts:      k.stats.restarts.Load(),
-		LateResponses: k.stats.late.Load(),
+		LateResponses: k.stats.late.Load() + k.stats.retiredLate.Load(),
 	}
 	for _, kind := range ErrorKinds {
 		s.SendErrors[kind] = k.stats.errors[kind].Load()
 	}
 	k.mu.RLock()
 	s.Processes = len(k.procs)
+	for _, p := range k.procs {
+		p.mu.Lock()
+		s.Routed += p.received
+		s.LateResponses += p.late
+		p.mu.Unlock()
+	}
 	k.mu.RUnlock()
 	return s
+}
+
+// pendingTimeouts counts the requests in every process's timeout heap.
+func (k *Kernel) pendingTimeouts() int {
+	n := 0
+	k.mu.RLock()
+	for _, p := range k.procs {
+		p.mu.Lock()
+		n += len(p.to.h)
+		p.mu.Unlock()
+	}
+	k.mu.RUnlock()
+	return n
 }
 
 func (k *Kernel) sendErr(kind ErrorKind, target Address, req *Message, detail string) *SendError {

@@ -154,7 +154,7 @@ func TestKillFailsEverythingWaiting(t *testing.T) {
 	// A killed process takes no new requests.
 	_, err := e.k.Send(context.Background(), &Request{Target: addr("our@victim:p:test")})
 	wantKind(t, err, ErrNoSuchProcess)
-	if n := e.k.tq.len(); n != 0 {
+	if n := e.k.pendingTimeouts(); n != 0 {
 		t.Fatalf("%d timeouts left", n)
 	}
 }

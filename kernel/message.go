@@ -40,14 +40,22 @@ type Blob struct {
 // changes it; the receiver may read it freely but must not change Body,
 // Blob or Capabilities, which may be shared with the sender.
 type Message struct {
-	ID     uint64
-	Kind   Kind
-	Source Address // who sent it; for KindError, the requester itself
-	Target Address // who it was sent to
-
+	ID   uint64
+	Kind Kind
 	// Inherit is set on a request or response that inherited from the
 	// message its sender was handling.
 	Inherit bool
+
+	// Kernel bookkeeping, packed beside Kind and Inherit. answered is
+	// guarded by the mutex of the process that holds the message; the
+	// others are requester-side (see below).
+	answered bool  // the response was sent, or the duty handed on by inherit
+	syncWait bool  // the requester blocks in SendAndAwait for it
+	heapIdx  int32 // index in the timeout heap plus one; zero when not there
+
+	Source Address // who sent it; for KindError, the requester itself
+	Target Address // who it was sent to
+
 	// ExpectsResponse is the requester's timeout on a request that expects
 	// a response (for an inherited request, the original requester's);
 	// zero when none is expected.
@@ -64,22 +72,15 @@ type Message struct {
 	// Error is set on KindError.
 	Error *SendError
 
-	// Kernel bookkeeping, guarded by the mutex of the process that holds
-	// the message.
-	rsvp     Address  // where a response goes; valid when hasRSVP
-	hasRSVP  bool     // a response is owed to rsvp
-	answered bool     // the response was sent, or the duty handed on by inherit
-	restore  *Message // on a response or error: the requester's prompting message to restore
+	rsvp    *proc    // where a response goes (the requester); nil when none is owed
+	restore *Message // on a response or error: the requester's prompting message to restore
 
 	// Requester-side bookkeeping of a request that expects a response,
 	// guarded by the requester's mutex (deadline and heapIdx by the
 	// timeout queue's).
-	owner      *proc         // the requester
-	deadline   time.Time     // when it times out
-	heapIdx    int           // index in the timeout heap plus one; zero when not there
+	deadline   int64         // when it times out, in nanoseconds of the kernel's clock
 	reqContext []byte        // the requester's context
 	stash      *Message      // the requester's prompting message when it sent this
-	syncWait   bool          // the requester blocks in SendAndAwait for it
 	reply      chan *Message // the operator's caller waits on it
 }
 
@@ -89,7 +90,7 @@ func (m *Message) IsResponse() bool { return m.Kind == KindResponse }
 func (m *Message) IsError() bool    { return m.Kind == KindError }
 
 // WantsResponse reports whether the sender of a request waits for a response.
-func (m *Message) WantsResponse() bool { return m.Kind == KindRequest && m.hasRSVP }
+func (m *Message) WantsResponse() bool { return m.Kind == KindRequest && m.rsvp != nil }
 
 // size is what the message counts against a mailbox's byte limit.
 func (m *Message) size() int64 {

@@ -32,7 +32,7 @@ func TestRequestResponseWithContext(t *testing.T) {
 	if m.Target.Node != "node-a" {
 		t.Fatalf("target node %q: the alias our must resolve to the node id", m.Target.Node)
 	}
-	if n := e.k.tq.len(); n != 0 {
+	if n := e.k.pendingTimeouts(); n != 0 {
 		t.Fatalf("%d requests left in the timeout queue", n)
 	}
 }
@@ -97,6 +97,9 @@ func TestBadTimeouts(t *testing.T) {
 		}
 		if _, err := h.SendAndAwait(&Request{Target: addr("our@echo:echo:test")}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("send_and_await without a timeout: got %v, want ErrInvalid", err)
+		}
+		if _, err := h.Send(&Request{Target: addr("our@echo:echo:test"), Metadata: "bad \xff utf-8"}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("metadata that is not UTF-8: got %v, want ErrInvalid", err)
 		}
 		if _, err := h.SendAndAwait(&Request{Target: addr("our@a:app:test"), ExpectsResponse: time.Second}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("send_and_await to itself: got %v, want ErrInvalid", err)
@@ -181,7 +184,7 @@ func TestMailboxFullFailsAtOnce(t *testing.T) {
 			t.Errorf("a refused request left %d pending entries", n)
 		}
 	})
-	if n := e.k.tq.len(); n != 0 {
+	if n := e.k.pendingTimeouts(); n != 0 {
 		t.Fatalf("a refused request left %d timeouts", n)
 	}
 	// Messages already there keep their order.
@@ -447,7 +450,7 @@ func TestOperatorSend(t *testing.T) {
 	if _, err := e.k.Send(ctx, &Request{Target: addr("our@mute:p:test"), ExpectsResponse: time.Minute}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v", err)
 	}
-	if n := e.k.tq.len(); n != 0 {
+	if n := e.k.pendingTimeouts(); n != 0 {
 		t.Fatalf("%d timeouts left", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,9 @@ type proc struct {
 	syncMsg *Message
 
 	pending   map[uint64]*Message // requests it sent that expect a response
+	to        timeouts            // their deadlines
+	received  uint64              // messages delivered to it (requests and answers)
+	late      uint64              // answers that came after it stopped waiting
 	prompting *Message            // the message it is handling
 	blob      *Blob               // the blob of the last message it took
 	caps      map[*capRecord]struct{}
@@ -53,6 +57,7 @@ type proc struct {
 	startedAt time.Time
 	logs      logBucket
 	changed   chan struct{} // closed and replaced on every state change
+	gone      atomic.Bool   // removed from the table
 }
 
 func (k *Kernel) newProc(id ProcessId, parent *proc, s Spec) *proc {
@@ -217,6 +222,12 @@ func (k *Kernel) register(parent *proc, s Spec, mint bool, held []*capRecord) (*
 func (k *Kernel) unregister(p *proc) {
 	k.mu.Lock()
 	if k.procs[p.id] == p {
+		p.gone.Store(true)
+		p.mu.Lock()
+		k.stats.retiredRouted.Add(p.received)
+		k.stats.retiredLate.Add(p.late)
+		p.received, p.late = 0, 0
+		p.mu.Unlock()
 		delete(k.procs, p.id)
 		k.perPkg[p.id.PackageId()]--
 		if k.perPkg[p.id.PackageId()] <= 0 {
@@ -344,9 +355,18 @@ func (k *Kernel) supervise(p *proc) {
 		p.startedAt = k.clock.Now()
 		started := p.startedAt
 		p.mu.Unlock()
+		// Stopping wakes a process blocked in Await: one channel to wait
+		// on keeps the hot path free of select.
+		unwake := context.AfterFunc(ctx, func() {
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		})
 
 		err := runSafely(ctx, p, &Handle{p: p, gen: gen})
 		cancel()
+		unwake()
 		ran := k.clock.Now().Sub(started)
 
 		p.mu.Lock()
@@ -442,7 +462,7 @@ func (k *Kernel) reap(p *proc) {
 	var owed []*Message
 	seen := make(map[*Message]bool)
 	owe := func(m *Message) {
-		if m != nil && m.Kind == KindRequest && m.hasRSVP && !m.answered && !seen[m] {
+		if m != nil && m.Kind == KindRequest && m.rsvp != nil && !m.answered && !seen[m] {
 			seen[m] = true
 			m.answered = true
 			owed = append(owed, m)
@@ -455,17 +475,11 @@ func (k *Kernel) reap(p *proc) {
 	for p.qhead < len(p.q) {
 		owe(p.pop())
 	}
-	mine := make([]*Message, 0, len(p.pending))
-	for id, m := range p.pending {
-		mine = append(mine, m)
-		delete(p.pending, id)
-	}
+	clear(p.pending)
+	p.stopTimeouts()
 	p.prompting, p.blob, p.syncMsg = nil, nil, nil
 	p.mu.Unlock()
 
-	for _, m := range mine {
-		k.tq.remove(m)
-	}
 	for _, m := range owed {
 		k.fail(m.rsvp, m.ID, k.sendErr(ErrKilled, p.addr, m, fmt.Sprintf("%s stopped before it answered", p.id)))
 	}

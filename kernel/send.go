@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"unicode/utf8"
 )
 
 // checkSizes refuses a message with a field over its limit.
@@ -23,13 +24,25 @@ func (k *Kernel) checkSizes(target Address, body []byte, metadata string, blob *
 	return nil
 }
 
+// checkMetadata refuses metadata that is not UTF-8: it is a string at
+// every edge (protobuf requires valid UTF-8 there).
+func checkMetadata(target Address, metadata string) error {
+	if metadata != "" && !utf8.ValidString(metadata) {
+		return fmt.Errorf("kernel: send to %s: %w: metadata is not valid UTF-8", target, ErrInvalid)
+	}
+	return nil
+}
+
 // sendRequest sends r from p. gen is the sender's incarnation; zero sends
 // on p's behalf whatever its state (exit requests, the operator). A
 // request that expects a response is registered as pending before it is
 // delivered; syncWait and reply say how its answer is handed over.
-func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, reply chan *Message) (*Message, error) {
+func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, reply chan *Message, cache *targetCache) (*Message, error) {
 	target := k.resolve(r.Target)
 	if err := k.checkSizes(target, r.Body, r.Metadata, r.Blob, len(r.Capabilities), len(r.Context)); err != nil {
+		return nil, err
+	}
+	if err := checkMetadata(target, r.Metadata); err != nil {
 		return nil, err
 	}
 	if r.ExpectsResponse < 0 || r.ExpectsResponse > k.lim.MaxTimeout {
@@ -41,9 +54,17 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 	if target.Node != k.node {
 		return nil, k.sendRemote(p, target)
 	}
-	t := k.lookup(target.Process)
-	if t == nil {
-		return nil, k.sendErr(ErrNoSuchProcess, target, nil, "no process "+target.Process.String()+" on this node")
+	var t *proc
+	if cache != nil && cache.p != nil && cache.addr == target && !cache.p.gone.Load() {
+		t = cache.p
+	} else {
+		t = k.lookup(target.Process)
+		if t == nil {
+			return nil, k.sendErr(ErrNoSuchProcess, target, nil, "no process "+target.Process.String()+" on this node")
+		}
+		if cache != nil {
+			cache.addr, cache.p = target, t
+		}
 	}
 	if syncWait && t == p {
 		return nil, fmt.Errorf("kernel: send to %s: %w: a process cannot send to itself and await the response", target, ErrInvalid)
@@ -85,10 +106,10 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 		if m.Blob == nil {
 			m.Blob = p.blob
 		}
-		if pm != nil && pm.Kind == KindRequest && pm.hasRSVP && !pm.answered && r.ExpectsResponse == 0 {
+		if pm != nil && pm.Kind == KindRequest && pm.rsvp != nil && !pm.answered && r.ExpectsResponse == 0 {
 			// Take over the prompting request's id and reply-to: the
 			// response goes straight to the original requester.
-			m.ID, m.rsvp, m.hasRSVP = pm.ID, pm.rsvp, true
+			m.ID, m.rsvp = pm.ID, pm.rsvp
 			m.ExpectsResponse = pm.ExpectsResponse
 			pm.answered = true
 			handedOff = pm
@@ -102,19 +123,16 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 			p.mu.Unlock()
 			return nil, k.sendErr(ErrMailboxFull, target, nil, fmt.Sprintf("%s has %d requests awaiting responses (max_pending_requests)", p.id, len(p.pending)))
 		}
-		m.rsvp, m.hasRSVP = p.addr, true
-		m.owner = p
-		m.deadline = k.clock.Now().Add(r.ExpectsResponse)
+		m.rsvp = p
+		m.deadline = k.now() + int64(r.ExpectsResponse)
 		m.reqContext = r.Context
 		m.stash = p.prompting
 		m.syncWait = syncWait
 		m.reply = reply
 		p.pending[m.ID] = m
+		p.addTimeout(m)
 	}
 	p.mu.Unlock()
-	if r.ExpectsResponse > 0 {
-		k.tq.add(m)
-	}
 
 	var granted []*capRecord
 	if len(attach) > 0 {
@@ -127,17 +145,14 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 		}
 		if p.pending[m.ID] == m {
 			delete(p.pending, m.ID)
+			p.removeTimeout(m)
 		}
 		p.mu.Unlock()
-		if r.ExpectsResponse > 0 {
-			k.tq.remove(m)
-		}
 		if len(granted) > 0 {
 			k.dropAll(granted, t)
 		}
 		return nil, err
 	}
-	k.stats.routed.Add(1)
 	return m, nil
 }
 
@@ -177,6 +192,7 @@ func (k *Kernel) deliverRequest(t *proc, m *Message) error {
 		return k.sendErr(ErrMailboxFull, m.Target, nil, fmt.Sprintf("mailbox of %s would exceed %d bytes (mailbox_bytes)", t.id, k.lim.MailboxBytes))
 	}
 	t.push(m)
+	t.received++
 	t.mu.Unlock()
 	return nil
 }
@@ -193,31 +209,52 @@ func (k *Kernel) respond(p *proc, gen uint64, r *Response) error {
 	case pm == nil || pm.Kind != KindRequest:
 		p.mu.Unlock()
 		return fmt.Errorf("kernel: respond: %w: %s is not handling a request", ErrNoRequest, p.id)
-	case !pm.hasRSVP:
+	case pm.rsvp == nil:
 		p.mu.Unlock()
 		return fmt.Errorf("kernel: respond: %w: request %d from %s expects no response", ErrNoRequest, pm.ID, pm.Source)
 	case pm.answered:
 		p.mu.Unlock()
 		return fmt.Errorf("kernel: respond: %w: request %d from %s was already answered or handed on", ErrNoRequest, pm.ID, pm.Source)
 	}
+	pm.answered = true
 	p.mu.Unlock()
 	rsvp := pm.rsvp
-	if err := k.checkSizes(rsvp, r.Body, r.Metadata, r.Blob, len(r.Capabilities), 0); err != nil {
+	resp, attach, err := k.buildResponse(p, pm, r)
+	if err != nil {
+		p.mu.Lock()
+		pm.answered = false
+		p.mu.Unlock()
 		return err
+	}
+	if len(attach) > 0 {
+		k.grantAll(attach, rsvp)
+	}
+	k.complete(rsvp, resp.ID, resp)
+	return nil
+}
+
+// buildResponse checks r and makes the response to pm.
+func (k *Kernel) buildResponse(p *proc, pm *Message, r *Response) (*Message, []*capRecord, error) {
+	rsvp := pm.rsvp
+	if err := k.checkSizes(rsvp.addr, r.Body, r.Metadata, r.Blob, len(r.Capabilities), 0); err != nil {
+		return nil, nil, err
+	}
+	if err := checkMetadata(rsvp.addr, r.Metadata); err != nil {
+		return nil, nil, err
 	}
 	var attach []*capRecord
 	var attached []Capability
 	if len(r.Capabilities) > 0 {
 		var err error
-		if attach, attached, err = k.resolveAttach(p, rsvp, r.Capabilities); err != nil {
-			return err
+		if attach, attached, err = k.resolveAttach(p, rsvp.addr, r.Capabilities); err != nil {
+			return nil, nil, err
 		}
 	}
 	resp := &Message{
 		ID:           pm.ID,
 		Kind:         KindResponse,
 		Source:       p.addr,
-		Target:       rsvp,
+		Target:       rsvp.addr,
 		Inherit:      r.Inherit,
 		Body:         r.Body,
 		Metadata:     r.Metadata,
@@ -227,87 +264,62 @@ func (k *Kernel) respond(p *proc, gen uint64, r *Response) error {
 	if resp.Blob == nil && r.Inherit {
 		resp.Blob = pm.Blob
 	}
-	p.mu.Lock()
-	if pm.answered {
-		p.mu.Unlock()
-		return fmt.Errorf("kernel: respond: %w: request %d was already answered", ErrNoRequest, pm.ID)
-	}
-	pm.answered = true
-	p.mu.Unlock()
-	if rsvp.Node != k.node {
-		return k.sendErr(ErrOffline, rsvp, nil, "node "+rsvp.Node+" cannot be reached: this node has no network transport")
-	}
-	if len(attach) > 0 {
-		if t := k.lookup(rsvp.Process); t != nil {
-			k.grantAll(attach, t)
-		}
-	}
-	if k.complete(k.lookup(rsvp.Process), resp.ID, resp) {
-		k.stats.routed.Add(1)
-	}
-	return nil
+	return resp, attach, nil
 }
 
 // complete hands an answer (a response or an error) to the requester r if
 // it still waits for request id, and reports whether it did. An answer
 // nobody waits for any more is counted as late.
 func (k *Kernel) complete(r *proc, id uint64, ans *Message) bool {
-	if r == nil {
-		k.stats.late.Add(1)
-		return false
-	}
 	r.mu.Lock()
 	req := r.pending[id]
 	if req == nil {
+		r.late++
 		r.mu.Unlock()
-		k.stats.late.Add(1)
 		return false
 	}
 	delete(r.pending, id)
+	r.removeTimeout(req)
+	r.deliverAnswerLocked(req, ans)
+	r.mu.Unlock()
+	return true
+}
+
+// deliverAnswerLocked hands the answer to request req, already taken out
+// of p.pending, to p: to the operator's caller, to a SendAndAwait, or into
+// the mailbox. p.mu is held.
+func (p *proc) deliverAnswerLocked(req, ans *Message) {
 	ans.restore = req.stash
 	ans.Context = req.reqContext
 	if ans.Error != nil {
 		ans.Error.Context = req.reqContext
 	}
+	p.received++
 	switch {
 	case req.reply != nil:
 		req.reply <- ans // capacity 1, one answer per request
 	case req.syncWait:
-		r.syncMsg = ans
-		if r.waiting {
+		p.syncMsg = ans
+		if p.waiting {
 			select {
-			case r.wake <- struct{}{}:
+			case p.wake <- struct{}{}:
 			default:
 			}
 		}
 	default:
-		r.push(ans)
+		p.push(ans)
 	}
-	r.mu.Unlock()
-	k.tq.remove(req)
-	return true
 }
 
 // fail delivers a SendError to whoever waits at rsvp for request id.
-func (k *Kernel) fail(rsvp Address, id uint64, e *SendError) {
-	if rsvp.Node != k.node {
-		return // a remote requester: nothing to tell until there is a transport
-	}
-	k.complete(k.lookup(rsvp.Process), id, &Message{ID: id, Kind: KindError, Source: rsvp, Target: e.Target, Error: e})
-}
-
-// expire fails requests whose deadline passed with a timeout.
-func (k *Kernel) expire(due []expired) {
-	for _, d := range due {
-		e := k.sendErr(ErrTimeout, d.req.Target, d.req, fmt.Sprintf("no response within %v", d.req.ExpectsResponse))
-		k.complete(d.owner, d.id, &Message{ID: d.id, Kind: KindError, Source: d.owner.addr, Target: d.req.Target, Error: e})
-	}
+func (k *Kernel) fail(rsvp *proc, id uint64, e *SendError) {
+	k.complete(rsvp, id, &Message{ID: id, Kind: KindError, Source: rsvp.addr, Target: e.Target, Error: e})
 }
 
 // sendExitRequests sends a dead process's on_exit requests in its name.
 func (k *Kernel) sendExitRequests(p *proc) {
 	for _, er := range p.onExit.Requests {
-		_, err := k.sendRequest(p, 0, &Request{Target: er.Target, Body: er.Body, Metadata: er.Metadata, Blob: er.Blob}, false, nil)
+		_, err := k.sendRequest(p, 0, &Request{Target: er.Target, Body: er.Body, Metadata: er.Metadata, Blob: er.Blob}, false, nil, nil)
 		if err != nil {
 			k.log.Warn("on_exit request failed", "process", p.id.String(), "target", er.Target.String(), "err", err)
 		}
@@ -325,7 +337,7 @@ func (k *Kernel) Send(ctx context.Context, r *Request) (*Message, error) {
 	if r.ExpectsResponse > 0 {
 		reply = make(chan *Message, 1)
 	}
-	m, err := k.sendRequest(k.operator, 0, r, false, reply)
+	m, err := k.sendRequest(k.operator, 0, r, false, reply, nil)
 	if err != nil || reply == nil {
 		return nil, err
 	}
@@ -340,11 +352,18 @@ func (k *Kernel) Send(ctx context.Context, r *Request) (*Message, error) {
 		op.mu.Lock()
 		if op.pending[m.ID] == m {
 			delete(op.pending, m.ID)
+			op.removeTimeout(m)
 		}
 		op.mu.Unlock()
-		k.tq.remove(m)
 		return nil, ctx.Err()
 	}
+}
+
+// targetCache remembers the last target a Handle sent to, so that a
+// process talking to the same peer skips the table lookup.
+type targetCache struct {
+	addr Address
+	p    *proc
 }
 
 func isClosed(c <-chan struct{}) bool {

@@ -2,104 +2,84 @@ package kernel
 
 import (
 	"container/heap"
-	"sync"
 	"time"
 )
 
-// timeouts keeps every outstanding request that expects a response in a
-// min-heap by deadline, with one timer armed for the earliest. A request
-// answered in time is removed from the heap (O(log n)); the timer is not
-// re-armed for that, it fires at its old deadline, finds nothing due and
-// re-arms for the new earliest, so the steady request/response path does
-// no timer work at all.
+// timeouts holds one process's pending requests in a min-heap by deadline,
+// with one timer armed for the earliest. A request answered in time is
+// removed from the heap (O(log n)); the timer is not re-armed for that, it
+// fires at its old deadline, finds nothing due and re-arms for the new
+// earliest, so the steady request/response path does no timer work at
+// all. Everything here is guarded by the owning process's mutex, which the
+// send and answer paths hold anyway: timeouts take no lock of their own.
 type timeouts struct {
-	clock  Clock
-	expire func([]expired)
-
-	mu     sync.Mutex
-	h      reqHeap
-	timer  Timer
-	armed  time.Time // deadline the timer is armed for; zero when idle
-	closed bool
+	h     reqHeap
+	timer Timer
+	armed int64 // deadline the timer is armed for; zero when idle
 }
 
-// expired is a request whose deadline passed, copied out under the lock.
-type expired struct {
-	req   *Message
-	owner *proc
-	id    uint64
-}
+// now is the current time on the kernel's deadline scale, never zero.
+func (k *Kernel) now() int64 { return int64(k.clock.Since(k.epoch)) + 1 }
 
-func (t *timeouts) add(m *Message) {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return
+// addTimeout puts a pending request in p's heap. p.mu is held.
+func (p *proc) addTimeout(m *Message) {
+	heap.Push(&p.to.h, m)
+	if p.to.armed == 0 || m.deadline < p.to.armed {
+		p.armTimeout(m.deadline)
 	}
-	heap.Push(&t.h, m)
-	if t.armed.IsZero() || m.deadline.Before(t.armed) {
-		t.arm(m.deadline)
-	}
-	t.mu.Unlock()
 }
 
-func (t *timeouts) remove(m *Message) {
-	t.mu.Lock()
+// removeTimeout takes a request out of p's heap if it is there. p.mu is held.
+func (p *proc) removeTimeout(m *Message) {
 	if m.heapIdx > 0 {
-		heap.Remove(&t.h, m.heapIdx-1)
+		heap.Remove(&p.to.h, int(m.heapIdx-1))
 	}
-	t.mu.Unlock()
 }
 
-// arm sets the timer for deadline d. t.mu is held.
-func (t *timeouts) arm(d time.Time) {
-	t.armed = d
-	wait := d.Sub(t.clock.Now())
+// armTimeout sets p's timer for deadline d. p.mu is held.
+func (p *proc) armTimeout(d int64) {
+	p.to.armed = d
+	wait := time.Duration(d - p.k.now())
 	if wait < 0 {
 		wait = 0
 	}
-	if t.timer == nil {
-		t.timer = t.clock.AfterFunc(wait, t.fire)
+	if p.to.timer == nil {
+		p.to.timer = p.k.clock.AfterFunc(wait, p.fireTimeouts)
 	} else {
-		t.timer.Reset(wait)
+		p.to.timer.Reset(wait)
 	}
 }
 
-func (t *timeouts) fire() {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return
+// fireTimeouts fails every pending request of p whose deadline has passed.
+func (p *proc) fireTimeouts() {
+	k := p.k
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := k.now()
+	p.to.armed = 0
+	for len(p.to.h) > 0 && p.to.h[0].deadline <= now {
+		req := heap.Pop(&p.to.h).(*Message)
+		if p.pending[req.ID] != req {
+			continue
+		}
+		delete(p.pending, req.ID)
+		e := k.sendErr(ErrTimeout, req.Target, req, "no response within "+req.ExpectsResponse.String())
+		p.deliverAnswerLocked(req, &Message{ID: req.ID, Kind: KindError, Source: p.addr, Target: req.Target, Error: e})
 	}
-	now := t.clock.Now()
-	var due []expired
-	for len(t.h) > 0 && !t.h[0].deadline.After(now) {
-		m := heap.Pop(&t.h).(*Message)
-		due = append(due, expired{m, m.owner, m.ID})
-	}
-	t.armed = time.Time{}
-	if len(t.h) > 0 {
-		t.arm(t.h[0].deadline)
-	}
-	t.mu.Unlock()
-	if len(due) > 0 {
-		t.expire(due)
+	if len(p.to.h) > 0 {
+		p.armTimeout(p.to.h[0].deadline)
 	}
 }
 
-func (t *timeouts) close() {
-	t.mu.Lock()
-	t.closed = true
-	if t.timer != nil {
-		t.timer.Stop()
+// stopTimeouts forgets every timeout. p.mu is held.
+func (p *proc) stopTimeouts() {
+	for len(p.to.h) > 0 {
+		heap.Pop(&p.to.h)
 	}
-	t.mu.Unlock()
-}
-
-func (t *timeouts) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.h)
+	if p.to.timer != nil {
+		p.to.timer.Stop()
+	}
+	p.to.armed = 0
 }
 
 // reqHeap orders requests by deadline; each knows its index plus one
@@ -107,16 +87,16 @@ func (t *timeouts) len() int {
 type reqHeap []*Message
 
 func (h reqHeap) Len() int           { return len(h) }
-func (h reqHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h reqHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
 func (h reqHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i + 1
-	h[j].heapIdx = j + 1
+	h[i].heapIdx = int32(i + 1)
+	h[j].heapIdx = int32(j + 1)
 }
 func (h *reqHeap) Push(x any) {
 	m := x.(*Message)
 	*h = append(*h, m)
-	m.heapIdx = len(*h)
+	m.heapIdx = int32(len(*h))
 }
 func (h *reqHeap) Pop() any {
 	old := *h
