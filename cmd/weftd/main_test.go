@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftos/weft/daemon"
+)
+
+// testVersion is linked into the binary the tests run, the way a release
+// build sets version.
+const testVersion = "v0.0.0-test"
+
+// failAfter bounds every wait, so that a broken weftd fails the test
+// rather than hanging it; nothing waits on it for synchronisation.
+const failAfter = 30 * time.Second
+
+// weftdBin is the weftd binary built by TestMain.
+var weftdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "weftd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	weftdBin = filepath.Join(dir, "weftd")
+	build := exec.Command("go", "build", "-o", weftdBin, "-ldflags", "-X main.version="+testVersion, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build weftd: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// weftd is a weftd process whose stderr the test reads line by line.
+type weftd struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	lines  chan string // stderr; closed at EOF
+	seen   []string    // stderr lines the test has read
+
+	waitOnce sync.Once
+	code     int
+}
+
+// startWeftd starts weftd with args. It is killed, if still running, and
+// waited for when the test ends.
+func startWeftd(t *testing.T, args ...string) *weftd {
+	t.Helper()
+	w := &weftd{cmd: exec.Command(weftdBin, args...), lines: make(chan string, 1024)}
+	w.cmd.Stdout = &w.stdout
+	stderr, err := w.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(w.lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			w.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = w.cmd.Process.Kill() // fails harmlessly if it has exited
+		w.wait(t)
+	})
+	return w
+}
+
+// waitFor reads stderr until a line satisfies match, and returns it. It
+// fails the test if weftd closes stderr (exits) first.
+func (w *weftd) waitFor(t *testing.T, what string, match func(string) bool) string {
+	t.Helper()
+	timeout := time.After(failAfter)
+	for {
+		select {
+		case line, ok := <-w.lines:
+			if !ok {
+				t.Fatalf("weftd exited before logging %s; stderr:\n%s", what, strings.Join(w.seen, "\n"))
+			}
+			w.seen = append(w.seen, line)
+			if match(line) {
+				return line
+			}
+		case <-timeout:
+			t.Fatalf("weftd did not log %s within %v; stderr so far:\n%s", what, failAfter, strings.Join(w.seen, "\n"))
+		}
+	}
+}
+
+// wait reads the rest of stderr, waits for weftd to exit and returns its
+// exit code (-1 if a signal ended it).
+func (w *weftd) wait(t *testing.T) int {
+	t.Helper()
+	w.waitOnce.Do(func() {
+		timeout := time.After(failAfter)
+	read:
+		for {
+			select {
+			case line, ok := <-w.lines:
+				if !ok {
+					break read
+				}
+				w.seen = append(w.seen, line)
+			case <-timeout:
+				t.Errorf("weftd did not exit within %v; killing it", failAfter)
+				_ = w.cmd.Process.Kill()
+				timeout = nil
+			}
+		}
+		_ = w.cmd.Wait() // the exit code says what we need
+		w.code = w.cmd.ProcessState.ExitCode()
+	})
+	return w.code
+}
+
+func (w *weftd) stderr() string { return strings.Join(w.seen, "\n") }
+
+func (w *weftd) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := w.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal weftd: %v", err)
+	}
+}
+
+// jsonRecord matches a JSON log line whose msg is msg, and decodes it.
+func jsonRecord(msg string, into *map[string]any) func(string) bool {
+	return func(line string) bool {
+		var r map[string]any
+		if json.Unmarshal([]byte(line), &r) != nil || r["msg"] != msg {
+			return false
+		}
+		*into = r
+		return true
+	}
+}
+
+// textRecord matches a text log line whose msg is msg.
+func textRecord(msg string) func(string) bool {
+	return func(line string) bool { return strings.Contains(line, fmt.Sprintf(" msg=%q", msg)) }
+}
+
+func TestStartAndStop(t *testing.T) {
+	dir := t.TempDir()
+	w := startWeftd(t, "--data-dir", dir, "--log-format", "json")
+
+	var starting, ready, stopped map[string]any
+	w.waitFor(t, `"weftd starting"`, jsonRecord("weftd starting", &starting))
+	if starting["version"] != testVersion || starting["data_dir"] != dir {
+		t.Errorf("weftd starting logged %v, want version %s and data_dir %s", starting, testVersion, dir)
+	}
+	w.waitFor(t, `"node ready"`, jsonRecord("node ready", &ready))
+	if id, _ := ready["node_id"].(string); id == "" || ready["data_dir"] != dir {
+		t.Errorf("node ready logged %v, want a node_id and data_dir %s", ready, dir)
+	}
+
+	w.signal(t, syscall.SIGTERM)
+	if code := w.wait(t); code != 0 {
+		t.Fatalf("weftd exited %d after SIGTERM, want 0; stderr:\n%s", code, w.stderr())
+	}
+	for _, line := range w.seen {
+		jsonRecord("weftd stopped", &stopped)(line)
+	}
+	if stopped == nil || stopped["node_id"] != ready["node_id"] {
+		t.Errorf("weftd stopped logged %v, want it with node_id %v; stderr:\n%s", stopped, ready["node_id"], w.stderr())
+	}
+	if w.stdout.Len() != 0 {
+		t.Errorf("weftd wrote %q to stdout, want nothing", w.stdout.String())
+	}
+}
+
+func TestInterruptStops(t *testing.T) {
+	w := startWeftd(t, "--data-dir", t.TempDir(), "--log-level", "debug")
+	w.waitFor(t, "node ready", textRecord("node ready"))
+	w.signal(t, syscall.SIGINT)
+	if code := w.wait(t); code != 0 {
+		t.Fatalf("weftd exited %d after SIGINT, want 0; stderr:\n%s", code, w.stderr())
+	}
+	if !strings.Contains(w.stderr(), `msg="weftd stopped"`) {
+		t.Errorf("no weftd stopped line; stderr:\n%s", w.stderr())
+	}
+}
+
+func TestSecondInstanceOnOneDataDir(t *testing.T) {
+	dir := t.TempDir()
+	first := startWeftd(t, "--data-dir", dir)
+	first.waitFor(t, "node ready", textRecord("node ready"))
+
+	second := startWeftd(t, "--data-dir", dir)
+	code := second.wait(t)
+	want := fmt.Sprintf("data dir %s is in use by weftd pid %d (lock %s)", dir, first.cmd.Process.Pid, filepath.Join(dir, daemon.LockFile))
+	if code == 0 || !strings.Contains(second.stderr(), want) {
+		t.Errorf("second weftd exited %d with stderr:\n%s\nwant non-zero and %q", code, second.stderr(), want)
+	}
+
+	// The first one was running all along: it stops cleanly now.
+	first.signal(t, syscall.SIGTERM)
+	if code := first.wait(t); code != 0 {
+		t.Fatalf("first weftd exited %d, want 0; stderr:\n%s", code, first.stderr())
+	}
+	if !strings.Contains(first.stderr(), `msg="weftd stopped"`) {
+		t.Errorf("first weftd did not log that it stopped; stderr:\n%s", first.stderr())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		code       int
+		wantStdout string
+		wantStderr []string
+	}{
+		{[]string{"--version"}, 0, "weftd " + testVersion + "\n", nil},
+		{[]string{"--bogus"}, 2, "", []string{"-bogus", "Usage: weftd", "weftd --data-dir ./.weft"}},
+		{[]string{"--log-format", "xml"}, 2, "", []string{`invalid value "xml"`, "Usage: weftd"}},
+		{[]string{"--log-level", "loud"}, 2, "", []string{`invalid value "loud"`, "Usage: weftd"}},
+		{[]string{"stray"}, 2, "", []string{`unexpected argument "stray"`, "Usage: weftd"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			w := startWeftd(t, tc.args...)
+			code := w.wait(t)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d", code, tc.code)
+			}
+			if got := w.stdout.String(); got != tc.wantStdout {
+				t.Errorf("stdout %q, want %q", got, tc.wantStdout)
+			}
+			for _, s := range tc.wantStderr {
+				if !strings.Contains(w.stderr(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, w.stderr())
+				}
+			}
+			if tc.wantStderr == nil && w.stderr() != "" {
+				t.Errorf("stderr %q, want nothing", w.stderr())
+			}
+		})
+	}
+}
+
+// TestHelp runs doMain itself: help goes to stdout, with status 0.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		var stdout, stderr bytes.Buffer
+		if code := doMain([]string{arg}, &stdout, &stderr); code != 0 {
+			t.Errorf("%s: exit code %d, want 0", arg, code)
+		}
+		for _, s := range []string{"Usage: weftd", "--data-dir DIR", "/var/lib/weft", "weftd --data-dir ./.weft"} {
+			if !strings.Contains(stdout.String(), s) {
+				t.Errorf("%s: stdout lacks %q:\n%s", arg, s, stdout.String())
+			}
+		}
+		if stderr.Len() != 0 {
+			t.Errorf("%s: stderr %q, want nothing", arg, stderr.String())
+		}
+	}
+}
