@@ -47,8 +47,8 @@ func TestHammer(t *testing.T) {
 			check := func(m *Message) {
 				switch m.Kind {
 				case KindResponse:
-					if string(m.Body) != string(m.Context) {
-						t.Errorf("response %q does not match its context %q", m.Body, m.Context)
+					if string(m.Body) != string(m.Context()) {
+						t.Errorf("response %q does not match its context %q", m.Body, m.Context())
 					}
 					ok.Add(1)
 				case KindError:

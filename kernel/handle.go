@@ -48,7 +48,7 @@ func (h *Handle) Await() (*Message, error) {
 			if m.Kind == KindRequest {
 				p.prompting = m
 			} else {
-				p.prompting = m.restore
+				p.prompting = m.req.stash
 			}
 			p.blob = m.Blob
 			p.mu.Unlock()

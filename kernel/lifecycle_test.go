@@ -174,7 +174,7 @@ func TestKillMidChainFailsOriginalRequester(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := a.await(t)
-	if m.Error == nil || m.Error.Kind != ErrKilled || string(m.Context) != "ctx" {
+	if m.Error == nil || m.Error.Kind != ErrKilled || string(m.Context()) != "ctx" {
 		t.Fatalf("A got %+v", m)
 	}
 }
@@ -277,7 +277,7 @@ func TestOnExitRequests(t *testing.T) {
 	})
 	close(quit)
 	m := watcher.next(t)
-	if string(m.Body) != "mortal died" || m.Metadata != "exit" || m.Source.Process != pid("mortal:p:test") {
+	if string(m.Body) != "mortal died" || m.Metadata != "exit" || m.Source().Process != pid("mortal:p:test") {
 		t.Fatalf("got %+v", m)
 	}
 	e.waitState(pid("mortal:p:test"), StateExited)

@@ -53,8 +53,8 @@ type Message struct {
 	syncWait bool  // the requester blocks in SendAndAwait for it
 	heapIdx  int32 // index in the timeout heap plus one; zero when not there
 
-	Source Address // who sent it; for KindError, the requester itself
-	Target Address // who it was sent to
+	src *Address // see Source; points at an address the kernel never changes
+	dst *Address // see Target
 
 	// ExpectsResponse is the requester's timeout on a request that expects
 	// a response (for an inherited request, the original requester's);
@@ -66,14 +66,11 @@ type Message struct {
 	Capabilities []Capability // attached; the receiver now holds them
 	Blob         *Blob        // optional; see Handle.Blob
 
-	// Context is, on a response or an error, the context the requester
-	// kept with its request.
-	Context []byte
 	// Error is set on KindError.
 	Error *SendError
 
-	rsvp    *proc    // where a response goes (the requester); nil when none is owed
-	restore *Message // on a response or error: the requester's prompting message to restore
+	rsvp *proc    // where a response goes (the requester); nil when none is owed
+	req  *Message // on a response or error: the request it answers
 
 	// Requester-side bookkeeping of a request that expects a response,
 	// guarded by the requester's mutex (deadline and heapIdx by the
@@ -82,6 +79,43 @@ type Message struct {
 	reqContext []byte        // the requester's context
 	stash      *Message      // the requester's prompting message when it sent this
 	reply      chan *Message // the operator's caller waits on it
+}
+
+// NewMessage makes a Message outside the kernel, for the edges that carry
+// messages in and out of a node (a driver, the wire) and for tests; the
+// caller fills in the other fields. context is what Context returns on a
+// response or an error. The kernel delivers only messages it made itself.
+func NewMessage(kind Kind, id uint64, source, target Address, context []byte) *Message {
+	m := &Message{ID: id, Kind: kind, src: &source, dst: &target}
+	if kind != KindRequest && context != nil {
+		m.req = &Message{reqContext: context}
+	}
+	return m
+}
+
+// Source is who sent the message; on a KindError, the requester itself.
+func (m *Message) Source() Address {
+	if m.src == nil {
+		return Address{}
+	}
+	return *m.src
+}
+
+// Target is who the message was sent to.
+func (m *Message) Target() Address {
+	if m.dst == nil {
+		return Address{}
+	}
+	return *m.dst
+}
+
+// Context is, on a response or an error, the context the requester kept
+// with its request; nil on a request.
+func (m *Message) Context() []byte {
+	if m.req == nil {
+		return nil
+	}
+	return m.req.reqContext
 }
 
 // IsRequest, IsResponse and IsError report the message's kind.
@@ -94,7 +128,7 @@ func (m *Message) WantsResponse() bool { return m.Kind == KindRequest && m.rsvp 
 
 // size is what the message counts against a mailbox's byte limit.
 func (m *Message) size() int64 {
-	n := len(m.Body) + len(m.Metadata) + len(m.Context)
+	n := len(m.Body) + len(m.Metadata) + len(m.Context())
 	if m.Blob != nil {
 		n += len(m.Blob.Bytes) + len(m.Blob.Mime)
 	}

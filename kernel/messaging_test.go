@@ -23,14 +23,14 @@ func TestRequestResponseWithContext(t *testing.T) {
 		}
 	})
 	m := da.await(t)
-	if m.Kind != KindResponse || string(m.Body) != "hi" || string(m.Context) != "ctx-1" || m.ID != id {
+	if m.Kind != KindResponse || string(m.Body) != "hi" || string(m.Context()) != "ctx-1" || m.ID != id {
 		t.Fatalf("got %+v, want response hi with context ctx-1 and id %d", m, id)
 	}
-	if m.Source != e.k.Address(pid("echo:echo:test")) {
-		t.Fatalf("source %s", m.Source)
+	if m.Source() != e.k.Address(pid("echo:echo:test")) {
+		t.Fatalf("source %s", m.Source())
 	}
-	if m.Target.Node != "node-a" {
-		t.Fatalf("target node %q: the alias our must resolve to the node id", m.Target.Node)
+	if m.Target().Node != "node-a" {
+		t.Fatalf("target node %q: the alias our must resolve to the node id", m.Target().Node)
 	}
 	if n := e.k.pendingTimeouts(); n != 0 {
 		t.Fatalf("%d requests left in the timeout queue", n)
@@ -125,7 +125,7 @@ func TestTimeoutReturnsContext(t *testing.T) {
 	fc.Advance(4 * time.Second)
 	fc.Advance(time.Second)
 	m := d.await(t)
-	if m.Kind != KindError || m.Error.Kind != ErrTimeout || m.ID != id || string(m.Context) != "mine" || string(m.Error.Context) != "mine" {
+	if m.Kind != KindError || m.Error.Kind != ErrTimeout || m.ID != id || string(m.Context()) != "mine" || string(m.Error.Context) != "mine" {
 		t.Fatalf("got %+v / %+v, want a timeout with context mine", m, m.Error)
 	}
 	if m.Error.Message == nil || string(m.Error.Message.Body) != "x" {
@@ -310,11 +310,11 @@ func TestInheritChain(t *testing.T) {
 		}
 	})
 	ma := a.await(t)
-	if ma.Kind != KindResponse || string(ma.Body) != "from c" || ma.ID != id || string(ma.Context) != "A-ctx" {
+	if ma.Kind != KindResponse || string(ma.Body) != "from c" || ma.ID != id || string(ma.Context()) != "A-ctx" {
 		t.Fatalf("A got %+v", ma)
 	}
-	if ma.Source.Process != pid("c:chain:test") {
-		t.Fatalf("A's response comes from %s, want c", ma.Source)
+	if ma.Source().Process != pid("c:chain:test") {
+		t.Fatalf("A's response comes from %s, want c", ma.Source())
 	}
 	if ma.Blob == nil || string(ma.Blob.Bytes) != "blob" {
 		t.Fatalf("an inheriting response without a blob carries the request's blob; got %+v", ma.Blob)
@@ -342,7 +342,7 @@ func TestInheritChainUsesOriginalTimeout(t *testing.T) {
 	fc.WaitTimer(t, 3*time.Second)
 	fc.Advance(3 * time.Second)
 	m := a.await(t)
-	if m.Error == nil || m.Error.Kind != ErrTimeout || string(m.Context) != "k" {
+	if m.Error == nil || m.Error.Kind != ErrTimeout || string(m.Context()) != "k" {
 		t.Fatalf("got %+v, want A's own timeout with its context", m)
 	}
 }

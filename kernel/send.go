@@ -80,8 +80,8 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 
 	m := &Message{
 		Kind:            KindRequest,
-		Source:          p.addr,
-		Target:          target,
+		src:             &p.addr,
+		dst:             &t.addr,
 		Inherit:         r.Inherit,
 		ExpectsResponse: r.ExpectsResponse,
 		Body:            r.Body,
@@ -179,17 +179,17 @@ func (k *Kernel) deliverRequest(t *proc, m *Message) error {
 	switch {
 	case t.impl == nil:
 		t.mu.Unlock()
-		return k.sendErr(ErrNoSuchProcess, m.Target, nil, t.id.String()+" is a system process and takes no requests")
+		return k.sendErr(ErrNoSuchProcess, *m.dst, nil, t.id.String()+" is a system process and takes no requests")
 	case t.state == StateExited || t.state == StateKilled:
 		st := t.state
 		t.mu.Unlock()
-		return k.sendErr(ErrNoSuchProcess, m.Target, nil, fmt.Sprintf("%s is not running (%s)", t.id, st))
+		return k.sendErr(ErrNoSuchProcess, *m.dst, nil, fmt.Sprintf("%s is not running (%s)", t.id, st))
 	case len(t.q)-t.qhead >= k.lim.MailboxLength:
 		t.mu.Unlock()
-		return k.sendErr(ErrMailboxFull, m.Target, nil, fmt.Sprintf("mailbox of %s holds %d messages (mailbox_length)", t.id, k.lim.MailboxLength))
+		return k.sendErr(ErrMailboxFull, *m.dst, nil, fmt.Sprintf("mailbox of %s holds %d messages (mailbox_length)", t.id, k.lim.MailboxLength))
 	case t.qbytes+m.size() > k.lim.MailboxBytes:
 		t.mu.Unlock()
-		return k.sendErr(ErrMailboxFull, m.Target, nil, fmt.Sprintf("mailbox of %s would exceed %d bytes (mailbox_bytes)", t.id, k.lim.MailboxBytes))
+		return k.sendErr(ErrMailboxFull, *m.dst, nil, fmt.Sprintf("mailbox of %s would exceed %d bytes (mailbox_bytes)", t.id, k.lim.MailboxBytes))
 	}
 	t.push(m)
 	t.received++
@@ -211,10 +211,10 @@ func (k *Kernel) respond(p *proc, gen uint64, r *Response) error {
 		return fmt.Errorf("kernel: respond: %w: %s is not handling a request", ErrNoRequest, p.id)
 	case pm.rsvp == nil:
 		p.mu.Unlock()
-		return fmt.Errorf("kernel: respond: %w: request %d from %s expects no response", ErrNoRequest, pm.ID, pm.Source)
+		return fmt.Errorf("kernel: respond: %w: request %d from %s expects no response", ErrNoRequest, pm.ID, *pm.src)
 	case pm.answered:
 		p.mu.Unlock()
-		return fmt.Errorf("kernel: respond: %w: request %d from %s was already answered or handed on", ErrNoRequest, pm.ID, pm.Source)
+		return fmt.Errorf("kernel: respond: %w: request %d from %s was already answered or handed on", ErrNoRequest, pm.ID, *pm.src)
 	}
 	pm.answered = true
 	p.mu.Unlock()
@@ -253,8 +253,8 @@ func (k *Kernel) buildResponse(p *proc, pm *Message, r *Response) (*Message, []*
 	resp := &Message{
 		ID:           pm.ID,
 		Kind:         KindResponse,
-		Source:       p.addr,
-		Target:       rsvp.addr,
+		src:          &p.addr,
+		dst:          &rsvp.addr,
 		Inherit:      r.Inherit,
 		Body:         r.Body,
 		Metadata:     r.Metadata,
@@ -289,8 +289,7 @@ func (k *Kernel) complete(r *proc, id uint64, ans *Message) bool {
 // of p.pending, to p: to the operator's caller, to a SendAndAwait, or into
 // the mailbox. p.mu is held.
 func (p *proc) deliverAnswerLocked(req, ans *Message) {
-	ans.restore = req.stash
-	ans.Context = req.reqContext
+	ans.req = req
 	if ans.Error != nil {
 		ans.Error.Context = req.reqContext
 	}
@@ -313,7 +312,7 @@ func (p *proc) deliverAnswerLocked(req, ans *Message) {
 
 // fail delivers a SendError to whoever waits at rsvp for request id.
 func (k *Kernel) fail(rsvp *proc, id uint64, e *SendError) {
-	k.complete(rsvp, id, &Message{ID: id, Kind: KindError, Source: rsvp.addr, Target: e.Target, Error: e})
+	k.complete(rsvp, id, &Message{ID: id, Kind: KindError, src: &rsvp.addr, dst: &e.Target, Error: e})
 }
 
 // sendExitRequests sends a dead process's on_exit requests in its name.

@@ -63,8 +63,8 @@ func (p *proc) fireTimeouts() {
 			continue
 		}
 		delete(p.pending, req.ID)
-		e := k.sendErr(ErrTimeout, req.Target, req, "no response within "+req.ExpectsResponse.String())
-		p.deliverAnswerLocked(req, &Message{ID: req.ID, Kind: KindError, Source: p.addr, Target: req.Target, Error: e})
+		e := k.sendErr(ErrTimeout, *req.dst, req, "no response within "+req.ExpectsResponse.String())
+		p.deliverAnswerLocked(req, &Message{ID: req.ID, Kind: KindError, src: &p.addr, dst: req.dst, Error: e})
 	}
 	if len(p.to.h) > 0 {
 		p.armTimeout(p.to.h[0].deadline)

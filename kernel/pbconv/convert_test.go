@@ -155,15 +155,14 @@ func TestBlob(t *testing.T) {
 // requestBack converts a kernel request back to protobuf the way the
 // kernel delivers it: as a message, through pbconv.Message.
 func requestBack(r *kernel.Request) (*weftv1.Request, string) {
-	m := pbconv.Message(&kernel.Message{
+	m := pbconv.Message(mk(kernel.Message{
 		Kind:            kernel.KindRequest,
-		Target:          r.Target,
 		Inherit:         r.Inherit,
 		ExpectsResponse: r.ExpectsResponse,
 		Body:            r.Body,
 		Metadata:        r.Metadata,
 		Capabilities:    r.Capabilities,
-	})
+	}, kernel.Address{}, r.Target, nil))
 	return m.GetRequest(), m.GetTarget()
 }
 
@@ -306,13 +305,13 @@ func TestResponse(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("Response = %#v\nwant %#v", got, tc.want)
 			}
-			back := pbconv.Message(&kernel.Message{
+			back := pbconv.Message(mk(kernel.Message{
 				Kind:         kernel.KindResponse,
 				Inherit:      got.Inherit,
 				Body:         got.Body,
 				Metadata:     got.Metadata,
 				Capabilities: got.Capabilities,
-			}).GetResponse()
+			}, kernel.Address{}, kernel.Address{}, nil)).GetResponse()
 			if !proto.Equal(back, tc.in) {
 				t.Errorf("round trip = %v, want %v", back, tc.in)
 			}
@@ -327,4 +326,13 @@ func TestResponseBad(t *testing.T) {
 	wantFieldError(t, err, "response.capabilities[0].issuer", "want 3")
 	_, err = pbconv.Response(&weftv1.Response{Capabilities: []*weftv1.Capability{nil}})
 	wantFieldError(t, err, "response.capabilities[0]", "missing")
+}
+
+// mk builds a kernel message the way the kernel delivers one, with its
+// addresses and, on an answer, the requester's context.
+func mk(base kernel.Message, src, dst kernel.Address, context []byte) *kernel.Message {
+	m := kernel.NewMessage(base.Kind, base.ID, src, dst, context)
+	m.Inherit, m.ExpectsResponse = base.Inherit, base.ExpectsResponse
+	m.Body, m.Metadata, m.Capabilities, m.Blob, m.Error = base.Body, base.Metadata, base.Capabilities, base.Blob, base.Error
+	return m
 }

@@ -22,10 +22,10 @@ func message(m *kernel.Message, nested bool) *weftv1.Message {
 	}
 	out := &weftv1.Message{
 		Id:      m.ID,
-		Source:  m.Source.String(),
-		Target:  m.Target.String(),
+		Source:  m.Source().String(),
+		Target:  m.Target().String(),
 		Blob:    Blob(m.Blob),
-		Context: m.Context,
+		Context: m.Context(),
 	}
 	switch m.Kind {
 	case kernel.KindRequest:
@@ -46,7 +46,7 @@ func message(m *kernel.Message, nested bool) *weftv1.Message {
 	case kernel.KindError:
 		// Inside a SendError, or when the kernel gave none (it always
 		// does), the error is left empty.
-		e := &weftv1.SendError{Context: m.Context}
+		e := &weftv1.SendError{Context: m.Context()}
 		if nested && m.Error != nil {
 			e = sendError(m.Error)
 		}

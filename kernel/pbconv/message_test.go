@@ -80,11 +80,10 @@ func TestMessage(t *testing.T) {
 	blob := &kernel.Blob{Mime: "text/plain", Bytes: []byte("blob")}
 	pbBlob := &weftv1.Blob{Mime: "text/plain", Bytes: []byte("blob")}
 
-	request := &kernel.Message{
-		ID: 7, Kind: kernel.KindRequest, Source: src, Target: dst,
-		Inherit: true, ExpectsResponse: 2 * time.Second,
+	request := mk(kernel.Message{
+		ID: 7, Kind: kernel.KindRequest, Inherit: true, ExpectsResponse: 2 * time.Second,
 		Body: []byte("ping"), Metadata: "m", Capabilities: caps, Blob: blob,
-	}
+	}, src, dst, nil)
 	pbRequest := &weftv1.Message{
 		Id: 7, Source: src.String(), Target: dst.String(),
 		Kind: &weftv1.Message_Request{Request: &weftv1.Request{
@@ -95,10 +94,9 @@ func TestMessage(t *testing.T) {
 	}
 	// A failed request that (though the kernel never makes one) carries an
 	// error of its own: it is converted without it.
-	nestedErr := &kernel.Message{
-		ID: 6, Kind: kernel.KindError, Source: src, Target: dst, Context: []byte("c6"),
-		Error: &kernel.SendError{Kind: kernel.ErrKilled, Target: dst, Message: request},
-	}
+	nestedErr := mk(kernel.Message{
+		ID: 6, Kind: kernel.KindError, Error: &kernel.SendError{Kind: kernel.ErrKilled, Target: dst, Message: request},
+	}, src, dst, []byte("c6"))
 
 	for _, tc := range []struct {
 		name string
@@ -107,22 +105,19 @@ func TestMessage(t *testing.T) {
 	}{
 		{"nil", nil, nil},
 		{"request", request, pbRequest},
-		{"bare request", &kernel.Message{Kind: kernel.KindRequest, Source: src, Target: dst},
+		{"bare request", mk(kernel.Message{Kind: kernel.KindRequest}, src, dst, nil),
 			&weftv1.Message{Source: src.String(), Target: dst.String(), Kind: &weftv1.Message_Request{Request: &weftv1.Request{}}}},
-		{"response", &kernel.Message{
-			ID: 7, Kind: kernel.KindResponse, Source: dst, Target: src,
-			Inherit: true, Body: []byte("pong"), Metadata: "r", Capabilities: caps, Blob: blob, Context: []byte("ctx"),
-		}, &weftv1.Message{
+		{"response", mk(kernel.Message{
+			ID: 7, Kind: kernel.KindResponse, Inherit: true, Body: []byte("pong"), Metadata: "r", Capabilities: caps, Blob: blob}, dst, src, []byte("ctx")), &weftv1.Message{
 			Id: 7, Source: dst.String(), Target: src.String(),
 			Kind: &weftv1.Message_Response{Response: &weftv1.Response{
 				Inherit: true, Body: []byte("pong"), Metadata: proto.String("r"), Capabilities: pbCaps,
 			}},
 			Blob: pbBlob, Context: []byte("ctx"),
 		}},
-		{"error", &kernel.Message{
-			ID: 7, Kind: kernel.KindError, Source: src, Target: src, Context: []byte("ctx"),
-			Error: &kernel.SendError{Kind: kernel.ErrTimeout, Target: dst, Message: request, Context: []byte("ctx"), Detail: "no response in 2s"},
-		}, &weftv1.Message{
+		{"error", mk(kernel.Message{
+			ID: 7, Kind: kernel.KindError, Error: &kernel.SendError{Kind: kernel.ErrTimeout, Target: dst, Message: request, Context: []byte("ctx"), Detail: "no response in 2s"},
+		}, src, src, []byte("ctx")), &weftv1.Message{
 			Id: 7, Source: src.String(), Target: src.String(),
 			Kind: &weftv1.Message_Error{Error: &weftv1.SendError{
 				Kind: weftv1.SendErrorKind_SEND_ERROR_KIND_TIMEOUT, Target: dst.String(),
@@ -130,17 +125,15 @@ func TestMessage(t *testing.T) {
 			}},
 			Context: []byte("ctx"),
 		}},
-		{"error without request", &kernel.Message{
-			ID: 9, Kind: kernel.KindError, Source: src, Target: src,
-			Error: &kernel.SendError{Kind: kernel.ErrMailboxFull, Target: dst},
-		}, &weftv1.Message{
+		{"error without request", mk(kernel.Message{
+			ID: 9, Kind: kernel.KindError, Error: &kernel.SendError{Kind: kernel.ErrMailboxFull, Target: dst},
+		}, src, src, nil), &weftv1.Message{
 			Id: 9, Source: src.String(), Target: src.String(),
 			Kind: &weftv1.Message_Error{Error: &weftv1.SendError{Kind: weftv1.SendErrorKind_SEND_ERROR_KIND_MAILBOX_FULL, Target: dst.String()}},
 		}},
-		{"error about an error", &kernel.Message{
-			ID: 8, Kind: kernel.KindError, Source: src, Target: src,
-			Error: &kernel.SendError{Kind: kernel.ErrOffline, Target: dst, Message: nestedErr},
-		}, &weftv1.Message{
+		{"error about an error", mk(kernel.Message{
+			ID: 8, Kind: kernel.KindError, Error: &kernel.SendError{Kind: kernel.ErrOffline, Target: dst, Message: nestedErr},
+		}, src, src, nil), &weftv1.Message{
 			Id: 8, Source: src.String(), Target: src.String(),
 			Kind: &weftv1.Message_Error{Error: &weftv1.SendError{
 				Kind: weftv1.SendErrorKind_SEND_ERROR_KIND_OFFLINE, Target: dst.String(),
@@ -150,9 +143,9 @@ func TestMessage(t *testing.T) {
 				},
 			}},
 		}},
-		{"error message without its error", &kernel.Message{ID: 3, Kind: kernel.KindError, Source: src, Target: src},
+		{"error message without its error", mk(kernel.Message{ID: 3, Kind: kernel.KindError}, src, src, nil),
 			&weftv1.Message{Id: 3, Source: src.String(), Target: src.String(), Kind: &weftv1.Message_Error{Error: &weftv1.SendError{}}}},
-		{"unknown kind", &kernel.Message{ID: 4, Kind: 0, Source: src, Target: dst, Body: []byte("x")},
+		{"unknown kind", mk(kernel.Message{ID: 4, Kind: 0, Body: []byte("x")}, src, dst, nil),
 			&weftv1.Message{Id: 4, Source: src.String(), Target: dst.String()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,10 +168,10 @@ func TestMessage(t *testing.T) {
 // kernel's types and compares them with the original.
 func checkMessageBack(t *testing.T, m *kernel.Message, pm *weftv1.Message) {
 	t.Helper()
-	if pm.GetId() != m.ID || string(pm.GetContext()) != string(m.Context) || !reflect.DeepEqual(pbconv.FromBlob(pm.GetBlob()), m.Blob) {
+	if pm.GetId() != m.ID || string(pm.GetContext()) != string(m.Context()) || !reflect.DeepEqual(pbconv.FromBlob(pm.GetBlob()), m.Blob) {
 		t.Errorf("id, context or blob changed: %v", pm)
 	}
-	if src, err := pbconv.ParseAddress(pm.GetSource()); err != nil || src != m.Source {
+	if src, err := pbconv.ParseAddress(pm.GetSource()); err != nil || src != m.Source() {
 		t.Errorf("source %q: %v", pm.GetSource(), err)
 	}
 	switch m.Kind {
@@ -187,7 +180,7 @@ func checkMessageBack(t *testing.T, m *kernel.Message, pm *weftv1.Message) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := &kernel.Request{Target: m.Target, Inherit: m.Inherit, ExpectsResponse: m.ExpectsResponse, Body: m.Body, Metadata: m.Metadata, Capabilities: m.Capabilities}
+		want := &kernel.Request{Target: m.Target(), Inherit: m.Inherit, ExpectsResponse: m.ExpectsResponse, Body: m.Body, Metadata: m.Metadata, Capabilities: m.Capabilities}
 		if !reflect.DeepEqual(r, want) {
 			t.Errorf("ToRequest(Message(m)) = %#v\nwant %#v", r, want)
 		}
@@ -229,7 +222,7 @@ func TestSendError(t *testing.T) {
 			t.Errorf("SendError(%v) = %v, want %v", e, got, want)
 		}
 	}
-	failed := &kernel.Message{ID: 2, Kind: kernel.KindRequest, Source: addr(t, alice), Target: dst, Body: []byte("b")}
+	failed := mk(kernel.Message{ID: 2, Kind: kernel.KindRequest, Body: []byte("b")}, addr(t, alice), dst, nil)
 	got := pbconv.SendError(&kernel.SendError{Kind: kernel.ErrNoCapability, Target: dst, Message: failed})
 	if !proto.Equal(got.GetMessage(), pbconv.Message(failed)) {
 		t.Errorf("failed request = %v, want %v", got.GetMessage(), pbconv.Message(failed))
