@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -84,4 +85,64 @@ func BenchmarkChannelPingPong(b *testing.B) {
 	}
 	b.StopTimer()
 	close(ping)
+}
+
+// BenchmarkMailboxHandoff is the floor of the kernel's own design with
+// none of its work: two goroutines passing a pointer there and back
+// through mutex-guarded queues and capacity-1 wake channels, the way
+// process mailboxes and Await do. Kept beside the others so that the
+// distance between this and BenchmarkKernelRoundTrip is the kernel's own
+// cost (routing, capability check, pending table, timeouts, allocation).
+func BenchmarkMailboxHandoff(b *testing.B) {
+	type box struct {
+		mu      sync.Mutex
+		q       []*int
+		waiting bool
+		wake    chan struct{}
+	}
+	push := func(bx *box, x *int) {
+		bx.mu.Lock()
+		bx.q = append(bx.q, x)
+		if bx.waiting {
+			select {
+			case bx.wake <- struct{}{}:
+			default:
+			}
+		}
+		bx.mu.Unlock()
+	}
+	pop := func(bx *box) *int {
+		bx.mu.Lock()
+		for len(bx.q) == 0 {
+			bx.waiting = true
+			bx.mu.Unlock()
+			<-bx.wake
+			bx.mu.Lock()
+			bx.waiting = false
+		}
+		x := bx.q[0]
+		bx.q = bx.q[:0]
+		bx.mu.Unlock()
+		return x
+	}
+	a := &box{wake: make(chan struct{}, 1)}
+	c := &box{wake: make(chan struct{}, 1)}
+	go func() {
+		for {
+			x := pop(c)
+			if x == nil {
+				return
+			}
+			push(a, x)
+		}
+	}()
+	v := 1
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		push(c, &v)
+		pop(a)
+	}
+	b.StopTimer()
+	push(c, nil)
 }
