@@ -1,9 +1,9 @@
 package store_test
 
 import (
-	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/weftos/weft/internal/deptest"
 )
 
 // TestImports keeps store at the bottom of the house: outside the standard
@@ -11,26 +11,5 @@ import (
 // only — nothing else of weft, no Extism, wazero, gRPC, Connect, minio or
 // libp2p.
 func TestImports(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps",
-		"-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	allowed := []string{"github.com/weftos/weft/store", "go.etcd.io/bbolt", "golang.org/x/sys/"}
-	var seen int
-	for _, pkg := range strings.Fields(string(out)) {
-		seen++
-		ok := false
-		for _, a := range allowed {
-			if pkg == a || strings.HasPrefix(pkg, strings.TrimSuffix(a, "/")+"/") {
-				ok = true
-			}
-		}
-		if !ok {
-			t.Errorf("store depends on %s", pkg)
-		}
-	}
-	if seen < 2 {
-		t.Fatalf("go list found %d non-standard packages, want at least store and bbolt:\n%s", seen, out)
-	}
+	deptest.Check(t, "github.com/weftos/weft/store", deptest.Prefixes("go.etcd.io/bbolt", "golang.org/x/sys"))
 }
