@@ -29,13 +29,29 @@ GO_TOOL_BINS := $(addprefix $(BIN)/,$(notdir $(GO_TOOLS)))
 # add a line.
 APT_TOOLS := \
 	/usr/bin/protoc=protobuf-compiler \
-	/usr/include/google/protobuf/duration.proto=libprotobuf-dev
+	/usr/include/google/protobuf/duration.proto=libprotobuf-dev \
+	/usr/bin/clang=clang \
+	/usr/bin/wasm-ld=lld \
+	/usr/include/wasm32-wasi/stdlib.h=wasi-libc \
+	/usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi/libclang_rt.builtins-wasm32.a=libclang-rt-14-dev-wasm32 \
+	/usr/bin/wat2wasm=wabt
 
 PROTOC := /usr/bin/protoc
 PROTOC_VERSION := 3.21.12
 # Where google/protobuf/*.proto live (package libprotobuf-dev).
 PROTO_INCLUDE := /usr/include
 export PROTOC PROTO_INCLUDE
+
+# Wasm guests in C (clang 14 of Debian 12 targets wasm32-wasi with lld,
+# wasi-libc and the wasm32 compiler-rt above) and in WAT. Scripts and tests
+# read $CLANG and $WAT2WASM, falling back to `clang` and `wat2wasm`.
+CLANG := /usr/bin/clang
+CLANG_VERSION := 14.0.6
+WAT2WASM := /usr/bin/wat2wasm
+export CLANG WAT2WASM
+
+# Where `make build` puts the example packages (one directory each).
+EXAMPLES_OUT := build/examples
 
 .PHONY: tools
 tools: apt-tools $(GO_TOOL_BINS) ## install the pinned tools: Debian packages, and tools/go.mod's into bin/
@@ -45,6 +61,8 @@ apt-tools:
 	@bash scripts/apt-install.sh $(APT_TOOLS)
 	@v=$$($(PROTOC) --version); [[ $$v == "libprotoc $(PROTOC_VERSION)" ]] || \
 		{ echo "tools: $(PROTOC) is '$$v', want libprotoc $(PROTOC_VERSION) (Debian 12's protobuf-compiler)" >&2; exit 1; }
+	@v=$$($(CLANG) -dumpversion); [[ $$v == $(CLANG_VERSION) ]] || \
+		{ echo "tools: $(CLANG) is clang $$v, want $(CLANG_VERSION) (Debian 12's, which the wasm32 compiler-rt above is for)" >&2; exit 1; }
 
 # One `go build` makes them all (in parallel, sharing the build cache); it
 # runs again only when tools/go.mod or tools/go.sum changes or a binary is
@@ -56,13 +74,18 @@ $(GO_TOOL_BINS) &: tools/go.mod tools/go.sum
 # --- Build -----------------------------------------------------------------
 
 .PHONY: build
-build: ## build every package, and the commands under cmd/ into bin/
+build: apt-tools ## build every package, the commands under cmd/ into bin/, and the examples
 	$(GO) build ./...
 ifneq ($(wildcard cmd/*/*.go),)
 	$(GO) build -o $(BIN)/ ./cmd/...
 else
 	@echo "build: no commands under cmd/ yet"
 endif
+	@bash scripts/build-examples.sh $(EXAMPLES_OUT)
+
+.PHONY: examples
+examples: apt-tools ## build every example under examples/ into a package directory in build/examples/
+	@bash scripts/build-examples.sh $(EXAMPLES_OUT)
 
 .PHONY: run
 run: build ## run weftd in the foreground with its data in ./.weft
@@ -110,8 +133,8 @@ bench: ## run every benchmark once, with allocations
 # --- Housekeeping ----------------------------------------------------------
 
 .PHONY: clean
-clean: ## remove bin/ and dist/ (not ./.weft, the node data of `make run`)
-	rm -rf $(BIN) dist
+clean: ## remove bin/, build/ and dist/ (not ./.weft, the node data of `make run`)
+	rm -rf $(BIN) build dist
 
 .PHONY: help
 help: ## list the targets
