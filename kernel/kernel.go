@@ -274,6 +274,9 @@ func (k *Kernel) Restart(ctx context.Context, id ProcessId) error {
 	p.killCh = make(chan struct{})
 	p.killOnce = sync.Once{}
 	p.done = make(chan struct{})
+	// Running from here on: requests sent before Run starts wait in the
+	// mailbox instead of finding the process killed.
+	p.setStateLocked(StateRunning)
 	p.mu.Unlock()
 	k.startProc(p)
 	return nil

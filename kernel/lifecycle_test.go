@@ -317,6 +317,10 @@ func TestOnExitNoneAndRestartAPI(t *testing.T) {
 	if err := e.k.Restart(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
+	// A request sent right after Restart waits for the new incarnation.
+	if _, err := e.k.Send(context.Background(), &Request{Target: e.k.Address(id)}); err != nil {
+		t.Fatalf("send right after restart: %v", err)
+	}
 	<-runs
 	e.waitState(id, StateExited)
 	if err := e.k.Restart(context.Background(), OperatorProcess); !errors.Is(err, ErrNotPermitted) {
