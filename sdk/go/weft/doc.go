@@ -1,0 +1,61 @@
+// Package weft is the Go SDK for weft processes: standard Go compiled with
+// GOOS=wasip1 GOARCH=wasm -buildmode=c-shared. It owns the guest side of
+// the ABI in docs/abi.md: the weft_abi_v1 and init exports, the imports
+// of module "weft", and the Go shapes app authors use on top of them
+// (Await, Message.Respond, the Request builder, state, Spawn,
+// capabilities, logging).
+//
+// A process registers its body from an init func; the SDK's init export
+// runs it when the node starts the process (Go does not run main in a
+// c-shared module, and no Go function may be named init, so the SDK
+// exports init itself):
+//
+//	func init() {
+//		weft.Serve(func(msg *weft.Message) error {
+//			return msg.Respond(weft.Response{Body: msg.Body})
+//		})
+//	}
+//
+//	func main() {}
+//
+// Serve runs the usual loop (await, handle, repeat; a handler's error is
+// logged and the loop goes on). Run takes the whole process body instead,
+// for processes that drive the loop themselves:
+//
+//	func init() { weft.Run(run) }
+//
+//	func run() error {
+//		for {
+//			msg, err := weft.Await()
+//			if err != nil {
+//				return err // ErrStopped: the node stops us; a clean exit
+//			}
+//			...
+//		}
+//	}
+//
+// Responses are values (msg.Respond(weft.Response{Body: b})): a struct
+// literal names every field a response has and needs no option types.
+// Requests, which have more optional parts, are built:
+//
+//	id, err := weft.Request("our@echo:echo:examples").Body(b).Expects(5 * time.Second).Send()
+//
+// Errors: a failing host function returns an *Error carrying its ABI code
+// and the node's last_error sentence; compare with errors.Is against
+// ErrStopped, ErrNoState, ErrPerm and the other sentinels. A failed
+// send is a *SendError with its Kind (errors.Is(err, ErrTimeout) works
+// too), whether it failed at once or came back later as an error message.
+//
+// Everything here is meant for the process's own goroutine. Calls from
+// other goroutines are serialised, but a Wasm module has one thread, so a
+// goroutine blocked in Await blocks them all.
+//
+// The Extism Go PDK is not used: weft's ABI has its own import module and
+// moves bytes with one call per message (a pointer and a length into the
+// guest's memory), while the PDK speaks Extism's kernel (input, output,
+// variables, one call per 8 bytes), none of which a weft guest needs.
+//
+// Files that use //go:wasmimport or //go:wasmexport build only for
+// wasip1; the rest (encodings, builders, error mapping, buffers) builds
+// everywhere and is tested on the host against a fake node.
+package weft

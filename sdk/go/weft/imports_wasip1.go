@@ -1,0 +1,93 @@
+//go:build wasip1
+
+package weft
+
+import "unsafe"
+
+// The host functions of import module "weft" (docs/abi.md). Pointers are
+// offsets into this module's memory; Go's collector does not move
+// objects, and a slice passed to a call stays alive for the call.
+
+//go:wasmimport weft await
+func weftAwait() int32
+
+//go:wasmimport weft message_read
+func weftMessageRead(ptr unsafe.Pointer, cap uint32) int32
+
+//go:wasmimport weft blob_read
+func weftBlobRead(ptr unsafe.Pointer, cap uint32) int32
+
+//go:wasmimport weft send
+func weftSend(ptr unsafe.Pointer, len uint32) int64
+
+//go:wasmimport weft send_and_await
+func weftSendAndAwait(ptr unsafe.Pointer, len uint32) int32
+
+//go:wasmimport weft respond
+func weftRespond(ptr unsafe.Pointer, len uint32) int32
+
+//go:wasmimport weft state_get
+func weftStateGet(ptr unsafe.Pointer, cap uint32) int32
+
+//go:wasmimport weft state_set
+func weftStateSet(ptr unsafe.Pointer, len uint32) int32
+
+//go:wasmimport weft state_clear
+func weftStateClear() int32
+
+//go:wasmimport weft spawn
+func weftSpawn(ptr unsafe.Pointer, len uint32, out unsafe.Pointer, outcap uint32) int32
+
+//go:wasmimport weft caps_read
+func weftCapsRead(ptr unsafe.Pointer, cap uint32) int32
+
+//go:wasmimport weft cap_drop
+func weftCapDrop(ptr unsafe.Pointer, len uint32) int32
+
+//go:wasmimport weft self_read
+func weftSelfRead(ptr unsafe.Pointer, cap uint32) int32
+
+//go:wasmimport weft log
+func weftLog(level int32, ptr unsafe.Pointer, len uint32)
+
+//go:wasmimport weft last_error
+func weftLastError(ptr unsafe.Pointer, cap uint32) int32
+
+func init() { sdk.node = wasmNode{} }
+
+// wasmNode is the node reached through the real imports.
+type wasmNode struct{}
+
+// ptr returns the address of p's first byte (nil for an empty slice,
+// which the node accepts with length 0) and p's length.
+func ptr(p []byte) (unsafe.Pointer, uint32) {
+	if len(p) == 0 {
+		return nil, 0
+	}
+	return unsafe.Pointer(unsafe.SliceData(p)), uint32(len(p))
+}
+
+func (wasmNode) await() int32                  { return weftAwait() }
+func (wasmNode) messageRead(p []byte) int32    { return weftMessageRead(ptr(p)) }
+func (wasmNode) blobRead(p []byte) int32       { return weftBlobRead(ptr(p)) }
+func (wasmNode) send(req []byte) int64         { return weftSend(ptr(req)) }
+func (wasmNode) sendAndAwait(req []byte) int32 { return weftSendAndAwait(ptr(req)) }
+func (wasmNode) respond(resp []byte) int32     { return weftRespond(ptr(resp)) }
+func (wasmNode) stateGet(p []byte) int32       { return weftStateGet(ptr(p)) }
+func (wasmNode) stateSet(v []byte) int32       { return weftStateSet(ptr(v)) }
+func (wasmNode) stateClear() int32             { return weftStateClear() }
+func (wasmNode) capsRead(p []byte) int32       { return weftCapsRead(ptr(p)) }
+func (wasmNode) capDrop(c []byte) int32        { return weftCapDrop(ptr(c)) }
+func (wasmNode) selfRead(p []byte) int32       { return weftSelfRead(ptr(p)) }
+func (wasmNode) lastError(p []byte) int32      { return weftLastError(ptr(p)) }
+
+func (wasmNode) spawn(spec, out []byte) int32 {
+	sp, sn := ptr(spec)
+	op, on := ptr(out)
+	return weftSpawn(sp, sn, op, on)
+}
+
+func (wasmNode) log(level int32, msg []byte) {
+	p, n := ptr(msg)
+	weftLog(level, p, n)
+}

@@ -1,0 +1,256 @@
+package weft
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/weftos/weft/abi"
+)
+
+// Kind is what a message is: a request, a response, or an error (a
+// request of ours that failed).
+type Kind uint8
+
+// Message kinds.
+const (
+	KindRequest  Kind = Kind(abi.KindRequest)
+	KindResponse Kind = Kind(abi.KindResponse)
+	KindError    Kind = Kind(abi.KindError)
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRequest:
+		return "request"
+	case KindResponse:
+		return "response"
+	case KindError:
+		return "error"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Capability is {issuer, params}: the right its issuer grants to whoever
+// holds it. Issuer is an address, node@name:package:publisher (node may be
+// "our"); Params is JSON ("\"messaging\"" for a messaging capability).
+type Capability struct {
+	Issuer string
+	Params string
+}
+
+// Messaging returns the capability to send requests to the process at
+// addr (an address, or a process id meaning this node).
+func Messaging(addr string) Capability {
+	return Capability{Issuer: address(addr), Params: `"messaging"`}
+}
+
+// Blob is a message's optional large payload.
+type Blob struct {
+	Mime  string
+	Bytes []byte
+}
+
+// Message is a message the node handed this process. Its fields are the
+// process's own (nothing aliases node memory or a buffer the SDK reuses).
+type Message struct {
+	Kind   Kind
+	ID     uint64 // the request's id; an answer carries its request's id
+	Source string // the sender's address (on an error: this process)
+	Target string // the address it was sent to (on an error: the one that failed)
+
+	Body     []byte
+	Metadata string
+	// Context is, on an answer, the context this process kept with its
+	// request.
+	Context []byte
+	// Capabilities came attached; this process now holds them.
+	Capabilities []Capability
+
+	Inherit bool
+	// WantsResponse says the sender of a request waits for an answer
+	// (Respond), within ExpectsResponse.
+	WantsResponse   bool
+	ExpectsResponse time.Duration
+
+	// HasBlob says the message has a blob of BlobLen bytes, read with
+	// Blob while the message is current.
+	HasBlob  bool
+	BlobMime string
+	BlobLen  int
+
+	// SendError is set on a KindError message: which request failed,
+	// how, and its context.
+	SendError *SendError
+
+	raw  []byte // the encoding; fields alias it
+	blob *Blob  // read already
+}
+
+// IsRequest reports whether m is a request.
+func (m *Message) IsRequest() bool { return m.Kind == KindRequest }
+
+// fromABI converts a decoded message. Its strings and slices alias the
+// encoding, which the caller gives to m alone.
+func fromABI(am *abi.Message) *Message {
+	m := &Message{
+		Kind:            Kind(am.Kind),
+		ID:              am.ID,
+		Source:          am.Source,
+		Target:          am.Target,
+		Body:            am.Body,
+		Metadata:        am.Metadata,
+		Context:         am.Context,
+		Capabilities:    fromABICaps(am.Capabilities),
+		Inherit:         am.Inherit,
+		WantsResponse:   am.WantsResponse,
+		ExpectsResponse: time.Duration(am.ExpectsResponse),
+		HasBlob:         am.HasBlob,
+		BlobMime:        am.BlobMime,
+		BlobLen:         int(am.BlobLen),
+	}
+	if m.Kind == KindError {
+		m.SendError = &SendError{
+			Kind:    SendErrorKind(am.ErrorKind),
+			Target:  am.Target,
+			Detail:  am.ErrorDetail,
+			ID:      am.ID,
+			Context: am.Context,
+		}
+	}
+	return m
+}
+
+func fromABICaps(cs []abi.Capability) []Capability {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]Capability, len(cs))
+	for i, c := range cs {
+		out[i] = Capability(c)
+	}
+	return out
+}
+
+func toABICaps(cs []Capability) []abi.Capability {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]abi.Capability, len(cs))
+	for i, c := range cs {
+		out[i] = abi.Capability(c)
+	}
+	return out
+}
+
+// Await blocks until the next message arrives and returns it: requests
+// and, for requests this process sent with Send, their responses and
+// errors, in order. It returns ErrStopped when the node stops the
+// process; return from the process body then.
+//
+// A request taken becomes the one being handled (Respond answers it); a
+// response or error taken makes the request that was being handled when
+// its request was sent the one being handled again.
+func Await() (*Message, error) {
+	s := &sdk
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.node.await()
+	if n < 0 {
+		return nil, s.fail("await", n)
+	}
+	m, err := s.readMessage(n)
+	if err != nil {
+		return nil, err
+	}
+	s.cur = m
+	if m.Kind == KindRequest {
+		s.handling = m
+	} else {
+		s.handling = s.stash[m.ID]
+		delete(s.stash, m.ID)
+	}
+	return m, nil
+}
+
+// readMessage reads and decodes the current message, whose encoding is n
+// bytes long. s.mu is held.
+func (s *state) readMessage(n int32) (*Message, error) {
+	raw, err := s.readExact("message_read", n, s.node.messageRead)
+	if err != nil {
+		return nil, err
+	}
+	am, err := abi.DecodeMessage(raw)
+	if err != nil {
+		return nil, &Error{Code: abi.EINTERNAL, Op: "message_read", Detail: err.Error()}
+	}
+	m := fromABI(&am)
+	m.raw = raw
+	return m, nil
+}
+
+// Blob returns m's blob, reading it from the node the first time. The
+// node keeps the blob of the current message only: read it before the
+// next Await or SendAndAwait. It fails with ErrNoBlob when m has none.
+func (m *Message) Blob() (*Blob, error) {
+	s := &sdk
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.blob != nil {
+		return m.blob, nil
+	}
+	if !m.HasBlob {
+		return nil, ErrNoBlob
+	}
+	if m != s.cur {
+		return nil, &Error{Code: abi.EINVAL, Op: "blob_read",
+			Detail: "the message is no longer current: read its blob before taking the next message"}
+	}
+	b, err := s.readExact("blob_read", int32(m.BlobLen), s.node.blobRead)
+	if err != nil {
+		return nil, err
+	}
+	m.blob = &Blob{Mime: m.BlobMime, Bytes: b}
+	return m.blob, nil
+}
+
+// Response is an answer to a request.
+type Response struct {
+	Body     []byte
+	Metadata string
+	// Inherit carries the blob of the request being answered when Blob
+	// is nil.
+	Inherit bool
+	// Capabilities to attach: held by this process or issued by it.
+	Capabilities []Capability
+	Blob         *Blob
+}
+
+// Respond answers m, which must be the request being handled (see
+// Await) and must expect a response that was not given yet; otherwise it
+// fails with ErrNoRequest.
+func (m *Message) Respond(r Response) error {
+	s := &sdk
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.Kind != KindRequest {
+		return &Error{Code: abi.ENOREQUEST, Op: "respond", Detail: "a " + m.Kind.String() + " cannot be answered"}
+	}
+	if m != s.handling {
+		return &Error{Code: abi.ENOREQUEST, Op: "respond", Detail: "request " + strconv.FormatUint(m.ID, 10) + " is not the one being handled"}
+	}
+	ar := abi.Response{
+		Inherit:      r.Inherit,
+		Body:         r.Body,
+		Metadata:     r.Metadata,
+		Capabilities: toABICaps(r.Capabilities),
+	}
+	if r.Blob != nil {
+		ar.Blob = &abi.Blob{Mime: r.Blob.Mime, Bytes: r.Blob.Bytes}
+	}
+	enc := abi.AppendResponse(s.out[:0], &ar)
+	defer s.release(enc)
+	if rc := s.node.respond(enc); rc < 0 {
+		return s.fail("respond", rc)
+	}
+	return nil
+}
