@@ -1,0 +1,578 @@
+// Package abi owns the byte encodings of the guest ABI (docs/abi.md): the
+// error codes and the message, request, response, spawn-spec and
+// capability-list encodings. The Wasm host and the Go guest SDK share it,
+// so it uses the standard library only and builds for GOOS=wasip1.
+//
+// Decoders are strict: unknown flag bits, non-zero reserved bytes, lengths
+// past the end, invalid UTF-8 in a str field and trailing bytes are all
+// errors (a *DecodeError naming the field). They never panic and take no
+// copies: every []byte and string in a decoded value aliases the input,
+// so the input must not be changed while the decoded value is in use.
+// Copy the input first when it lives in memory someone else may write
+// (a guest's linear memory, a reused read buffer).
+package abi
+
+import (
+	"encoding/binary"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// Version is the ABI version this package encodes (export weft_abi_v1).
+const Version = 1
+
+// Error codes returned by the host functions.
+const (
+	EINVAL         int32 = -1
+	ESTOPPED       int32 = -2
+	ENOREQUEST     int32 = -3
+	ENONE          int32 = -4
+	ELIMIT         int32 = -5
+	EPERM          int32 = -6
+	ENOTFOUND      int32 = -7
+	EEXIST         int32 = -8
+	EINTERNAL      int32 = -9
+	ETIMEOUT       int32 = -101
+	EOFFLINE       int32 = -102
+	ENOSUCHPROCESS int32 = -103
+	ENOCAPABILITY  int32 = -104
+	EMAILBOXFULL   int32 = -105
+	EKILLED        int32 = -106
+	ETOOLARGE      int32 = -107
+)
+
+// SendErrorCode is the code of a send error of the given error kind
+// (1 timeout … 7 too_large): -100 - kind.
+func SendErrorCode(kind uint8) int32 { return -100 - int32(kind) }
+
+var errorNames = map[int32]string{
+	EINVAL:         "WEFT_EINVAL",
+	ESTOPPED:       "WEFT_ESTOPPED",
+	ENOREQUEST:     "WEFT_ENOREQUEST",
+	ENONE:          "WEFT_ENONE",
+	ELIMIT:         "WEFT_ELIMIT",
+	EPERM:          "WEFT_EPERM",
+	ENOTFOUND:      "WEFT_ENOTFOUND",
+	EEXIST:         "WEFT_EEXIST",
+	EINTERNAL:      "WEFT_EINTERNAL",
+	ETIMEOUT:       "WEFT_ETIMEOUT",
+	EOFFLINE:       "WEFT_EOFFLINE",
+	ENOSUCHPROCESS: "WEFT_ENOSUCHPROCESS",
+	ENOCAPABILITY:  "WEFT_ENOCAPABILITY",
+	EMAILBOXFULL:   "WEFT_EMAILBOXFULL",
+	EKILLED:        "WEFT_EKILLED",
+	ETOOLARGE:      "WEFT_ETOOLARGE",
+}
+
+// ErrorName returns the name docs/abi.md gives a code (WEFT_EINVAL, …),
+// or "WEFT_E(n)" for a code it does not know.
+func ErrorName(code int32) string {
+	if s, ok := errorNames[code]; ok {
+		return s
+	}
+	return "WEFT_E(" + strconv.Itoa(int(code)) + ")"
+}
+
+// Message kinds.
+const (
+	KindRequest  uint8 = 1
+	KindResponse uint8 = 2
+	KindError    uint8 = 3
+)
+
+// MaxErrorKind is the largest error kind (too_large).
+const MaxErrorKind = 7
+
+// Flag bits of a Message.
+const (
+	msgInherit       = 1 << 0
+	msgWantsResponse = 1 << 1
+	msgHasBlob       = 1 << 2
+	msgFlags         = msgInherit | msgWantsResponse | msgHasBlob
+)
+
+// Flag bits of a Request and a Response.
+const (
+	outInherit = 1 << 0
+	outHasBlob = 1 << 1
+	outFlags   = outInherit | outHasBlob
+)
+
+// Capability is {issuer, params}: issuer an address
+// node@name:package:publisher (node may be "our"), params JSON.
+type Capability struct{ Issuer, Params string }
+
+// Blob is a message's optional large payload.
+type Blob struct {
+	Mime  string
+	Bytes []byte
+}
+
+// Message is a message as the node hands it to a guest (message_read).
+// The blob's bytes are not part of it: blob_read copies them.
+type Message struct {
+	Kind          uint8 // KindRequest, KindResponse or KindError
+	Inherit       bool
+	WantsResponse bool // the sender of a request waits for a response
+	HasBlob       bool
+	ErrorKind     uint8 // 0, or on KindError 1 timeout … 7 too_large
+	ID            uint64
+	// ExpectsResponse is in nanoseconds; 0 when no response is expected.
+	ExpectsResponse uint64
+	Source, Target  string
+	Body            []byte
+	Metadata        string
+	Context         []byte
+	Capabilities    []Capability
+	BlobMime        string
+	BlobLen         uint32
+	ErrorDetail     string
+}
+
+// Request is what a guest sends (send, send_and_await).
+type Request struct {
+	Inherit bool
+	// ExpectsResponse is the timeout in nanoseconds; 0 for none.
+	ExpectsResponse uint64
+	Target          string
+	Body            []byte
+	Metadata        string
+	Context         []byte
+	Capabilities    []Capability
+	Blob            *Blob
+}
+
+// Response is what a guest answers with (respond).
+type Response struct {
+	Inherit      bool
+	Body         []byte
+	Metadata     string
+	Capabilities []Capability
+	Blob         *Blob
+}
+
+// On-exit policies of a SpawnSpec.
+const (
+	OnExitNone    uint8 = 0
+	OnExitRestart uint8 = 1
+)
+
+// SpawnSpec describes a child to spawn.
+type SpawnSpec struct {
+	Name     string // empty for a fresh one
+	WasmPath string // relative to the package root
+	OnExit   uint8  // OnExitNone or OnExitRestart
+	Public   bool
+	// Capabilities for the child; the parent must hold each.
+	Capabilities []Capability
+}
+
+// DecodeError says which field of which encoding is wrong, and why.
+type DecodeError struct {
+	What   string // "message", "request", "response", "spawn spec", "caps"
+	Field  string
+	Reason string
+}
+
+func (e *DecodeError) Error() string {
+	if e.Field == "" {
+		return "abi: " + e.What + ": " + e.Reason
+	}
+	return "abi: " + e.What + ": " + e.Field + ": " + e.Reason
+}
+
+// ---- encoding
+
+func appendU32(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
+func appendU64(b []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(b, v) }
+
+func appendBytes(b, v []byte) []byte {
+	b = appendU32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+func appendStr(b []byte, v string) []byte {
+	b = appendU32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+// AppendCaps appends the caps encoding of cs to b.
+func AppendCaps(b []byte, cs []Capability) []byte {
+	b = appendU32(b, uint32(len(cs)))
+	for i := range cs {
+		b = appendStr(b, cs[i].Issuer)
+		b = appendStr(b, cs[i].Params)
+	}
+	return b
+}
+
+// AppendMessage appends the encoding of m to b. It writes what m says:
+// flags from Inherit, WantsResponse and HasBlob, the blob fields as given.
+func AppendMessage(b []byte, m *Message) []byte {
+	var fl byte
+	if m.Inherit {
+		fl |= msgInherit
+	}
+	if m.WantsResponse {
+		fl |= msgWantsResponse
+	}
+	if m.HasBlob {
+		fl |= msgHasBlob
+	}
+	b = append(b, m.Kind, fl, m.ErrorKind, 0)
+	b = appendU64(b, m.ID)
+	b = appendU64(b, m.ExpectsResponse)
+	b = appendStr(b, m.Source)
+	b = appendStr(b, m.Target)
+	b = appendBytes(b, m.Body)
+	b = appendStr(b, m.Metadata)
+	b = appendBytes(b, m.Context)
+	b = AppendCaps(b, m.Capabilities)
+	b = appendStr(b, m.BlobMime)
+	b = appendU32(b, m.BlobLen)
+	return appendStr(b, m.ErrorDetail)
+}
+
+// AppendRequest appends the encoding of r to b; a non-nil Blob sets the
+// blob flag.
+func AppendRequest(b []byte, r *Request) []byte {
+	var fl byte
+	if r.Inherit {
+		fl |= outInherit
+	}
+	if r.Blob != nil {
+		fl |= outHasBlob
+	}
+	b = append(b, fl, 0, 0, 0)
+	b = appendU64(b, r.ExpectsResponse)
+	b = appendStr(b, r.Target)
+	b = appendBytes(b, r.Body)
+	b = appendStr(b, r.Metadata)
+	b = appendBytes(b, r.Context)
+	b = AppendCaps(b, r.Capabilities)
+	if r.Blob != nil {
+		b = appendStr(b, r.Blob.Mime)
+		b = appendBytes(b, r.Blob.Bytes)
+	}
+	return b
+}
+
+// AppendResponse appends the encoding of r to b; a non-nil Blob sets the
+// blob flag.
+func AppendResponse(b []byte, r *Response) []byte {
+	var fl byte
+	if r.Inherit {
+		fl |= outInherit
+	}
+	if r.Blob != nil {
+		fl |= outHasBlob
+	}
+	b = append(b, fl, 0, 0, 0)
+	b = appendBytes(b, r.Body)
+	b = appendStr(b, r.Metadata)
+	b = AppendCaps(b, r.Capabilities)
+	if r.Blob != nil {
+		b = appendStr(b, r.Blob.Mime)
+		b = appendBytes(b, r.Blob.Bytes)
+	}
+	return b
+}
+
+// AppendSpawn appends the encoding of s to b.
+func AppendSpawn(b []byte, s *SpawnSpec) []byte {
+	b = appendStr(b, s.Name)
+	b = appendStr(b, s.WasmPath)
+	var pub byte
+	if s.Public {
+		pub = 1
+	}
+	b = append(b, s.OnExit, pub, 0, 0)
+	return AppendCaps(b, s.Capabilities)
+}
+
+// ---- decoding
+
+// reader walks an encoding; the first failure sticks in err and every
+// later read returns zero values.
+type reader struct {
+	b    []byte
+	what string
+	err  *DecodeError
+}
+
+func (r *reader) fail(field, reason string) {
+	if r.err == nil {
+		r.err = &DecodeError{What: r.what, Field: field, Reason: reason}
+	}
+}
+
+func (r *reader) short(field string, need int) {
+	r.fail(field, "needs "+strconv.Itoa(need)+" bytes, "+strconv.Itoa(len(r.b))+" left")
+}
+
+func (r *reader) u8(field string) uint8 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 1 {
+		r.short(field, 1)
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) u32(field string) uint32 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 4 {
+		r.short(field, 4)
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *reader) u64(field string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 8 {
+		r.short(field, 8)
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+// bytes returns a sub-slice of the input (capacity clipped, so appending
+// to it never writes over the rest of the input).
+func (r *reader) bytes(field string) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < 4 {
+		r.short(field+" length", 4)
+		return nil
+	}
+	n := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	if uint64(n) > uint64(len(r.b)) {
+		r.fail(field, "length "+strconv.FormatUint(uint64(n), 10)+" past the end ("+strconv.Itoa(len(r.b))+" bytes left)")
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// str returns a string aliasing the input.
+func (r *reader) str(field string) string {
+	v := r.bytes(field)
+	if len(v) == 0 {
+		return ""
+	}
+	if !utf8.Valid(v) {
+		r.fail(field, "not valid UTF-8")
+		return ""
+	}
+	return unsafe.String(&v[0], len(v))
+}
+
+func (r *reader) reserved(field string, n int) {
+	if r.err != nil {
+		return
+	}
+	if len(r.b) < n {
+		r.short(field, n)
+		return
+	}
+	for _, c := range r.b[:n] {
+		if c != 0 {
+			r.fail(field, "must be zero")
+			return
+		}
+	}
+	r.b = r.b[n:]
+}
+
+func (r *reader) caps(field string) []Capability {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < 4 {
+		r.short(field+" count", 4)
+		return nil
+	}
+	n := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	// Each capability takes at least its two length words.
+	if uint64(n) > uint64(len(r.b))/8 {
+		r.fail(field, "count "+strconv.FormatUint(uint64(n), 10)+" past the end ("+strconv.Itoa(len(r.b))+" bytes left)")
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	cs := make([]Capability, n)
+	for i := range cs {
+		cs[i].Issuer = r.str("capabilities issuer")
+		cs[i].Params = r.str("capabilities params")
+		if r.err != nil {
+			return nil
+		}
+	}
+	return cs
+}
+
+func (r *reader) end() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("", strconv.Itoa(len(r.b))+" trailing bytes after the last field")
+	}
+	if r.err != nil {
+		return r.err
+	}
+	return nil
+}
+
+// DecodeCaps decodes a caps encoding; it must be the whole of b.
+func DecodeCaps(b []byte) ([]Capability, error) {
+	r := reader{b: b, what: "caps"}
+	cs := r.caps("capabilities")
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// DecodeMessage decodes a message encoding. Besides the layout it checks
+// that the kind is known, that the error kind is 0 except on an error
+// (where it is 1–7), and that a message without the blob flag has no blob
+// mime or length.
+func DecodeMessage(b []byte) (Message, error) {
+	r := reader{b: b, what: "message"}
+	var m Message
+	m.Kind = r.u8("kind")
+	fl := r.u8("flags")
+	m.ErrorKind = r.u8("error kind")
+	r.reserved("reserved", 1)
+	if r.err == nil {
+		switch {
+		case m.Kind < KindRequest || m.Kind > KindError:
+			r.fail("kind", "unknown kind "+strconv.Itoa(int(m.Kind)))
+		case fl&^msgFlags != 0:
+			r.fail("flags", "unknown bits 0x"+strconv.FormatUint(uint64(fl&^msgFlags), 16))
+		case m.Kind == KindError && (m.ErrorKind == 0 || m.ErrorKind > MaxErrorKind):
+			r.fail("error kind", "error kind "+strconv.Itoa(int(m.ErrorKind))+" on an error, want 1–7")
+		case m.Kind != KindError && m.ErrorKind != 0:
+			r.fail("error kind", "must be 0 on a message that is not an error")
+		}
+	}
+	m.Inherit = fl&msgInherit != 0
+	m.WantsResponse = fl&msgWantsResponse != 0
+	m.HasBlob = fl&msgHasBlob != 0
+	m.ID = r.u64("id")
+	m.ExpectsResponse = r.u64("expects response")
+	m.Source = r.str("source")
+	m.Target = r.str("target")
+	m.Body = r.bytes("body")
+	m.Metadata = r.str("metadata")
+	m.Context = r.bytes("context")
+	m.Capabilities = r.caps("capabilities")
+	m.BlobMime = r.str("blob mime")
+	m.BlobLen = r.u32("blob length")
+	m.ErrorDetail = r.str("error detail")
+	if r.err == nil && !m.HasBlob && (m.BlobMime != "" || m.BlobLen != 0) {
+		r.fail("blob mime", "blob fields set without the blob flag")
+	}
+	if err := r.end(); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// DecodeRequest decodes a request encoding.
+func DecodeRequest(b []byte) (Request, error) {
+	r := reader{b: b, what: "request"}
+	var q Request
+	fl := r.u8("flags")
+	if r.err == nil && fl&^outFlags != 0 {
+		r.fail("flags", "unknown bits 0x"+strconv.FormatUint(uint64(fl&^outFlags), 16))
+	}
+	r.reserved("reserved", 3)
+	q.Inherit = fl&outInherit != 0
+	q.ExpectsResponse = r.u64("expects response")
+	q.Target = r.str("target")
+	q.Body = r.bytes("body")
+	q.Metadata = r.str("metadata")
+	q.Context = r.bytes("context")
+	q.Capabilities = r.caps("capabilities")
+	if fl&outHasBlob != 0 && r.err == nil {
+		mime := r.str("blob mime")
+		data := r.bytes("blob")
+		if r.err == nil {
+			q.Blob = &Blob{Mime: mime, Bytes: data}
+		}
+	}
+	if err := r.end(); err != nil {
+		return Request{}, err
+	}
+	return q, nil
+}
+
+// DecodeResponse decodes a response encoding.
+func DecodeResponse(b []byte) (Response, error) {
+	r := reader{b: b, what: "response"}
+	var p Response
+	fl := r.u8("flags")
+	if r.err == nil && fl&^outFlags != 0 {
+		r.fail("flags", "unknown bits 0x"+strconv.FormatUint(uint64(fl&^outFlags), 16))
+	}
+	r.reserved("reserved", 3)
+	p.Inherit = fl&outInherit != 0
+	p.Body = r.bytes("body")
+	p.Metadata = r.str("metadata")
+	p.Capabilities = r.caps("capabilities")
+	if fl&outHasBlob != 0 && r.err == nil {
+		mime := r.str("blob mime")
+		data := r.bytes("blob")
+		if r.err == nil {
+			p.Blob = &Blob{Mime: mime, Bytes: data}
+		}
+	}
+	if err := r.end(); err != nil {
+		return Response{}, err
+	}
+	return p, nil
+}
+
+// DecodeSpawn decodes a spawn-spec encoding.
+func DecodeSpawn(b []byte) (SpawnSpec, error) {
+	r := reader{b: b, what: "spawn spec"}
+	var s SpawnSpec
+	s.Name = r.str("name")
+	s.WasmPath = r.str("wasm path")
+	s.OnExit = r.u8("on_exit")
+	if r.err == nil && s.OnExit > OnExitRestart {
+		r.fail("on_exit", "unknown policy "+strconv.Itoa(int(s.OnExit))+", want 0 or 1")
+	}
+	pub := r.u8("public")
+	if r.err == nil && pub > 1 {
+		r.fail("public", "must be 0 or 1, not "+strconv.Itoa(int(pub)))
+	}
+	s.Public = pub == 1
+	r.reserved("reserved", 2)
+	s.Capabilities = r.caps("capabilities")
+	if err := r.end(); err != nil {
+		return SpawnSpec{}, err
+	}
+	return s, nil
+}
