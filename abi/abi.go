@@ -197,6 +197,13 @@ func appendStr(b []byte, v string) []byte {
 	return append(b, v...)
 }
 
+// AppendCap appends the encoding of one capability, str issuer then str
+// params with no count: what cap_drop takes.
+func AppendCap(b []byte, c Capability) []byte {
+	b = appendStr(b, c.Issuer)
+	return appendStr(b, c.Params)
+}
+
 // AppendCaps appends the caps encoding of cs to b.
 func AppendCaps(b []byte, cs []Capability) []byte {
 	b = appendU32(b, uint32(len(cs)))
@@ -441,6 +448,19 @@ func (r *reader) end() error {
 		return r.err
 	}
 	return nil
+}
+
+// DecodeCap decodes the encoding of one capability (AppendCap); it must
+// be the whole of b.
+func DecodeCap(b []byte) (Capability, error) {
+	r := reader{b: b, what: "capability"}
+	var c Capability
+	c.Issuer = r.str("issuer")
+	c.Params = r.str("params")
+	if err := r.end(); err != nil {
+		return Capability{}, err
+	}
+	return c, nil
 }
 
 // DecodeCaps decodes a caps encoding; it must be the whole of b.

@@ -90,6 +90,13 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("spawn %d: got %+v, want %+v", i, got, s)
 		}
 	}
+	c, err := DecodeCap(AppendCap(nil, testCaps[1]))
+	if err != nil || c != testCaps[1] {
+		t.Errorf("cap: got %v, %v", c, err)
+	}
+	if _, err := DecodeCap(AppendCaps(nil, testCaps[:1])); err == nil {
+		t.Error("DecodeCap took a caps encoding (with its count)")
+	}
 	cs, err := DecodeCaps(AppendCaps(nil, testCaps))
 	if err != nil || !reflect.DeepEqual(cs, testCaps) {
 		t.Errorf("caps: got %v, %v", cs, err)

@@ -193,12 +193,12 @@ func (f *fakeNode) capsRead(p []byte) int32 {
 }
 
 func (f *fakeNode) capDrop(c []byte) int32 {
-	cs, err := abi.DecodeCaps(c)
-	if err != nil || len(cs) != 1 {
-		f.t.Errorf("cap_drop: %v (%d caps)", err, len(cs))
+	dc, err := abi.DecodeCap(c)
+	if err != nil {
+		f.t.Errorf("cap_drop: %v", err)
 		return f.fail(abi.EINVAL, "bad capability")
 	}
-	f.dropped = append(f.dropped, abi.Capability{Issuer: clone(cs[0].Issuer), Params: clone(cs[0].Params)})
+	f.dropped = append(f.dropped, abi.Capability{Issuer: clone(dc.Issuer), Params: clone(dc.Params)})
 	return 0
 }
 

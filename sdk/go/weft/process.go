@@ -113,7 +113,7 @@ func Drop(c Capability) error {
 	s := &sdk
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	enc := abi.AppendCaps(s.out[:0], []abi.Capability{abi.Capability(c)})
+	enc := abi.AppendCap(s.out[:0], abi.Capability(c))
 	defer s.release(enc)
 	if rc := s.node.capDrop(enc); rc < 0 {
 		return s.fail("cap_drop", rc)

@@ -1,0 +1,138 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/weftos/weft/kernel"
+)
+
+// benchGuest builds the guest of a benchmark: the lean C guest
+// (testdata/bench.c) or the Go one (testdata/goecho).
+func benchGuest(b *testing.B, lang string) []byte {
+	if lang == "go" {
+		return buildGo(b)
+	}
+	return buildC(b, "bench", "-mbulk-memory")
+}
+
+// BenchmarkRoundTrip: a request from one running Wasm process to another
+// (not public; the client holds its messaging capability), 5-byte body,
+// and its response, through the kernel, default guards on. The loop runs
+// inside the client guest (send_and_await), so one op is one round trip.
+// The -noguard variants turn wazero's CloseOnContextDone off (which the
+// CPU guard needs) to show what the guard costs.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, name := range []string{"c", "go", "c-noguard", "go-noguard"} {
+		b.Run(name, func(b *testing.B) {
+			lang, noGuard := strings.CutSuffix(name, "-noguard")
+			wasm := benchGuest(b, lang)
+			e := newEnv(b, envOpts{noGuard: noGuard})
+			m := e.compile(b, lang+".wasm", wasm)
+			e.start(b, "client", m, false, ProcessOptions{})
+			srv := e.start(b, "server", m, false, ProcessOptions{}, "client")
+			cmd := func(n int) string { return "call our@" + srv.String() + " " + strconv.Itoa(n) }
+			if got := e.mustCall(b, pid("client"), cmd(1000)); got != "hello" {
+				b.Fatalf("warm-up: %q", got)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			if got := e.mustCall(b, pid("client"), cmd(b.N)); got != "hello" {
+				b.Fatalf("got %q", got)
+			}
+		})
+	}
+}
+
+// BenchmarkSpawn: kernel Start of a new process from a compiled module
+// until its init is running (it answered a first request), then Remove
+// (kill and forget).
+// It also reports the resident memory of idle processes.
+func BenchmarkSpawn(b *testing.B) {
+	for _, lang := range []string{"c", "go"} {
+		b.Run(lang, func(b *testing.B) {
+			wasm := benchGuest(b, lang)
+			idle := 200
+			if lang == "go" {
+				idle = 20
+			}
+			e := newEnv(b, envOpts{limits: kernel.Limits{ProcessesPerPackage: 1 << 20, ProcessesPerNode: 1 << 20}})
+			m := e.compile(b, lang+".wasm", wasm)
+			ctx := context.Background()
+			n := 0
+			spawn := func() kernel.ProcessId {
+				n++
+				id := pid(fmt.Sprintf("p%d", n))
+				if err := e.k.Start(kernel.Spec{ID: id, Process: m.Process(ProcessOptions{})}); err != nil {
+					b.Fatal(err)
+				}
+				if got := e.mustCall(b, id, "x"); got != "x" {
+					b.Fatalf("first answer %q", got)
+				}
+				return id
+			}
+			spawn() // warm
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				id := spawn()
+				// Remove: a killed top-level process would stay in the table.
+				if err := e.k.Remove(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+
+			// Resident memory of idle processes.
+			runtime.GC()
+			rss0, heap0 := rss(b), heapInuse()
+			for i := 0; i < idle; i++ {
+				spawn()
+			}
+			runtime.GC()
+			rss1, heap1 := rss(b), heapInuse()
+			b.ReportMetric(float64(rss1-rss0)/float64(idle), "rss-B/idle-proc")
+			b.ReportMetric(float64(heap1-heap0)/float64(idle), "heap-B/idle-proc")
+		})
+	}
+}
+
+func heapInuse() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse)
+}
+
+func rss(b *testing.B) int64 {
+	s, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(s))
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// BenchmarkHostCall: one call of a cheap host function (self_read with
+// a zero-length buffer) from a C guest: Extism's dispatch, the CPU
+// guard's bookkeeping and the bounds check.
+func BenchmarkHostCall(b *testing.B) {
+	for _, name := range []string{"guard", "noguard"} {
+		b.Run(name, func(b *testing.B) {
+			e := newEnv(b, envOpts{noGuard: name == "noguard"})
+			m := e.compile(b, "guest.wasm", buildC(b, "guest"))
+			id := e.start(b, "caller", m, false, ProcessOptions{})
+			e.mustCall(b, id, "hostcalls 1000")
+			b.ReportAllocs()
+			b.ResetTimer()
+			if got := e.mustCall(b, id, "hostcalls "+strconv.Itoa(b.N)); got != "done" {
+				b.Fatal(got)
+			}
+		})
+	}
+}

@@ -1,0 +1,318 @@
+// Package wasm runs weft processes as WebAssembly instances through
+// Extism (wazero underneath): it compiles modules once and caches the
+// machine code on disk, makes one instance per process run, provides the
+// guest ABI of docs/abi.md as host functions in import module "weft",
+// keeps the sandbox closed, and enforces the memory and guest-CPU limits.
+package wasm
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/weftos/weft/abi"
+	"github.com/weftos/weft/kernel"
+)
+
+// Config wires a Host.
+type Config struct {
+	// CacheDir keeps wazero's compiled machine code between runs; empty
+	// keeps it in memory only.
+	CacheDir string
+	// Limits: MemoryPerProcess, GuestCPUTime and MaxModuleBytes apply
+	// here; zero fields take their defaults.
+	Limits kernel.Limits
+	// Logger; nil discards.
+	Logger *slog.Logger
+
+	// noGuard turns off wazero's CloseOnContextDone, which the CPU guard
+	// needs to stop a guest: benchmarks only, to measure the guard's cost.
+	noGuard bool
+}
+
+// Host compiles modules and runs their processes. It is safe for
+// concurrent use.
+type Host struct {
+	lim     kernel.Limits
+	log     *slog.Logger
+	noGuard bool
+	cache   wazero.CompilationCache
+	funcs   []extism.HostFunction
+
+	// epoch counts watchdog ticks; instances record it when they enter
+	// guest code (see inst.guestSince).
+	epoch     atomic.Int64
+	tick      time.Duration
+	killTicks int64
+
+	mu      sync.Mutex
+	modules map[[32]byte]*Module
+	live    map[*inst]struct{}
+	closed  bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// wasiOutputEnv makes Extism send every guest's stdout and stderr to the
+// node's own, bypassing the instance's configuration (and so the node's
+// log and its rate limit).
+const wasiOutputEnv = "EXTISM_ENABLE_WASI_OUTPUT"
+
+// NewHost makes a Host. It refuses to start when EXTISM_ENABLE_WASI_OUTPUT
+// is set: weft routes guest output to its log itself, and that variable
+// would silently bypass it.
+func NewHost(ctx context.Context, cfg Config) (*Host, error) {
+	if _, ok := os.LookupEnv(wasiOutputEnv); ok {
+		return nil, fmt.Errorf("wasm: %s is set; it would send guest output around the node's log: unset it", wasiOutputEnv)
+	}
+	lim := cfg.Limits.WithDefaults()
+	if err := lim.Validate(); err != nil {
+		return nil, fmt.Errorf("wasm: %w", err)
+	}
+	if lim.MemoryPerProcess < minMemory {
+		return nil, fmt.Errorf("wasm: memory_per_process is %d bytes; at least %d are needed (the Extism kernel alone takes 1 MiB)", lim.MemoryPerProcess, minMemory)
+	}
+	h := &Host{
+		lim:     lim,
+		log:     cfg.Logger,
+		noGuard: cfg.noGuard,
+		modules: make(map[[32]byte]*Module),
+		live:    make(map[*inst]struct{}),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasm: compilation cache in %s: %w", cfg.CacheDir, err)
+		}
+		h.cache = c
+	} else {
+		h.cache = wazero.NewCompilationCache()
+	}
+	h.funcs = hostFunctions()
+	// The guard kills a guest that has been in guest code for killTicks
+	// ticks: between GuestCPUTime and 1.25 × GuestCPUTime.
+	h.killTicks = 4
+	h.tick = lim.GuestCPUTime / time.Duration(h.killTicks)
+	if h.tick < time.Millisecond {
+		h.tick = time.Millisecond
+	}
+	h.epoch.Store(1)
+	go h.watchdog()
+	return h, nil
+}
+
+// minMemory is the least MemoryPerProcess a Host accepts: the Extism
+// kernel's 1 MiB plus a little for the guest.
+const minMemory = 2 << 20
+
+// Close stops the guard and frees every compiled module. Processes must
+// have stopped (close the kernel first).
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	mods := make([]*Module, 0, len(h.modules))
+	for _, m := range h.modules {
+		mods = append(mods, m)
+	}
+	h.modules = nil
+	h.mu.Unlock()
+	close(h.stop)
+	<-h.done
+	var errs []error
+	for _, m := range mods {
+		if err := m.compiled.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("wasm: close %s: %w", m.name, err))
+		}
+	}
+	if err := h.cache.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("wasm: close compilation cache: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Module is a compiled module, shared by every process made from it.
+type Module struct {
+	host     *Host
+	name     string
+	compiled *extism.CompiledPlugin
+}
+
+// Name is the name the module was compiled under.
+func (m *Module) Name() string { return m.name }
+
+// weftImports are the host functions of docs/abi.md, by name, with their
+// types (i32 0x7f, i64 0x7e).
+var weftImports = map[string]funcType{}
+
+func init() {
+	for _, f := range hostFunctionSpecs {
+		weftImports[f.name] = funcType{params: valueBytes(f.params), results: valueBytes(f.results)}
+	}
+}
+
+// Compile compiles a module, or returns the Module already compiled from
+// the same bytes. name is for messages (usually the file's path in its
+// package). It refuses a module over max_module_bytes, a malformed one,
+// one that lacks the memory, init or weft_abi_vN exports, declares only
+// ABI versions this node does not speak, or imports what the node does
+// not provide.
+func (h *Host) Compile(name string, wasm []byte) (*Module, error) {
+	if int64(len(wasm)) > h.lim.MaxModuleBytes {
+		return nil, fmt.Errorf("wasm: %s: module is %d bytes, at most %d allowed (max_module_bytes)", name, len(wasm), h.lim.MaxModuleBytes)
+	}
+	info, err := inspect(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: %s: malformed module: %w", name, err)
+	}
+	if err := checkModule(info); err != nil {
+		return nil, fmt.Errorf("wasm: %s: %w", name, err)
+	}
+	sum := sha256.Sum256(wasm)
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, fmt.Errorf("wasm: %s: host closed", name)
+	}
+	if m := h.modules[sum]; m != nil {
+		h.mu.Unlock()
+		return m, nil
+	}
+	h.mu.Unlock()
+
+	rc := wazero.NewRuntimeConfig().
+		WithCompilationCache(h.cache).
+		WithCloseOnContextDone(!h.noGuard).
+		WithMemoryLimitPages(uint32(h.lim.MemoryPerProcess / 65536))
+	manifest := extism.Manifest{
+		Wasm: []extism.Wasm{extism.WasmData{Data: wasm, Name: "main"}},
+		// Closed: no allowed host, no config, variables hold nothing.
+		AllowedHosts: nil,
+		Memory:       &extism.ManifestMemory{MaxVarBytes: 0, MaxHttpResponseBytes: 0},
+	}
+	cp, err := extism.NewCompiledPlugin(context.Background(), manifest, extism.PluginConfig{
+		RuntimeConfig: rc,
+		EnableWasi:    true,
+	}, h.funcs)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: %s: compile: %w", name, err)
+	}
+	m := &Module{host: h, name: name, compiled: cp}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		_ = cp.Close(context.Background())
+		return nil, fmt.Errorf("wasm: %s: host closed", name)
+	}
+	if old := h.modules[sum]; old != nil {
+		_ = cp.Close(context.Background())
+		return old, nil
+	}
+	h.modules[sum] = m
+	return m, nil
+}
+
+func checkModule(info *moduleInfo) error {
+	if len(info.versions) == 0 {
+		return errors.New("exports no weft_abi_vN function: not a weft module")
+	}
+	if !slices.Contains(info.versions, abi.Version) {
+		slices.Sort(info.versions)
+		vs := fmt.Sprint(info.versions[0])
+		for _, v := range info.versions[1:] {
+			vs += fmt.Sprintf(", %d", v)
+		}
+		word := "version"
+		if len(info.versions) > 1 {
+			word = "versions"
+		}
+		return fmt.Errorf("declares ABI %s %s; this node speaks version %d", word, vs, abi.Version)
+	}
+	if ex, ok := info.exports["memory"]; !ok || ex.kind != kindMemory {
+		return errors.New("exports no memory named \"memory\"")
+	}
+	ex, ok := info.exports["init"]
+	if !ok || ex.kind != kindFunc {
+		return errors.New("exports no function named \"init\"")
+	}
+	if !ex.typ.equal(nil, []byte{0x7f}) {
+		return fmt.Errorf("init has type %s; want () -> (i32)", ex.typ)
+	}
+	for _, im := range info.imports {
+		switch im.module {
+		case "weft":
+			want, ok := weftImports[im.name]
+			if !ok || im.kind != kindFunc {
+				return fmt.Errorf("imports weft.%s, which this node does not provide", im.name)
+			}
+			if !im.typ.equal(want.params, want.results) {
+				return fmt.Errorf("imports weft.%s with type %s; it has type %s", im.name, im.typ, want)
+			}
+		case "wasi_snapshot_preview1", "extism:host/env":
+		default:
+			return fmt.Errorf("imports %s.%s: module %q is not provided (only weft and wasi_snapshot_preview1 are)", im.module, im.name, im.module)
+		}
+	}
+	return nil
+}
+
+// watchdog is the CPU guard: every tick it advances the epoch and kills
+// each instance that entered guest code killTicks or more ticks ago and
+// has not called into the node since.
+func (h *Host) watchdog() {
+	defer close(h.done)
+	t := time.NewTicker(h.tick)
+	defer t.Stop()
+	var victims []*inst
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		e := h.epoch.Add(1)
+		victims = victims[:0]
+		h.mu.Lock()
+		for in := range h.live {
+			s := in.guestSince.Load()
+			if s > 0 && e-s > h.killTicks && in.guestSince.CompareAndSwap(s, guestKilled) {
+				victims = append(victims, in)
+			}
+		}
+		h.mu.Unlock()
+		for _, in := range victims {
+			in.kill(fmt.Errorf("wasm: %s: killed by the CPU guard: ran more than %v without calling into the node (guest_cpu_time)", in.mod.name, h.lim.GuestCPUTime))
+		}
+	}
+}
+
+func (h *Host) track(in *inst) {
+	h.mu.Lock()
+	h.live[in] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *Host) untrack(in *inst) {
+	h.mu.Lock()
+	delete(h.live, in)
+	h.mu.Unlock()
+}

@@ -1,0 +1,5 @@
+(module
+  (import "weft" "await" (func (result i64)))
+  (memory (export "memory") 1)
+  (func (export "weft_abi_v1"))
+  (func (export "init") (result i32) (i32.const 0)))

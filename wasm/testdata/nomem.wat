@@ -1,0 +1,3 @@
+(module
+  (func (export "weft_abi_v1"))
+  (func (export "init") (result i32) (i32.const 0)))
