@@ -368,17 +368,17 @@ func TestLoadOrCreateRefusesNonFile(t *testing.T) {
 	}
 }
 
-func TestLoadOrCreateUnwritableDir(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root writes anywhere")
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o500); err != nil {
+func TestLoadOrCreateUncreatableDir(t *testing.T) {
+	// A data dir whose path is a regular file cannot be created or written
+	// into, whoever runs the test (root included).
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Chmod(dir, 0o700) })
-	if _, _, err := identity.LoadOrCreate(dir); err == nil {
-		t.Fatal("LoadOrCreate in a read-only dir succeeded")
+	for _, dir := range []string{file, filepath.Join(file, "sub")} {
+		if _, _, err := identity.LoadOrCreate(dir); err == nil {
+			t.Fatalf("LoadOrCreate(%s) succeeded", dir)
+		}
 	}
 }
 

@@ -355,10 +355,6 @@ func TestSetState(t *testing.T) {
 	})
 
 	t.Run("value of exactly MaxValueBytes", func(t *testing.T) {
-		if testing.Short() || raceEnabled {
-			// Nothing here is concurrent; the plain run covers it.
-			t.Skip("writes 64 MiB: skipped with -short and -race")
-		}
 		s := openTemp(t)
 		big := bytes.Repeat([]byte{0xa5}, store.MaxValueBytes)
 		big[len(big)-1] = 0x5a
