@@ -244,46 +244,47 @@ func AppendMessage(b []byte, m *Message) []byte {
 // AppendRequest appends the encoding of r to b; a non-nil Blob sets the
 // blob flag.
 func AppendRequest(b []byte, r *Request) []byte {
-	var fl byte
-	if r.Inherit {
-		fl |= outInherit
-	}
-	if r.Blob != nil {
-		fl |= outHasBlob
-	}
-	b = append(b, fl, 0, 0, 0)
+	b = appendOutHeader(b, r.Inherit, r.Blob)
 	b = appendU64(b, r.ExpectsResponse)
 	b = appendStr(b, r.Target)
 	b = appendBytes(b, r.Body)
 	b = appendStr(b, r.Metadata)
 	b = appendBytes(b, r.Context)
 	b = AppendCaps(b, r.Capabilities)
-	if r.Blob != nil {
-		b = appendStr(b, r.Blob.Mime)
-		b = appendBytes(b, r.Blob.Bytes)
-	}
-	return b
+	return appendOutBlob(b, r.Blob)
 }
 
 // AppendResponse appends the encoding of r to b; a non-nil Blob sets the
 // blob flag.
 func AppendResponse(b []byte, r *Response) []byte {
-	var fl byte
-	if r.Inherit {
-		fl |= outInherit
-	}
-	if r.Blob != nil {
-		fl |= outHasBlob
-	}
-	b = append(b, fl, 0, 0, 0)
+	b = appendOutHeader(b, r.Inherit, r.Blob)
 	b = appendBytes(b, r.Body)
 	b = appendStr(b, r.Metadata)
 	b = AppendCaps(b, r.Capabilities)
-	if r.Blob != nil {
-		b = appendStr(b, r.Blob.Mime)
-		b = appendBytes(b, r.Blob.Bytes)
+	return appendOutBlob(b, r.Blob)
+}
+
+// appendOutHeader appends the flags and reserved bytes that requests and
+// responses start with.
+func appendOutHeader(b []byte, inherit bool, blob *Blob) []byte {
+	var fl byte
+	if inherit {
+		fl |= outInherit
 	}
-	return b
+	if blob != nil {
+		fl |= outHasBlob
+	}
+	return append(b, fl, 0, 0, 0)
+}
+
+// appendOutBlob appends the blob that requests and responses end with,
+// when there is one.
+func appendOutBlob(b []byte, blob *Blob) []byte {
+	if blob == nil {
+		return b
+	}
+	b = appendStr(b, blob.Mime)
+	return appendBytes(b, blob.Bytes)
 }
 
 // AppendSpawn appends the encoding of s to b.
@@ -523,11 +524,7 @@ func DecodeMessage(b []byte) (Message, error) {
 func DecodeRequest(b []byte) (Request, error) {
 	r := reader{b: b, what: "request"}
 	var q Request
-	fl := r.u8("flags")
-	if r.err == nil && fl&^outFlags != 0 {
-		r.fail("flags", "unknown bits 0x"+strconv.FormatUint(uint64(fl&^outFlags), 16))
-	}
-	r.reserved("reserved", 3)
+	fl := r.outHeader()
 	q.Inherit = fl&outInherit != 0
 	q.ExpectsResponse = r.u64("expects response")
 	q.Target = r.str("target")
@@ -535,13 +532,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	q.Metadata = r.str("metadata")
 	q.Context = r.bytes("context")
 	q.Capabilities = r.caps("capabilities")
-	if fl&outHasBlob != 0 && r.err == nil {
-		mime := r.str("blob mime")
-		data := r.bytes("blob")
-		if r.err == nil {
-			q.Blob = &Blob{Mime: mime, Bytes: data}
-		}
-	}
+	q.Blob = r.outBlob(fl)
 	if err := r.end(); err != nil {
 		return Request{}, err
 	}
@@ -552,26 +543,41 @@ func DecodeRequest(b []byte) (Request, error) {
 func DecodeResponse(b []byte) (Response, error) {
 	r := reader{b: b, what: "response"}
 	var p Response
+	fl := r.outHeader()
+	p.Inherit = fl&outInherit != 0
+	p.Body = r.bytes("body")
+	p.Metadata = r.str("metadata")
+	p.Capabilities = r.caps("capabilities")
+	p.Blob = r.outBlob(fl)
+	if err := r.end(); err != nil {
+		return Response{}, err
+	}
+	return p, nil
+}
+
+// outHeader reads the flags and reserved bytes that requests and
+// responses start with.
+func (r *reader) outHeader() uint8 {
 	fl := r.u8("flags")
 	if r.err == nil && fl&^outFlags != 0 {
 		r.fail("flags", "unknown bits 0x"+strconv.FormatUint(uint64(fl&^outFlags), 16))
 	}
 	r.reserved("reserved", 3)
-	p.Inherit = fl&outInherit != 0
-	p.Body = r.bytes("body")
-	p.Metadata = r.str("metadata")
-	p.Capabilities = r.caps("capabilities")
-	if fl&outHasBlob != 0 && r.err == nil {
-		mime := r.str("blob mime")
-		data := r.bytes("blob")
-		if r.err == nil {
-			p.Blob = &Blob{Mime: mime, Bytes: data}
-		}
+	return fl
+}
+
+// outBlob reads the blob that requests and responses end with, when the
+// flags say there is one.
+func (r *reader) outBlob(fl uint8) *Blob {
+	if fl&outHasBlob == 0 || r.err != nil {
+		return nil
 	}
-	if err := r.end(); err != nil {
-		return Response{}, err
+	mime := r.str("blob mime")
+	data := r.bytes("blob")
+	if r.err != nil {
+		return nil
 	}
-	return p, nil
+	return &Blob{Mime: mime, Bytes: data}
 }
 
 // DecodeSpawn decodes a spawn-spec encoding.
