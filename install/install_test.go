@@ -17,6 +17,7 @@ import (
 
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/install"
+	"github.com/weftos/weft/internal/wasmtest"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
 	"github.com/weftos/weft/store"
@@ -33,13 +34,6 @@ var shared struct {
 	dir  string // dir/NAME: the package directory of examples/NAME
 	host *wasm.Host
 	err  error
-}
-
-func cacheDir() string {
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "weft", "e2e-wazero")
-	}
-	return filepath.Join(os.TempDir(), "weft-e2e-wazero")
 }
 
 func setup(t *testing.T) (dir string, host *wasm.Host) {
@@ -68,7 +62,7 @@ func setup(t *testing.T) (dir string, host *wasm.Host) {
 			shared.err = fmt.Errorf("scripts/build-examples.sh: %v (is every tool installed? run `make tools`)\n%s", err, out)
 			return
 		}
-		shared.host, shared.err = wasm.NewHost(context.Background(), wasm.Config{CacheDir: cacheDir()})
+		shared.host, shared.err = wasm.NewHost(context.Background(), wasm.Config{CacheDir: wasmtest.CacheDir()})
 	})
 	if shared.err != nil {
 		t.Fatal(shared.err)
@@ -77,17 +71,7 @@ func setup(t *testing.T) (dir string, host *wasm.Host) {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.host != nil {
-		if err := shared.host.Close(context.Background()); err != nil {
-			fmt.Fprintln(os.Stderr, "close the host:", err)
-			code = 1
-		}
-	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
-	os.Exit(code)
+	os.Exit(wasmtest.Teardown(m.Run(), shared.host, shared.dir))
 }
 
 // node is a kernel with a store (state and table) on the shared host.

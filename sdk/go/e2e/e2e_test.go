@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weftos/weft/identity"
+	"github.com/weftos/weft/internal/wasmtest"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
 	"github.com/weftos/weft/wasm"
@@ -32,14 +33,6 @@ var built struct {
 	dir  string // package directories: dir/NAME/{manifest.json,metadata.json,NAME.wasm}
 	host *wasm.Host
 	err  error
-}
-
-// cacheDir is where the wazero compilation cache lives across runs.
-func cacheDir() string {
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "weft", "e2e-wazero")
-	}
-	return filepath.Join(os.TempDir(), "weft-e2e-wazero")
 }
 
 // repoRoot is the module root, two directories up.
@@ -105,7 +98,7 @@ func buildAll(t *testing.T) string {
 				return
 			}
 		}
-		built.host, built.err = wasm.NewHost(context.Background(), wasm.Config{CacheDir: cacheDir()})
+		built.host, built.err = wasm.NewHost(context.Background(), wasm.Config{CacheDir: wasmtest.CacheDir()})
 		if built.err != nil {
 			return
 		}
@@ -129,17 +122,7 @@ func buildAll(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if built.host != nil {
-		if err := built.host.Close(context.Background()); err != nil {
-			fmt.Fprintln(os.Stderr, "close the host:", err)
-			code = 1
-		}
-	}
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	os.Exit(code)
+	os.Exit(wasmtest.Teardown(m.Run(), built.host, built.dir))
 }
 
 // memState is a kernel.StateStore in memory.
