@@ -106,8 +106,8 @@ lint: ## gofmt every Go file (tracked or not), go vet every package
 	@bash scripts/gofmt-check.sh
 	$(GO) vet ./...
 
-fuzz-smoke test: FUZZTIME ?= 3s
-fuzz: FUZZTIME ?= 60s
+fuzz-smoke test: FUZZTIME ?= 20000x
+fuzz: FUZZTIME ?= 1000000x
 
 .PHONY: test
 test: tools check-generate lint ## what CI runs: tools, check-generate, lint, go test -race, fuzz-smoke
@@ -119,11 +119,11 @@ test: tools check-generate lint ## what CI runs: tools, check-generate, lint, go
 	echo "packages: $$ok passed, 0 failed"
 
 .PHONY: fuzz-smoke
-fuzz-smoke: ## fuzz every Fuzz target briefly (FUZZTIME=3s each)
+fuzz-smoke: ## fuzz every Fuzz target briefly (FUZZTIME=20000x executions each)
 	@bash scripts/fuzz.sh $(FUZZTIME)
 
 .PHONY: fuzz
-fuzz: ## fuzz every Fuzz target for longer (FUZZTIME=60s each)
+fuzz: ## fuzz every Fuzz target for longer (FUZZTIME=1000000x executions each)
 	@bash scripts/fuzz.sh $(FUZZTIME)
 
 .PHONY: bench
