@@ -140,6 +140,9 @@ type Kernel struct {
 	kernelP  *proc
 	netCap   *capRecord
 	stats    stats
+
+	tapMu sync.Mutex             // serialises changes to taps
+	taps  atomic.Pointer[tapSet] // nil when nobody taps
 }
 
 // New makes a kernel. It starts no process; the system processes

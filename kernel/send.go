@@ -193,6 +193,7 @@ func (k *Kernel) deliverRequest(t *proc, m *Message) error {
 	}
 	t.push(m)
 	t.received++
+	k.observe(m, t.addr) // under t.mu, so taps see a request before its answer
 	t.mu.Unlock()
 	return nil
 }
@@ -281,6 +282,7 @@ func (k *Kernel) complete(r *proc, id uint64, ans *Message) bool {
 	delete(r.pending, id)
 	r.removeTimeout(req)
 	r.deliverAnswerLocked(req, ans)
+	k.observe(ans, r.addr)
 	r.mu.Unlock()
 	return true
 }

@@ -1,0 +1,173 @@
+package kernel
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Envelope describes one message as the kernel delivered it: who sent it
+// to whom, what kind it was and how large, but not its contents unless
+// the tap asked for a prefix of the body. Taps see requests as they enter
+// a mailbox and responses and errors as they reach the process that waits
+// for them.
+type Envelope struct {
+	Time   time.Time
+	ID     uint64
+	Kind   Kind
+	Source Address // for an error, the target that failed
+	Target Address // who received it
+	// ExpectsResponse is the request's timeout; zero when none is owed.
+	ExpectsResponse time.Duration
+	Inherit         bool
+	BodyLen         int
+	// Body is the first TapOptions.BodyBytes bytes of the body, a copy.
+	Body         []byte
+	Metadata     string
+	Capabilities int
+	BlobMime     string
+	BlobLen      int
+	// ErrorKind and ErrorDetail are set on KindError.
+	ErrorKind   ErrorKind
+	ErrorDetail string
+	// Dropped counts the envelopes this tap lost just before this one
+	// because its reader fell behind.
+	Dropped uint64
+}
+
+// TapOptions choose what a tap sees.
+type TapOptions struct {
+	// Processes limits the tap to messages sent or received by these
+	// processes; empty means every message.
+	Processes []ProcessId
+	// Buffer is how many envelopes wait for a slow reader before the tap
+	// drops new ones (and counts them); zero means 256.
+	Buffer int
+	// BodyBytes is how much of each body to copy into the envelope; zero
+	// copies none.
+	BodyBytes int
+}
+
+// Tap receives envelopes of delivered messages on C until Close. A tap
+// never slows delivery: when C is full, envelopes are dropped and counted
+// in the next one that gets through.
+type Tap struct {
+	C <-chan Envelope
+
+	k       *Kernel
+	c       chan Envelope
+	procs   []ProcessId
+	body    int
+	dropped atomic.Uint64
+	once    sync.Once
+}
+
+// tapSet is the kernel's current taps; replaced whole, never changed, so
+// delivery reads it with one atomic load.
+type tapSet struct{ taps []*Tap }
+
+// Tap starts a tap. Close it when done.
+func (k *Kernel) Tap(o TapOptions) *Tap {
+	if o.Buffer <= 0 {
+		o.Buffer = 256
+	}
+	c := make(chan Envelope, o.Buffer)
+	t := &Tap{C: c, k: k, c: c, procs: slices.Clone(o.Processes), body: max(o.BodyBytes, 0)}
+	k.tapMu.Lock()
+	defer k.tapMu.Unlock()
+	var taps []*Tap
+	if cur := k.taps.Load(); cur != nil {
+		taps = slices.Clone(cur.taps)
+	}
+	k.taps.Store(&tapSet{taps: append(taps, t)})
+	return t
+}
+
+// Close stops the tap. An envelope already on its way when Close is called
+// may still be sent; C is never closed, so a reader selects on its own
+// done channel too.
+func (t *Tap) Close() {
+	t.once.Do(func() {
+		k := t.k
+		k.tapMu.Lock()
+		defer k.tapMu.Unlock()
+		cur := k.taps.Load()
+		taps := slices.DeleteFunc(slices.Clone(cur.taps), func(x *Tap) bool { return x == t })
+		if len(taps) == 0 {
+			k.taps.Store(nil)
+		} else {
+			k.taps.Store(&tapSet{taps: taps})
+		}
+	})
+}
+
+// observe offers delivered message m, received by to, to every tap.
+func (k *Kernel) observe(m *Message, to Address) {
+	set := k.taps.Load()
+	if set == nil {
+		return
+	}
+	var src Address
+	switch {
+	case m.Kind == KindError && m.Error != nil:
+		src = m.Error.Target
+	case m.src != nil:
+		src = *m.src
+	}
+	for _, t := range set.taps {
+		if !t.wants(src, to) {
+			continue
+		}
+		e := Envelope{
+			Time:            k.clock.Now(),
+			ID:              m.ID,
+			Kind:            m.Kind,
+			Source:          src,
+			Target:          to,
+			Inherit:         m.Inherit,
+			BodyLen:         len(m.Body),
+			Metadata:        m.Metadata,
+			Capabilities:    len(m.Capabilities),
+			ExpectsResponse: m.ExpectsResponse,
+		}
+		if m.Kind != KindRequest || m.rsvp == nil {
+			e.ExpectsResponse = 0
+		}
+		if t.body > 0 && len(m.Body) > 0 {
+			e.Body = slices.Clone(m.Body[:min(len(m.Body), t.body)])
+		}
+		if m.Blob != nil {
+			e.BlobMime, e.BlobLen = m.Blob.Mime, len(m.Blob.Bytes)
+		}
+		if m.Error != nil {
+			e.ErrorKind, e.ErrorDetail = m.Error.Kind, m.Error.Detail
+		}
+		t.offer(e)
+	}
+}
+
+// wants reports whether the tap follows a message from src to dst.
+func (t *Tap) wants(src, dst Address) bool {
+	if len(t.procs) == 0 {
+		return true
+	}
+	for _, p := range t.procs {
+		if (src.Process == p && t.k.isLocal(src.Node)) || (dst.Process == p && t.k.isLocal(dst.Node)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tap) offer(e Envelope) {
+	e.Dropped = t.dropped.Swap(0)
+	select {
+	case t.c <- e:
+	default:
+		t.dropped.Add(e.Dropped + 1)
+	}
+}
+
+// isLocal reports whether node names this node.
+func (k *Kernel) isLocal(node string) bool { return node == OurNode || node == k.node }
