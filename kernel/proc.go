@@ -345,6 +345,9 @@ func (k *Kernel) supervise(p *proc) {
 			p.setStateLocked(StateKilled)
 			p.mu.Unlock()
 			cancel()
+			// Killed before it ran: what waits in its mailbox is still
+			// owed a killed error.
+			k.reap(p)
 			break
 		}
 		p.gen++
