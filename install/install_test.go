@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,27 +38,12 @@ var shared struct {
 func setup(t *testing.T) (dir string, host *wasm.Host) {
 	t.Helper()
 	shared.once.Do(func() {
-		clang := os.Getenv("CLANG")
-		if clang == "" {
-			clang = "clang"
-		}
-		if _, err := exec.LookPath(clang); err != nil {
-			shared.err = fmt.Errorf("%s is not installed: run `make tools` (it installs clang, lld, wasi-libc and the wasm32 compiler-rt the C example needs)", clang)
-			return
-		}
-		shared.dir, shared.err = os.MkdirTemp("", "weft-install-")
-		if shared.err != nil {
-			return
-		}
 		root, err := filepath.Abs("..")
 		if err != nil {
 			shared.err = err
 			return
 		}
-		cmd := exec.Command("bash", "scripts/build-examples.sh", shared.dir)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			shared.err = fmt.Errorf("scripts/build-examples.sh: %v (is every tool installed? run `make tools`)\n%s", err, out)
+		if shared.dir, shared.err = wasmtest.BuildExamples(root); shared.err != nil {
 			return
 		}
 		shared.host, shared.err = wasm.NewHost(context.Background(), wasm.Config{CacheDir: wasmtest.CacheDir()})

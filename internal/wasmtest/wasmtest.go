@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/weftos/weft/wasm"
@@ -36,4 +37,30 @@ func Teardown(code int, host *wasm.Host, dir string) int {
 		os.RemoveAll(dir)
 	}
 	return code
+}
+
+// BuildExamples builds every example with scripts/build-examples.sh into
+// a new temporary directory (DIR/NAME is the package directory of
+// examples/NAME) and returns it; the caller removes it (Teardown does).
+// root is the repository's root. It fails with a message that says what to
+// install when clang is missing.
+func BuildExamples(root string) (string, error) {
+	clang := os.Getenv("CLANG")
+	if clang == "" {
+		clang = "clang"
+	}
+	if _, err := exec.LookPath(clang); err != nil {
+		return "", fmt.Errorf("%s is not installed: run `make tools` (it installs clang, lld, wasi-libc and the wasm32 compiler-rt the C example needs)", clang)
+	}
+	dir, err := os.MkdirTemp("", "weft-examples-")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("bash", "scripts/build-examples.sh", dir)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("scripts/build-examples.sh: %v (is every tool installed? run `make tools`)\n%s", err, out)
+	}
+	return dir, nil
 }
