@@ -312,6 +312,41 @@ func (k *Kernel) Remove(ctx context.Context, id ProcessId) error {
 	return nil
 }
 
+// Forget deletes the persisted record and the state of a process that is
+// not in the table: one Restore could not bring back (an uninstall or an
+// install that a crash cut short leaves such records). A process in the
+// table fails with ErrExists; use Remove.
+func (k *Kernel) Forget(id ProcessId) error {
+	if err := id.Validate(); err != nil {
+		return fmt.Errorf("kernel: forget: %w", err)
+	}
+	if k.lookup(id) != nil {
+		return fmt.Errorf("kernel: forget %s: %w: it is in the table; remove it instead", id, ErrExists)
+	}
+	if k.table != nil {
+		k.persistMu.Lock()
+		err := k.table.DeleteProcess(id.String())
+		k.persistMu.Unlock()
+		if err != nil {
+			return fmt.Errorf("kernel: forget %s: %w", id, err)
+		}
+	}
+	if k.state != nil {
+		if err := k.state.ClearState(id.String()); err != nil {
+			return fmt.Errorf("kernel: forget %s: clear state: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// TapCount reports how many taps are open.
+func (k *Kernel) TapCount() int {
+	if set := k.taps.Load(); set != nil {
+		return len(set.taps)
+	}
+	return 0
+}
+
 // Close stops every process (no on_exit applies) and waits for them, or
 // for ctx. The kernel cannot be used afterwards.
 func (k *Kernel) Close(ctx context.Context) error {
