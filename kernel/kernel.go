@@ -230,6 +230,23 @@ type Spec struct {
 	// the kernel, for the caller of Restore to make the Process again.
 	Persist bool
 	Data    []byte
+
+	system bool // set by StartSystem: the node's own, in sys:weft
+}
+
+// StartSystem starts one of the node's own processes, in package sys:weft
+// (which Start refuses), for the daemon: never persisted, never public
+// unless s says so, and out of reach of Kill, Restart and Remove.
+func (k *Kernel) StartSystem(s Spec) error {
+	if s.ID.PackageId() != (PackageId{Package: KernelProcess.Package, Publisher: KernelProcess.Publisher}) {
+		return fmt.Errorf("kernel: start system process %s: %w: not in package sys:weft", s.ID, ErrInvalid)
+	}
+	if s.Persist {
+		return fmt.Errorf("kernel: start system process %s: %w: system processes are not persisted", s.ID, ErrInvalid)
+	}
+	s.system = true
+	_, err := k.spawn(nil, s, true)
+	return err
 }
 
 // Start starts a top-level process (an installed package's).
@@ -377,7 +394,7 @@ func (k *Kernel) lookupUser(id ProcessId) (*proc, error) {
 	if p == nil {
 		return nil, fmt.Errorf("kernel: %s: %w", id, ErrNotFound)
 	}
-	if p == k.operator || p == k.kernelP {
+	if p == k.operator || p == k.kernelP || p.system {
 		return nil, fmt.Errorf("kernel: %s: %w: system process", id, ErrNotPermitted)
 	}
 	return p, nil

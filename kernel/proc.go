@@ -20,6 +20,7 @@ type proc struct {
 	parent   *proc
 	public   bool
 	persist  bool
+	system   bool // the node's own (StartSystem)
 	data     []byte
 	onExit   OnExit
 	msgCap   *capRecord         // its messaging capability, pinned while it exists
@@ -69,6 +70,7 @@ func (k *Kernel) newProc(id ProcessId, parent *proc, s Spec) *proc {
 		parent:   parent,
 		public:   s.Public,
 		persist:  s.Persist,
+		system:   s.system,
 		data:     s.Data,
 		onExit:   s.OnExit,
 		children: make(map[*proc]struct{}),
@@ -118,7 +120,7 @@ func (k *Kernel) register(parent *proc, s Spec, mint bool, held []*capRecord) (*
 	if err := s.ID.Validate(); err != nil {
 		return nil, fmt.Errorf("kernel: start: %w", err)
 	}
-	if s.ID.Package == KernelProcess.Package && s.ID.Publisher == KernelProcess.Publisher {
+	if s.ID.Package == KernelProcess.Package && s.ID.Publisher == KernelProcess.Publisher && !s.system {
 		return nil, fmt.Errorf("kernel: start %s: %w: package sys:weft is the node's own", s.ID, ErrNotPermitted)
 	}
 	if err := s.OnExit.validate(k); err != nil {

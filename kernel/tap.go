@@ -153,7 +153,7 @@ func (t *Tap) wants(src, dst Address) bool {
 		return true
 	}
 	for _, p := range t.procs {
-		if (src.Process == p && t.k.isLocal(src.Node)) || (dst.Process == p && t.k.isLocal(dst.Node)) {
+		if (src.Process == p && t.k.local(src)) || (dst.Process == p && t.k.local(dst)) {
 			return true
 		}
 	}
@@ -168,6 +168,3 @@ func (t *Tap) offer(e Envelope) {
 		t.dropped.Add(e.Dropped + 1)
 	}
 }
-
-// isLocal reports whether node names this node.
-func (k *Kernel) isLocal(node string) bool { return node == OurNode || node == k.node }

@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 )
@@ -86,32 +85,5 @@ func TestTapDropsAndCountsWhenFull(t *testing.T) {
 	tap.Close() // twice is fine
 	if e.k.taps.Load() != nil {
 		t.Error("closed tap still registered")
-	}
-}
-
-func TestForgetDropsARecordNotInTheTable(t *testing.T) {
-	e := newEnv(t)
-	id := e.start("kept:p:test", false, echo, func(s *Spec) { s.Persist = true })
-	if err := e.k.Forget(id); !errors.Is(err, ErrExists) {
-		t.Fatalf("Forget of a process in the table = %v, want ErrExists", err)
-	}
-	// A second kernel on the same store cannot make it again: Forget
-	// drops the record and its state.
-	if err := e.store.SetState(id.String(), []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	e2 := newEnv(t, withStore(e.store))
-	if _, err := e2.k.Restore(func(ProcessId, []byte) (Process, error) { return nil, errors.New("gone") }); err != nil {
-		t.Fatal(err)
-	}
-	if err := e2.k.Forget(id); err != nil {
-		t.Fatal(err)
-	}
-	recs, _ := e.store.Processes()
-	if _, ok := recs[id.String()]; ok {
-		t.Error("record still in the table store")
-	}
-	if _, ok, _ := e.store.GetState(id.String()); ok {
-		t.Error("state still there")
 	}
 }
