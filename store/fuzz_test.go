@@ -10,6 +10,7 @@ import (
 
 // FuzzStateRoundTrip: SetState followed by GetState returns exactly the
 // value set, or both fail with ErrBadKey for a key the store rejects.
+//
 //weft:fuzzslow 20
 func FuzzStateRoundTrip(f *testing.F) {
 	f.Add("chat:chat:alice.os", []byte("hello"))
