@@ -331,16 +331,20 @@ func (k *Kernel) sendExitRequests(p *proc) {
 // owner: it may message any local process without a capability, and
 // attaches whatever capabilities it is given (minting them). With
 // ExpectsResponse set it waits for the response, the SendError (returned
-// as the error, with the error message), or ctx; without, it returns once
-// the request is delivered. Safe for concurrent use.
+// as the error, with the error message), or ctx; without, it returns the
+// request as delivered (its ID is the request's id; the receiver owns the
+// rest). Safe for concurrent use.
 func (k *Kernel) Send(ctx context.Context, r *Request) (*Message, error) {
 	var reply chan *Message
 	if r.ExpectsResponse > 0 {
 		reply = make(chan *Message, 1)
 	}
 	m, err := k.sendRequest(k.operator, 0, r, false, reply, nil)
-	if err != nil || reply == nil {
+	if err != nil {
 		return nil, err
+	}
+	if reply == nil {
+		return m, nil
 	}
 	select {
 	case ans := <-reply:

@@ -87,3 +87,43 @@ func TestTapDropsAndCountsWhenFull(t *testing.T) {
 		t.Error("closed tap still registered")
 	}
 }
+
+func TestTapSeesTimeouts(t *testing.T) {
+	fc := newFakeClock()
+	e := newEnv(t, withClock(fc))
+	e.start("sink:p:test", true, func(h *Handle) error {
+		for {
+			if _, err := h.Await(); err != nil {
+				return nil
+			}
+		}
+	})
+	tap := e.k.Tap(TapOptions{})
+	defer tap.Close()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.k.Send(context.Background(), &Request{Target: addr("our@sink:p:test"), ExpectsResponse: time.Second})
+		errc <- err
+	}()
+	if env := <-tap.C; env.Kind != KindRequest {
+		t.Fatalf("first envelope %+v, want the request", env)
+	}
+	fc.WaitTimer(t, time.Second)
+	fc.Advance(time.Second)
+	if env := <-tap.C; env.Kind != KindError || env.ErrorKind != ErrTimeout || env.Target.Process != OperatorProcess {
+		t.Errorf("envelope %+v, want a timeout error to the operator", env)
+	}
+	wantKind(t, <-errc, ErrTimeout)
+}
+
+func TestSendWithoutResponseReturnsTheRequest(t *testing.T) {
+	e := newEnv(t)
+	_, in := e.inbox("in:p:test", true)
+	m, err := e.k.Send(context.Background(), &Request{Target: addr("our@in:p:test"), Body: []byte("x")})
+	if err != nil || m == nil || m.ID == 0 || m.Kind != KindRequest {
+		t.Fatalf("Send = %+v, %v; want the request with its id", m, err)
+	}
+	if got := in.next(t); got.ID != m.ID {
+		t.Errorf("delivered id %d, Send returned %d", got.ID, m.ID)
+	}
+}

@@ -64,7 +64,9 @@ func (p *proc) fireTimeouts() {
 		}
 		delete(p.pending, req.ID)
 		e := k.sendErr(ErrTimeout, *req.dst, req, "no response within "+req.ExpectsResponse.String())
-		p.deliverAnswerLocked(req, &Message{ID: req.ID, Kind: KindError, src: &p.addr, dst: req.dst, Error: e})
+		ans := &Message{ID: req.ID, Kind: KindError, src: &p.addr, dst: req.dst, Error: e}
+		p.deliverAnswerLocked(req, ans)
+		k.observe(ans, p.addr)
 	}
 	if len(p.to.h) > 0 {
 		p.armTimeout(p.to.h[0].deadline)
