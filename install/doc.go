@@ -3,9 +3,10 @@
 // kernel, through a Wasm host, with the capabilities its user approved.
 // It owns the install step: compiling every module, choosing each
 // process's capabilities, applying the package's grants, undoing a
-// partial install, and the Data record a process is persisted with. It
-// neither loads packages (packages does) nor keeps them on disk for a
-// later restart (the daemon does).
+// partial install, and the Data record a process is persisted with; and,
+// in Registry, the node's installed packages: their archives and install
+// records on disk, and their processes after a restart. It does not load
+// packages (packages does).
 //
 // # Order
 //
@@ -50,7 +51,7 @@
 //
 // Every process is started with kernel.Spec.Persist set, so it is in the
 // persisted process table, and with Spec.Data set to this JSON object,
-// from which a daemon makes the process again after a restart
+// from which Registry.Restore makes the process again after a restart
 // (kernel.Kernel.Restore, its Resolver):
 //
 //	{"package": "echo:examples", "version": "0.1.0", "wasm_path": "echo.wasm"}
@@ -58,6 +59,33 @@
 // package is the package id (package:publisher), version its metadata's
 // version, wasm_path the process's module: its key in
 // packages.Package.Modules (relative, no leading "/"). ParseData decodes it
-// (refusing unknown fields); the daemon keeps the package's files and
+// (refusing unknown fields); the Registry keeps the package's files and
 // resolves spawns within the same package, as Start does.
+//
+// # Registry
+//
+// A Registry keeps, in its directory (mode 0700), for package p:pub its
+// archive p@pub.zip, the zip exactly as uploaded, and its install record
+// p@pub.json (files 0600; names are [a-z0-9-] and publishers add '.', so
+// '@' cannot be mistaken):
+//
+//	{"id": "echo:examples", "version": "0.1.0", "state": "installed",
+//	 "processes": ["echo:echo:examples"], "requested": [...], "approved": [...],
+//	 "grants": [...], "installed": "2026-01-02T15:04:05Z", "archive_sha256": "..."}
+//
+// Capabilities in it are {"process", "issuer", "params"}: the requesting
+// process (for grants, the holder), the issuer's address and the
+// canonical params. Every file is written crash-safely: a temporary file
+// (.tmp-*), fsync, rename, fsync of the directory.
+//
+// Install writes the archive, then the record in state "installing", then
+// starts the processes (Start), then rewrites the record as "installed".
+// Uninstall rewrites it as "removing" first, then removes the processes
+// and revokes the install's grants, then deletes the archive and the
+// record. OpenRegistry deletes temporary files, archives without a
+// record and the archives of records not "installed"; Restore (or the
+// next Install of that package) forgets those records' processes
+// (kernel.Kernel.Forget), revokes their grants and deletes the records.
+// So a crash at any point leaves, after OpenRegistry and Restore, either
+// the whole install (or uninstall) or nothing of it.
 package install
