@@ -1,0 +1,113 @@
+package controlapi
+
+import (
+	"context"
+	"log/slog"
+
+	"connectrpc.com/connect"
+
+	"github.com/weftos/weft/api/weftv1"
+	"github.com/weftos/weft/api/weftv1/weftv1connect"
+)
+
+// mutating lists the procedures that change the node: each call to one
+// writes an audit line.
+var mutating = map[string]bool{
+	weftv1connect.PackageServiceInstallPackageProcedure:      true,
+	weftv1connect.PackageServiceUninstallPackageProcedure:    true,
+	weftv1connect.ProcessServiceKillProcessProcedure:         true,
+	weftv1connect.ProcessServiceRestartProcessProcedure:      true,
+	weftv1connect.MessageServiceSendProcedure:                true,
+	weftv1connect.CapabilityServiceGrantCapabilityProcedure:  true,
+	weftv1connect.CapabilityServiceRevokeCapabilityProcedure: true,
+}
+
+// auditInterceptor writes one line at Info, message "audit", for every
+// call to a mutating procedure: the procedure, the peer (see ConnContext),
+// the call's key arguments and its outcome, "ok" or the code the client
+// got.
+type auditInterceptor struct{ log *slog.Logger }
+
+func (a auditInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		procedure := req.Spec().Procedure
+		if !mutating[procedure] {
+			return next(ctx, req)
+		}
+		res, err := next(ctx, req)
+		attrs := []slog.Attr{slog.String("procedure", procedure), peerAttr(ctx)}
+		var resMsg any
+		if res != nil {
+			resMsg = res.Any()
+		}
+		attrs = append(attrs, auditArgs(req.Any(), resMsg)...)
+		outcome := "ok"
+		if err != nil {
+			outcome = connect.CodeOf(err).String()
+		}
+		attrs = append(attrs, slog.String("outcome", outcome))
+		a.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+		return res, err
+	}
+}
+
+func (a auditInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler passes streams through: the only one, Tap, changes
+// nothing.
+func (a auditInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+// auditArgs are the key arguments of a mutating call (res is nil when it
+// failed). Bodies, blobs and archives are logged by size only.
+func auditArgs(req, res any) []slog.Attr {
+	switch m := req.(type) {
+	case *weftv1.InstallPackageRequest:
+		attrs := []slog.Attr{
+			slog.Int("archive_bytes", len(m.GetArchive().GetZip())),
+			slog.Bool("approve_all", m.GetApproveAll()),
+			slog.Int("approve", len(m.GetApprove())),
+		}
+		if r, ok := res.(*weftv1.InstallPackageResponse); ok {
+			attrs = append(attrs,
+				slog.String("package", r.GetPackage().GetId()),
+				slog.String("version", r.GetPackage().GetVersion()),
+				slog.Bool("already_installed", r.GetAlreadyInstalled()))
+		}
+		return attrs
+	case *weftv1.UninstallPackageRequest:
+		return []slog.Attr{slog.String("package", m.GetPackage())}
+	case *weftv1.KillProcessRequest:
+		return []slog.Attr{slog.String("process", m.GetProcess())}
+	case *weftv1.RestartProcessRequest:
+		return []slog.Attr{slog.String("process", m.GetProcess())}
+	case *weftv1.SendRequest:
+		attrs := []slog.Attr{
+			slog.String("target", m.GetTarget()),
+			slog.Int("body_bytes", len(m.GetRequest().GetBody())),
+			slog.Int("capabilities", len(m.GetRequest().GetCapabilities())),
+		}
+		if r, ok := res.(*weftv1.SendResponse); ok {
+			attrs = append(attrs, slog.Uint64("id", r.GetId()))
+			if e := r.GetError(); e != nil {
+				attrs = append(attrs, slog.String("send_error", e.GetKind().String()))
+			}
+		}
+		return attrs
+	case *weftv1.GrantCapabilityRequest:
+		return []slog.Attr{
+			slog.String("process", m.GetProcess()),
+			slog.String("issuer", m.GetCapability().GetIssuer()),
+			slog.String("params", m.GetCapability().GetParams()),
+		}
+	case *weftv1.RevokeCapabilityRequest:
+		return []slog.Attr{
+			slog.String("issuer", m.GetCapability().GetIssuer()),
+			slog.String("params", m.GetCapability().GetParams()),
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package controlapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"connectrpc.com/connect"
+
+	"github.com/weftos/weft/install"
+	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/kernel/pbconv"
+	"github.com/weftos/weft/packages"
+)
+
+// internalMessage is all a client learns of an error this file does not
+// know: the real one goes to the node's log.
+const internalMessage = "internal error; see the node's log"
+
+// codes maps the domain's sentinel errors to Connect codes, first match
+// wins. The text of an error that matches one is written for people (the
+// kernel's and the registry's errors name the process or package and say
+// why) and goes to the client as it is.
+var codes = []struct {
+	err  error
+	code connect.Code
+}{
+	{kernel.ErrInvalid, connect.CodeInvalidArgument},
+	{install.ErrNotRequested, connect.CodeInvalidArgument},
+	{kernel.ErrNotFound, connect.CodeNotFound},
+	{install.ErrNotInstalled, connect.CodeNotFound},
+	{kernel.ErrExists, connect.CodeAlreadyExists},
+	{install.ErrOtherVersion, connect.CodeFailedPrecondition},
+	{install.ErrGrantTarget, connect.CodeFailedPrecondition},
+	{kernel.ErrNotHeld, connect.CodeFailedPrecondition},
+	{kernel.ErrNotPermitted, connect.CodePermissionDenied},
+	{kernel.ErrForged, connect.CodePermissionDenied},
+	{kernel.ErrLimit, connect.CodeResourceExhausted},
+	{kernel.ErrClosed, connect.CodeUnavailable},
+	{kernel.ErrStopped, connect.CodeUnavailable},
+}
+
+// toConnect maps an error of a handler to the *connect.Error the client
+// gets. Errors that are already *connect.Error pass unchanged. An error
+// it does not recognise becomes CodeInternal with a generic message, and
+// is logged with the procedure that returned it.
+func toConnect(log *slog.Logger, procedure string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ce := new(connect.Error); errors.As(err, &ce) {
+		return ce
+	}
+	// Bad input: the message names the field or the file at fault.
+	var fe *pbconv.FieldError
+	if errors.As(err, &fe) {
+		return connect.NewError(connect.CodeInvalidArgument, errors.New(fe.Field+": "+fe.Err.Error()))
+	}
+	var pe *packages.Error
+	if errors.As(err, &pe) {
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("bad package: "+pe.Error()))
+	}
+	var ne *kernel.NameError
+	if errors.As(err, &ne) {
+		return connect.NewError(connect.CodeInvalidArgument, ne)
+	}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return connect.NewError(c.code, err)
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, errors.New("the call was canceled"))
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the call's deadline passed"))
+	}
+	log.Error("control API: internal error", "procedure", procedure, "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New(internalMessage))
+}
+
+// field says that a value of the request is wrong: the field's path in
+// the request, and why.
+func field(name string, err error) error {
+	return &pbconv.FieldError{Field: name, Err: err}
+}
+
+// inField puts a *pbconv.FieldError from a conversion of a nested message
+// under the path of the field that holds it; other errors pass unchanged.
+func inField(prefix string, err error) error {
+	var fe *pbconv.FieldError
+	if errors.As(err, &fe) {
+		return &pbconv.FieldError{Field: prefix + "." + fe.Field, Err: fe.Err}
+	}
+	return err
+}
+
+// errorsInterceptor maps every error a handler returns through toConnect.
+// It is the innermost interceptor, so the audit log and the daemon's
+// interceptors see the code the client gets.
+type errorsInterceptor struct{ log *slog.Logger }
+
+func (e errorsInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		res, err := next(ctx, req)
+		if err != nil {
+			return nil, toConnect(e.log, req.Spec().Procedure, err)
+		}
+		return res, nil
+	}
+}
+
+func (e errorsInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (e errorsInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return toConnect(e.log, conn.Spec().Procedure, next(ctx, conn))
+	}
+}

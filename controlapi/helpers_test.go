@@ -1,0 +1,262 @@
+package controlapi_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/weftos/weft/api/weftv1/weftv1connect"
+	"github.com/weftos/weft/controlapi"
+	"github.com/weftos/weft/identity"
+	"github.com/weftos/weft/install"
+	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/store"
+	"github.com/weftos/weft/wasm"
+)
+
+const baseURL = "http://weft"
+
+// The test processes, started on every node.
+var (
+	echoID = kernel.ProcessId{Name: "echo", Package: "test", Publisher: "weft-test"}
+	sinkID = kernel.ProcessId{Name: "sink", Package: "other", Publisher: "weft-test"}
+)
+
+// node is a kernel served by the control API on a Unix socket.
+type node struct {
+	t        *testing.T
+	k        *kernel.Kernel
+	reg      *install.Registry
+	sock     string
+	logs     *logBuffer
+	stopping chan struct{}
+
+	hc   *http.Client // HTTP/1.1 over the socket
+	node weftv1connect.NodeServiceClient
+	pkgs weftv1connect.PackageServiceClient
+	proc weftv1connect.ProcessServiceClient
+	msg  weftv1connect.MessageServiceClient
+	caps weftv1connect.CapabilityServiceClient
+}
+
+type nodeOptions struct {
+	token string
+	host  *wasm.Host // with a registry when set
+	// interceptors go to Config.Interceptors.
+	interceptors []connect.Interceptor
+}
+
+func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *node {
+	t.Helper()
+	key, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	st, err := store.Open(filepath.Join(dataDir, store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernel.New(kernel.Config{Keyring: key, State: st, Table: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := k.Close(ctx); err != nil {
+			t.Errorf("kernel close: %v", err)
+		}
+		st.Close()
+	})
+	n := &node{t: t, k: k, logs: &logBuffer{}, stopping: make(chan struct{})}
+	if o.host != nil {
+		n.reg, err = install.OpenRegistry(filepath.Join(dataDir, "packages"), k, o.host, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []kernel.ProcessId{echoID, sinkID} {
+		f := echo
+		if id == sinkID {
+			f = sink
+		}
+		if err := k.Start(kernel.Spec{ID: id, Process: kernel.ProcessFunc(f), Public: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	h, err := controlapi.New(controlapi.Config{
+		Kernel:       k,
+		Packages:     n.reg,
+		Version:      "1.2.3-test",
+		Started:      time.Now(),
+		Logger:       slog.New(slog.NewJSONHandler(n.logs, nil)),
+		Token:        o.token,
+		Stopping:     n.stopping,
+		Interceptors: o.interceptors,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockDir, err := os.MkdirTemp("", "capi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	n.sock = filepath.Join(sockDir, "api.sock")
+	ln, err := net.Listen("unix", n.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: h, ConnContext: controlapi.ConnContext, Protocols: &p}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+
+	n.hc = n.httpClient(false)
+	t.Cleanup(n.hc.CloseIdleConnections)
+	n.clients(n.hc, clientOpts...)
+	return n
+}
+
+// httpClient dials the node's socket; h2c speaks unencrypted HTTP/2 only,
+// as gRPC needs.
+func (n *node) httpClient(h2c bool) *http.Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", n.sock)
+		},
+	}
+	if h2c {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		tr.Protocols = &p
+	}
+	return &http.Client{Transport: tr}
+}
+
+func (n *node) clients(hc *http.Client, opts ...connect.ClientOption) {
+	n.node = weftv1connect.NewNodeServiceClient(hc, baseURL, opts...)
+	n.pkgs = weftv1connect.NewPackageServiceClient(hc, baseURL, opts...)
+	n.proc = weftv1connect.NewProcessServiceClient(hc, baseURL, opts...)
+	n.msg = weftv1connect.NewMessageServiceClient(hc, baseURL, opts...)
+	n.caps = weftv1connect.NewCapabilityServiceClient(hc, baseURL, opts...)
+}
+
+// echo answers every request that expects a response with "echo:" and
+// the request's body, metadata and blob.
+func echo(_ context.Context, h *kernel.Handle) error {
+	for {
+		m, err := h.Await()
+		if err != nil {
+			return nil
+		}
+		if m.IsRequest() && m.WantsResponse() {
+			_ = h.Respond(&kernel.Response{Body: append([]byte("echo:"), m.Body...), Metadata: m.Metadata, Blob: h.Blob()})
+		}
+	}
+}
+
+// sink takes every message and answers none.
+func sink(_ context.Context, h *kernel.Handle) error {
+	for {
+		if _, err := h.Await(); err != nil {
+			return nil
+		}
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// wantCode fails unless err is a Connect error with code, and its message
+// holds every one of want.
+func wantCode(t *testing.T, err error, code connect.Code, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want %v", code)
+	}
+	if got := connect.CodeOf(err); got != code {
+		t.Fatalf("code %v (%v), want %v", got, err, code)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+}
+
+// logBuffer collects JSON log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records returns the lines logged with message msg, decoded.
+func (b *logBuffer) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	data := bytes.Clone(b.buf.Bytes())
+	b.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		if r["msg"] == msg {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds, failing the test after a deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting until %s", what)
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package controlapi
+
+import (
+	"context"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/weftos/weft/api/weftv1"
+	"github.com/weftos/weft/kernel"
+)
+
+// systemPackage is the package of the node's own processes.
+var systemPackage = kernel.KernelProcess.PackageId()
+
+func (s *server) GetInfo(_ context.Context, _ *connect.Request[weftv1.GetInfoRequest]) (*connect.Response[weftv1.GetInfoResponse], error) {
+	var procs, running uint32
+	for _, p := range s.k.Processes() {
+		if p.ID.PackageId() == systemPackage {
+			continue
+		}
+		procs++
+		if p.State == kernel.StateRunning {
+			running++
+		}
+	}
+	var pkgs uint32
+	if s.reg != nil {
+		pkgs = uint32(len(s.reg.List()))
+	}
+	st := s.k.Stats()
+	sendErrors := make(map[string]uint64, len(st.SendErrors))
+	for kind, n := range st.SendErrors {
+		sendErrors[kind.String()] = n
+	}
+	return connect.NewResponse(&weftv1.GetInfoResponse{
+		NodeId:           s.k.NodeID(),
+		Version:          s.version,
+		Started:          timestamppb.New(s.started),
+		Uptime:           durationpb.New(time.Since(s.started)),
+		Processes:        procs,
+		ProcessesRunning: running,
+		Packages:         pkgs,
+		MessagesRouted:   st.Routed,
+		SendErrors:       sendErrors,
+		Restarts:         st.Restarts,
+	}), nil
+}
