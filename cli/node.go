@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/weftos/weft/api/weftv1"
+)
+
+var cmdStatus = &command{
+	name:    "status",
+	usage:   "weft status",
+	summary: "show the node's id, version, uptime and counts",
+	details: `Status asks the node for its id, weftd's version, its uptime, how many
+processes and packages it has, and how many messages it has routed, failed
+sends by kind and restarts since it started.
+
+Examples:
+  weft status
+  weft --json status | jq -r .nodeId
+`,
+	run: runStatus,
+}
+
+func runStatus(ctx context.Context, r *runner, args []string) error {
+	if _, err := noArgs(args); err != nil {
+		return err
+	}
+	c, err := r.dial()
+	if err != nil {
+		return err
+	}
+	cctx, cancel := r.callContext(ctx, 0)
+	defer cancel()
+	resp, err := c.node.GetInfo(cctx, connect.NewRequest(&weftv1.GetInfoRequest{}))
+	if err != nil {
+		return &nodeError{op: "status", err: err}
+	}
+	info := resp.Msg
+	if r.g.json {
+		return r.printJSON(info)
+	}
+	tw := tabwriter.NewWriter(r.env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "node\t%s\n", info.GetNodeId())
+	fmt.Fprintf(tw, "version\t%s\n", info.GetVersion())
+	up := info.GetUptime().AsDuration().Round(time.Second)
+	if info.GetStarted() != nil {
+		fmt.Fprintf(tw, "uptime\t%s (since %s)\n", up, info.GetStarted().AsTime().Local().Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(tw, "uptime\t%s\n", up)
+	}
+	fmt.Fprintf(tw, "processes\t%d (%d running)\n", info.GetProcesses(), info.GetProcessesRunning())
+	fmt.Fprintf(tw, "packages\t%d\n", info.GetPackages())
+	fmt.Fprintf(tw, "messages\t%d routed\n", info.GetMessagesRouted())
+	fmt.Fprintf(tw, "send errors\t%s\n", countsText(info.GetSendErrors()))
+	fmt.Fprintf(tw, "restarts\t%d\n", info.GetRestarts())
+	return tw.Flush()
+}
+
+// countsText writes counts by kind as "kind=n kind=n", sorted, or "none".
+func countsText(m map[string]uint64) string {
+	var parts []string
+	for k, n := range m {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, n))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+var cmdVersion = &command{
+	name:    "version",
+	usage:   "weft version",
+	summary: "print the weft command's version",
+	details: `Version prints the version of this weft command (not the node's: see
+weft status).
+
+Examples:
+  weft version
+  weft --json version
+`,
+	run: func(_ context.Context, r *runner, args []string) error {
+		if _, err := noArgs(args); err != nil {
+			return err
+		}
+		if r.g.json {
+			b, err := json.Marshal(struct {
+				Version string `json:"version"`
+			}{Version})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(r.env.Stdout, "%s\n", b)
+			return err
+		}
+		_, err := fmt.Fprintln(r.env.Stdout, "weft", Version)
+		return err
+	},
+}
+
+// noArgs parses the flags of a command that takes none and no arguments.
+func noArgs(args []string) ([]string, error) {
+	return exactArgs(newFlagSet(), args, 0, 0, "")
+}
+
+// exactArgs parses args with fs and checks that from min to max
+// positional arguments remain; what names them for a message.
+func exactArgs(fs *flagSet, args []string, min, max int, what string) ([]string, error) {
+	pos, err := fs.parse(args, true)
+	if err != nil {
+		return nil, err
+	}
+	if fs.help {
+		return nil, errHelp
+	}
+	switch {
+	case len(pos) < min:
+		return nil, usagef("missing %s", what)
+	case len(pos) > max:
+		return nil, usagef("unexpected argument %q", pos[max])
+	}
+	return pos, nil
+}
