@@ -34,7 +34,8 @@ APT_TOOLS := \
 	/usr/bin/wasm-ld=lld \
 	/usr/include/wasm32-wasi/stdlib.h=wasi-libc \
 	/usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi/libclang_rt.builtins-wasm32.a=libclang-rt-14-dev-wasm32 \
-	/usr/bin/wat2wasm=wabt
+	/usr/bin/wat2wasm=wabt \
+	/usr/bin/curl=curl
 
 PROTOC := /usr/bin/protoc
 PROTOC_VERSION := 3.21.12
@@ -87,9 +88,16 @@ endif
 examples: apt-tools ## build every example under examples/ into a package directory in build/examples/
 	@bash scripts/build-examples.sh $(EXAMPLES_OUT)
 
+# `make run`'s node: its data and socket in ./.weft, every example
+# installed (a no-op when that version already is). RUN_FLAGS adds weftd
+# flags, e.g. make run RUN_FLAGS="--log-level debug".
+RUN_DIR := ./.weft
+RUN_FLAGS ?=
+
 .PHONY: run
-run: build ## run weftd in the foreground with its data in ./.weft
-	$(BIN)/weftd --data-dir ./.weft
+run: build ## build everything and run a node in the foreground (./.weft) with the examples installed
+	@install=(); for d in $(EXAMPLES_OUT)/*/; do install+=(--install "$${d%/}"); done; \
+	exec $(BIN)/weftd --data-dir $(RUN_DIR) --socket $(RUN_DIR)/weftd.sock "$${install[@]}" $(RUN_FLAGS)
 
 .PHONY: generate
 generate: tools ## regenerate the Go code under api/ from api/proto

@@ -10,7 +10,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/weftos/weft/daemon"
 )
@@ -26,47 +29,95 @@ func main() {
 const usage = `Usage: weftd [flags]
 
 weftd runs one weft node in the foreground: it holds the data dir, loads
-the node key, opens the store and starts the kernel, and stops them in
-order on SIGINT or SIGTERM (a second signal exits at once). Logs go to
-stderr.
+the node key, opens the store, brings back the installed packages'
+processes and serves the control API, until SIGINT or SIGTERM (a second
+signal exits at once). Logs go to stderr.
+
+Settings come from the defaults, then the config file (--config), then
+these flags; weftd --print-default-config shows every key, documented.
 
 Flags:
-  --data-dir DIR       the node's data (key, database, lock); created with
-                       mode 0700 if missing (default %s)
-  --log-level LEVEL    debug, info, warn or error (default info)
-  --log-format FORMAT  text or json (default text)
-  --version            print the version and exit
-  --help               print this help and exit
+  --config FILE            read settings from this TOML file
+  --data-dir DIR           the node's data (default %s)
+  --socket PATH            the control API's Unix socket (default %s)
+  --listen ADDR            also serve the API on TCP, with TLS and a token
+                           (needs tls_cert and tls_key in the config, or
+                           --tls-cert and --tls-key)
+  --tls-cert FILE          the TCP listener's certificate (PEM)
+  --tls-key FILE           the TCP listener's private key (PEM)
+  --metrics-listen ADDR    serve Prometheus metrics on this loopback address
+  --install PATH           install this package directory or zip at start,
+                           approving what it requests (repeatable)
+  --limit KEY=VALUE        set one [limits] key, e.g. mailbox_length=2048 or
+                           guest_cpu_time=2s (repeatable)
+  --log-level LEVEL        debug, info, warn or error (default info)
+  --log-format FORMAT      text or json (default text)
+  --shutdown-timeout DUR   how long stopping may take (default 10s)
+  --print-config           print the settings in force, as TOML, and exit
+  --print-default-config   print the documented default config and exit
+  --version                print the version and exit
+  --help                   print this help and exit
 
-Example:
-  weftd --data-dir ./.weft
+Exit status: 0 after a clean stop, 1 if the node failed, 2 for bad usage
+or a bad config.
+
+Examples:
+  weftd --data-dir ./.weft --socket ./.weft/weftd.sock
+  weftd --config /etc/weft/weftd.toml
+  weftd --data-dir ./.weft --install build/examples/echo --limit mailbox_length=64
 `
 
 // doMain runs weftd with args (without the program name) and returns its
 // exit code: 0 after a clean stop, 1 if the node failed, 2 for bad usage.
 func doMain(args []string, stdout, stderr io.Writer) int {
-	cfg := daemon.DefaultConfig()
-	cfg.Version = version
-
 	fs := flag.NewFlagSet("weftd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintf(fs.Output(), usage, daemon.DefaultDataDir) }
-	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "")
-	fs.Func("log-level", "", func(s string) error {
-		switch s {
-		case "debug", "info", "warn", "error":
-			return cfg.LogLevel.UnmarshalText([]byte(s))
-		}
-		return errors.New("want debug, info, warn or error")
-	})
-	fs.Func("log-format", "", func(s string) error {
-		switch s {
-		case "text", "json":
-			cfg.LogFormat = s
+	fs.Usage = func() { fmt.Fprintf(fs.Output(), usage, daemon.DefaultDataDir, daemon.DefaultSocket) }
+
+	// Flags are applied after the config file, in the order given.
+	var apply []func(*daemon.Config) error
+	later := func(name string, set func(*daemon.Config, string) error) {
+		fs.Func(name, "", func(v string) error {
+			apply = append(apply, func(c *daemon.Config) error { return set(c, v) })
 			return nil
+		})
+	}
+	str := func(name string, field func(*daemon.Config) *string) {
+		later(name, func(c *daemon.Config, v string) error { *field(c) = v; return nil })
+	}
+	configFile := fs.String("config", "", "")
+	str("data-dir", func(c *daemon.Config) *string { return &c.DataDir })
+	str("socket", func(c *daemon.Config) *string { return &c.Socket })
+	str("listen", func(c *daemon.Config) *string { return &c.Listen })
+	str("tls-cert", func(c *daemon.Config) *string { return &c.TLSCert })
+	str("tls-key", func(c *daemon.Config) *string { return &c.TLSKey })
+	str("metrics-listen", func(c *daemon.Config) *string { return &c.MetricsListen })
+	later("install", func(c *daemon.Config, v string) error { c.Install = append(c.Install, v); return nil })
+	later("limit", func(c *daemon.Config, v string) error {
+		key, value, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("--limit %q: want KEY=VALUE", v)
 		}
-		return errors.New("want text or json")
+		return c.SetLimit(key, value)
 	})
+	later("log-level", func(c *daemon.Config, v string) error {
+		switch v {
+		case "debug", "info", "warn", "error":
+			return c.LogLevel.UnmarshalText([]byte(v))
+		}
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", v)
+	})
+	str("log-format", func(c *daemon.Config) *string { return &c.LogFormat })
+	later("shutdown-timeout", func(c *daemon.Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("--shutdown-timeout: %w", err)
+		}
+		c.ShutdownTimeout = d
+		return nil
+	})
+	printConfig := fs.Bool("print-config", false, "")
+	printDefault := fs.Bool("print-default-config", false, "")
 	showVersion := fs.Bool("version", false, "")
 	// Declared, so that help goes to stdout with status 0 rather than
 	// being the flag package's error.
@@ -77,15 +128,46 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case *help:
-		fmt.Fprintf(stdout, usage, daemon.DefaultDataDir)
+		fmt.Fprintf(stdout, usage, daemon.DefaultDataDir, daemon.DefaultSocket)
 		return 0
 	case *showVersion:
 		fmt.Fprintln(stdout, "weftd", version)
+		return 0
+	case *printDefault:
+		stdout.Write(daemon.DefaultConfigFile)
 		return 0
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "weftd: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return 2
+	}
+
+	cfg := daemon.DefaultConfig()
+	cfg.Version = version
+	if *configFile != "" {
+		if err := daemon.LoadConfig(&cfg, *configFile); err != nil {
+			fmt.Fprintln(stderr, "weftd:", err)
+			return 2
+		}
+	}
+	for _, f := range apply {
+		if err := f(&cfg); err != nil {
+			fmt.Fprintln(stderr, "weftd:", err)
+			return 2
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "weftd:", err)
+		return 2
+	}
+	if *printConfig {
+		b, err := cfg.MarshalTOML()
+		if err != nil {
+			fmt.Fprintln(stderr, "weftd:", err)
+			return 1
+		}
+		stdout.Write(b)
+		return 0
 	}
 
 	logger, err := daemon.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
@@ -103,9 +185,30 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		stop()
 	}()
 
-	if err := daemon.New(cfg, logger).Run(ctx, nil); err != nil {
+	if err := daemon.New(cfg, logger).Run(ctx, func(i daemon.Info) { printReady(stdout, i) }); err != nil {
 		logger.Error("weftd failed", "err", err)
+		var inUse *daemon.InUseError
+		if errors.As(err, &inUse) {
+			fmt.Fprintln(stderr, "weftd:", inUse)
+		}
 		return 1
 	}
 	return 0
+}
+
+// printReady tells a person at a terminal that the node is up and how to
+// talk to it: the one line on stdout (logs go to stderr).
+func printReady(w io.Writer, i daemon.Info) {
+	weft := "weft"
+	if exe, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(exe), "weft"); fileExists(p) {
+			weft = p
+		}
+	}
+	fmt.Fprintf(w, "weftd ready: node %s; talk to it with\n  export WEFT_SOCKET=%s\n  %s status\n", i.NodeID, i.Socket, weft)
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,8 +27,8 @@ const testVersion = "v0.0.0-test"
 // rather than hanging it; nothing waits on it for synchronisation.
 const failAfter = 30 * time.Second
 
-// weftdBin is the weftd binary built by TestMain.
-var weftdBin string
+// weftdBin and weftBin are the weftd and weft binaries built by TestMain.
+var weftdBin, weftBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "weftd-test-")
@@ -41,8 +43,18 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	weftBin = filepath.Join(dir, "weft")
+	build = exec.Command("go", "build", "-o", weftBin, "../weft")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build weft: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if examples.dir != "" {
+		os.RemoveAll(examples.dir)
+	}
 	os.Exit(code)
 }
 
@@ -59,34 +71,29 @@ type weftd struct {
 
 // startWeftd starts weftd with args. It is killed, if still running, and
 // waited for when the test ends.
-func startWeftd(t *testing.T, args ...string) *weftd {
+func startWeftd(t testing.TB, args ...string) *weftd {
 	t.Helper()
+	if slices.Contains(args, "--data-dir") && !slices.Contains(args, "--socket") {
+		// Never the installed default, /run/weft/weftd.sock.
+		args = append(args, "--socket", filepath.Join(shortDir(t), "weftd.sock"))
+	}
 	w := &weftd{cmd: exec.Command(weftdBin, args...), lines: make(chan string, 1024)}
-	w.cmd.Stdout = &w.stdout
-	stderr, err := w.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(w.lines)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			w.lines <- sc.Text()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = w.cmd.Process.Kill() // fails harmlessly if it has exited
-		w.wait(t)
-	})
+	startCmd(t, w)
 	return w
+}
+
+// readStderr hands stderr to w.lines line by line, and closes it at EOF.
+func (w *weftd) readStderr(r io.Reader) {
+	defer close(w.lines)
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		w.lines <- sc.Text()
+	}
 }
 
 // waitFor reads stderr until a line satisfies match, and returns it. It
 // fails the test if weftd closes stderr (exits) first.
-func (w *weftd) waitFor(t *testing.T, what string, match func(string) bool) string {
+func (w *weftd) waitFor(t testing.TB, what string, match func(string) bool) string {
 	t.Helper()
 	timeout := time.After(failAfter)
 	for {
@@ -107,7 +114,7 @@ func (w *weftd) waitFor(t *testing.T, what string, match func(string) bool) stri
 
 // wait reads the rest of stderr, waits for weftd to exit and returns its
 // exit code (-1 if a signal ended it).
-func (w *weftd) wait(t *testing.T) int {
+func (w *weftd) wait(t testing.TB) int {
 	t.Helper()
 	w.waitOnce.Do(func() {
 		timeout := time.After(failAfter)
@@ -131,9 +138,22 @@ func (w *weftd) wait(t *testing.T) int {
 	return w.code
 }
 
+// shortDir is a new directory for Unix sockets, whose paths may hold no
+// more than 107 bytes (t.TempDir's are often longer). It is removed when
+// the test ends.
+func shortDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "wd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
 func (w *weftd) stderr() string { return strings.Join(w.seen, "\n") }
 
-func (w *weftd) signal(t *testing.T, sig syscall.Signal) {
+func (w *weftd) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := w.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal weftd: %v", err)
@@ -181,8 +201,8 @@ func TestStartAndStop(t *testing.T) {
 	if stopped == nil || stopped["node_id"] != ready["node_id"] {
 		t.Errorf("weftd stopped logged %v, want it with node_id %v; stderr:\n%s", stopped, ready["node_id"], w.stderr())
 	}
-	if w.stdout.Len() != 0 {
-		t.Errorf("weftd wrote %q to stdout, want nothing", w.stdout.String())
+	if out := w.stdout.String(); !strings.HasPrefix(out, "weftd ready: node "+ready["node_id"].(string)) || !strings.Contains(out, "export WEFT_SOCKET=") {
+		t.Errorf("weftd wrote %q to stdout, want the ready line with the node id and WEFT_SOCKET", out)
 	}
 }
 
@@ -229,8 +249,12 @@ func TestUsage(t *testing.T) {
 	}{
 		{[]string{"--version"}, 0, "weftd " + testVersion + "\n", nil},
 		{[]string{"--bogus"}, 2, "", []string{"-bogus", "Usage: weftd", "weftd --data-dir ./.weft"}},
-		{[]string{"--log-format", "xml"}, 2, "", []string{`invalid value "xml"`, "Usage: weftd"}},
-		{[]string{"--log-level", "loud"}, 2, "", []string{`invalid value "loud"`, "Usage: weftd"}},
+		{[]string{"--log-format", "xml"}, 2, "", []string{`log_format "xml": want text or json`}},
+		{[]string{"--log-level", "loud"}, 2, "", []string{`--log-level "loud": want debug, info, warn or error`}},
+		{[]string{"--limit", "mailbox_length"}, 2, "", []string{`want KEY=VALUE`}},
+		{[]string{"--limit", "mailbox_lenght=3"}, 2, "", []string{`unknown key limits.mailbox_lenght`}},
+		{[]string{"--listen", "127.0.0.1:0"}, 2, "", []string{`needs tls_cert and tls_key`}},
+		{[]string{"--metrics-listen", "0.0.0.0:9464"}, 2, "", []string{`not a loopback address`}},
 		{[]string{"stray"}, 2, "", []string{`unexpected argument "stray"`, "Usage: weftd"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
