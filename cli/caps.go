@@ -91,10 +91,11 @@ func runCaps(ctx context.Context, r *runner, args []string) error {
 		if r.g.json {
 			return r.printJSON(resp.Msg)
 		}
+		node := r.nodeID(ctx, c)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ISSUER\tPARAMS")
 		for _, cp := range resp.Msg.GetCapabilities() {
-			fmt.Fprintf(tw, "%s\t%s\n", cp.GetIssuer(), cp.GetParams())
+			fmt.Fprintf(tw, "%s\t%s\n", ourAddr(cp.GetIssuer(), node), cp.GetParams())
 		}
 		return tw.Flush()
 

@@ -734,3 +734,16 @@ func FuzzParseApprove(f *testing.F) {
 		}
 	})
 }
+
+func TestOurAddr(t *testing.T) {
+	for _, tc := range [][3]string{
+		{"node-abc@echo:echo:examples", "node-abc", "our@echo:echo:examples"},
+		{"other@echo:echo:examples", "node-abc", "other@echo:echo:examples"},
+		{"node-abcd@x:y:z", "node-abc", "node-abcd@x:y:z"},
+		{"node-abc@x:y:z", "", "node-abc@x:y:z"},
+	} {
+		if got := ourAddr(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("ourAddr(%q, %q) = %q, want %q", tc[0], tc[1], got, tc[2])
+		}
+	}
+}

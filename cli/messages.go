@@ -176,6 +176,7 @@ func runTap(ctx context.Context, r *runner, args []string) error {
 		return &nodeError{op: "tap", err: err}
 	}
 	defer stream.Close()
+	node := r.nodeID(ctx, c)
 	for stream.Receive() {
 		m := stream.Msg()
 		if r.g.json {
@@ -190,7 +191,7 @@ func runTap(ctx context.Context, r *runner, args []string) error {
 			fmt.Fprintf(r.env.Stdout, "... %d envelopes dropped: tap fell behind\n", n)
 		}
 		if e := m.GetEnvelope(); e != nil {
-			fmt.Fprintln(r.env.Stdout, envelopeLine(e))
+			fmt.Fprintln(r.env.Stdout, envelopeLine(e, node))
 		}
 	}
 	switch err := stream.Err(); {
@@ -203,15 +204,16 @@ func runTap(ctx context.Context, r *runner, args []string) error {
 	}
 }
 
-// envelopeLine is one envelope as tap prints it.
-func envelopeLine(e *weftv1.Envelope) string {
+// envelopeLine is one envelope as tap prints it; addresses on node are
+// written our@….
+func envelopeLine(e *weftv1.Envelope, node string) string {
 	var b strings.Builder
 	ts := "-"
 	if e.GetTime() != nil {
 		ts = e.GetTime().AsTime().Local().Format("15:04:05.000")
 	}
 	kind := strings.ToLower(strings.TrimPrefix(e.GetKind().String(), "ENVELOPE_KIND_"))
-	fmt.Fprintf(&b, "%s %-8s %s → %s id=%d body=%dB", ts, kind, e.GetSource(), e.GetTarget(), e.GetId(), e.GetBodySize())
+	fmt.Fprintf(&b, "%s %-8s %s → %s id=%d body=%dB", ts, kind, ourAddr(e.GetSource(), node), ourAddr(e.GetTarget(), node), e.GetId(), e.GetBodySize())
 	if e.GetBlobSize() > 0 || e.GetBlobMime() != "" {
 		fmt.Fprintf(&b, " blob=%dB", e.GetBlobSize())
 		if e.GetBlobMime() != "" {
@@ -243,4 +245,24 @@ func envelopeLine(e *weftv1.Envelope) string {
 		}
 	}
 	return b.String()
+}
+
+// nodeID asks the node for its id, for ourAddr; "" if it cannot say.
+func (r *runner) nodeID(ctx context.Context, c *conn) string {
+	cctx, cancel := r.callContext(ctx, 0)
+	defer cancel()
+	resp, err := c.node.GetInfo(cctx, connect.NewRequest(&weftv1.GetInfoRequest{}))
+	if err != nil {
+		return ""
+	}
+	return resp.Msg.GetNodeId()
+}
+
+// ourAddr writes an address on node as our@…, as people do; others as
+// they are.
+func ourAddr(addr, node string) string {
+	if rest, ok := strings.CutPrefix(addr, node+"@"); ok && node != "" {
+		return "our@" + rest
+	}
+	return addr
 }

@@ -303,10 +303,8 @@ func (d *Daemon) installAtStart(reg *install.Registry, path string) error {
 	if err != nil {
 		return fmt.Errorf("weftd: install %s: %w", path, err)
 	}
-	if already {
+	if already { // the registry logs a fresh install
 		d.log.Info("package already installed", "package", pkg.ID.String(), "version", pkg.Version, "path", path)
-	} else {
-		d.log.Info("package installed", "package", pkg.ID.String(), "version", pkg.Version, "path", path, "processes", len(pkg.Processes))
 	}
 	return nil
 }

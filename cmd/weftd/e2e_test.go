@@ -125,6 +125,9 @@ func TestEndToEnd(t *testing.T) {
 	n := startNode(t, t.TempDir(),
 		"--install", exampleDir(t, "echo"), "--install", exampleDir(t, "counter"), "--install", exampleDir(t, "cecho"))
 
+	if fi, err := os.Stat(n.sock); err != nil || fi.Mode().Perm() != 0o660 || fi.Mode().Type() != os.ModeSocket {
+		t.Errorf("socket %s: %v, %v; want a socket with mode 0660", n.sock, fi.Mode(), err)
+	}
 	// The "done when": weft send prints the body and a newline.
 	out, errOut, code := n.weft(t, "send", "our@echo:echo:examples", "hello", "--await", "5s")
 	if out != "hello\n" || errOut != "" || code != 0 {
@@ -144,6 +147,14 @@ func TestEndToEnd(t *testing.T) {
 	out, errOut, code = n.weft(t, "send", "our@nobody:nope:examples", "x", "--await", "1s")
 	if code != 3 || out != "" || !strings.Contains(errOut, "no_such_process") {
 		t.Errorf("weft send to a missing process: stdout %q stderr %q code %d; want code 3 and no_such_process", out, errOut, code)
+	}
+	// Every mutating call is audited with the caller's uid.
+	var audit map[string]any
+	n.waitFor(t, "an audit line for Send", func(line string) bool {
+		return jsonRecord("audit", &audit)(line) && audit["procedure"] == "/weft.v1.MessageService/Send"
+	})
+	if peer, _ := audit["peer"].(map[string]any); peer == nil || peer["uid"] != float64(os.Getuid()) {
+		t.Errorf("audit line %v, want the peer's uid %d", audit, os.Getuid())
 	}
 	out, _, code = n.weft(t, "status")
 	if code != 0 || !strings.Contains(out, n.ready["node_id"].(string)) {
