@@ -25,6 +25,10 @@ import (
 // larger one fails with CodeResourceExhausted.
 const ReadMaxBytes = packages.MaxPackageBytes + 1<<20
 
+// compressMinBytes is the smallest response the API compresses (when the
+// client accepts it).
+const compressMinBytes = 16 << 10
+
 // Config wires the control API to a node.
 type Config struct {
 	// Kernel is the node's kernel. Required.
@@ -91,6 +95,10 @@ func New(cfg Config) (http.Handler, error) {
 			return connect.NewError(connect.CodeInternal, errors.New(internalMessage))
 		}),
 		connect.WithReadMaxBytes(ReadMaxBytes),
+		// Gzip costs ≈ 100 µs a message (most of it resetting the
+		// compressor), more than a whole call to echo takes otherwise:
+		// compress only what is large enough to gain from it.
+		connect.WithCompressMinBytes(compressMinBytes),
 	}
 
 	mux := http.NewServeMux()

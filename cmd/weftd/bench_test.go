@@ -49,13 +49,11 @@ func BenchmarkSendEcho(b *testing.B) {
 		}
 	})
 	b.Run("parallel16", func(b *testing.B) {
-		clients := make(chan weftv1connect.MessageServiceClient, 16)
-		for range 16 {
-			clients <- weftv1connect.NewMessageServiceClient(unixClient(n.sock), "http://weftd")
-		}
-		b.SetParallelism(8) // 2 cores × 8 = 16 goroutines here
+		b.SetParallelism(8) // × GOMAXPROCS (2 here) = 16 clients
 		b.RunParallel(func(pb *testing.PB) {
-			c := <-clients
+			hc := unixClient(n.sock)
+			defer hc.CloseIdleConnections()
+			c := weftv1connect.NewMessageServiceClient(hc, "http://weftd")
 			for pb.Next() {
 				if err := send(c); err != nil {
 					b.Error(err)
@@ -64,6 +62,19 @@ func BenchmarkSendEcho(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkGetInfo is the floor of an API call over the socket: the same
+// client and transport as BenchmarkSendEcho, a call that touches no
+// process.
+func BenchmarkGetInfo(b *testing.B) {
+	n := startNode(b, b.TempDir())
+	c := weftv1connect.NewNodeServiceClient(unixClient(n.sock), "http://weftd")
+	for b.Loop() {
+		if _, err := c.GetInfo(context.Background(), connect.NewRequest(&weftv1.GetInfoRequest{})); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkStartupToReady is weftd's start, from exec to READY=1 on the

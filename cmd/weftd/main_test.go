@@ -83,11 +83,37 @@ func startWeftd(t testing.TB, args ...string) *weftd {
 }
 
 // readStderr hands stderr to w.lines line by line, and closes it at EOF.
+// It keeps reading however far behind the test is (the lines queue here),
+// so that weftd never blocks writing its log.
 func (w *weftd) readStderr(r io.Reader) {
+	in := make(chan string)
+	go func() {
+		defer close(in)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			in <- sc.Text()
+		}
+		io.Copy(io.Discard, r) // a line too long for the scanner: drain the rest
+	}()
 	defer close(w.lines)
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		w.lines <- sc.Text()
+	var q []string
+	for in != nil || len(q) > 0 {
+		var out chan string
+		var head string
+		if len(q) > 0 {
+			out, head = w.lines, q[0]
+		}
+		select {
+		case line, ok := <-in:
+			if !ok {
+				in = nil
+				continue
+			}
+			q = append(q, line)
+		case out <- head:
+			q = q[1:]
+		}
 	}
 }
 
