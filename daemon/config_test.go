@@ -103,3 +103,41 @@ func TestSetLimit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseConfig: any bytes either parse (and then validate or not,
+// without panicking, and print as a file that reads back the same) or are
+// refused with an error naming the file.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(daemon.DefaultConfigFile)
+	f.Add([]byte("data_dir = \"/x\"\n[limits]\nguest_cpu_time = \"1s\"\n"))
+	f.Add([]byte("install = [\"a\", \"b\"]\nlog_level = \"debug\"\n"))
+	f.Add([]byte("[limits]\nmailbox_length = -1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := daemon.DefaultConfig()
+		if err := daemon.ParseConfig(&cfg, "fuzz.toml", data); err != nil {
+			if !strings.Contains(err.Error(), "fuzz.toml") {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		_ = cfg.Validate()
+		b, err := cfg.MarshalTOML()
+		if err != nil {
+			return // a value TOML cannot hold (NaN log rate, say) is not printable
+		}
+		back := daemon.DefaultConfig()
+		if err := daemon.ParseConfig(&back, "printed", b); err != nil {
+			t.Fatalf("printed config does not read back: %v\n%s", err, b)
+		}
+	})
+}
+
+func TestValidateRefusesANaNRate(t *testing.T) {
+	cfg := daemon.DefaultConfig()
+	if err := daemon.ParseConfig(&cfg, "f.toml", []byte("[limits]\nlog_lines_per_second = nan\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "log_lines_per_second") {
+		t.Errorf("Validate = %v, want log_lines_per_second refused", err)
+	}
+}

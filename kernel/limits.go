@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -162,8 +163,8 @@ func (l Limits) Validate() error {
 			return fmt.Errorf("limit %s is negative (%d)", f.name, f.v)
 		}
 	}
-	if l.LogLinesPerSecond < 0 {
-		return fmt.Errorf("limit log_lines_per_second is negative (%g)", l.LogLinesPerSecond)
+	if l.LogLinesPerSecond < 0 || math.IsNaN(l.LogLinesPerSecond) || math.IsInf(l.LogLinesPerSecond, 0) {
+		return fmt.Errorf("limit log_lines_per_second is %g: want a finite number, zero or more", l.LogLinesPerSecond)
 	}
 	return nil
 }
