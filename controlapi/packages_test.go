@@ -1,12 +1,10 @@
 package controlapi_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,36 +18,16 @@ import (
 )
 
 // The examples are built once per test binary, on first use, and every
-// package test shares one wasm.Host (its compiled code cached on disk
-// across runs, see wasmtest.CacheDir).
-var shared struct {
-	once sync.Once
-	dir  string // dir/NAME: the package directory of examples/NAME
-	host *wasm.Host
-	err  error
-}
+// test shares one wasm.Host.
+var shared wasmtest.Examples
 
 func setupWasm(t *testing.T) (dir string, host *wasm.Host) {
 	t.Helper()
-	shared.once.Do(func() {
-		root, err := filepath.Abs("..")
-		if err != nil {
-			shared.err = err
-			return
-		}
-		if shared.dir, shared.err = wasmtest.BuildExamples(root); shared.err != nil {
-			return
-		}
-		shared.host, shared.err = wasm.NewHost(context.Background(), wasm.Config{CacheDir: wasmtest.CacheDir()})
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.dir, shared.host
+	return shared.Get(t, "..")
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(wasmtest.Teardown(m.Run(), shared.host, shared.dir))
+	os.Exit(shared.Teardown(m.Run()))
 }
 
 // packageNode is a node with a registry, and the built examples.

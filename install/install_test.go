@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,39 +22,17 @@ import (
 	"github.com/weftos/weft/wasm"
 )
 
-// The examples are built once per test binary with
-// scripts/build-examples.sh, and every test shares one wasm.Host, whose
-// compiled machine code is cached on disk across runs in the same
-// directory sdk/go/e2e uses (under -race, wazero takes about 10 s to
-// compile a Go guest).
-var shared struct {
-	once sync.Once
-	dir  string // dir/NAME: the package directory of examples/NAME
-	host *wasm.Host
-	err  error
-}
+// The examples are built once per test binary, on first use, and every
+// test shares one wasm.Host.
+var shared wasmtest.Examples
 
 func setup(t *testing.T) (dir string, host *wasm.Host) {
 	t.Helper()
-	shared.once.Do(func() {
-		root, err := filepath.Abs("..")
-		if err != nil {
-			shared.err = err
-			return
-		}
-		if shared.dir, shared.err = wasmtest.BuildExamples(root); shared.err != nil {
-			return
-		}
-		shared.host, shared.err = wasm.NewHost(context.Background(), wasm.Config{CacheDir: wasmtest.CacheDir()})
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.dir, shared.host
+	return shared.Get(t, "..")
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(wasmtest.Teardown(m.Run(), shared.host, shared.dir))
+	os.Exit(shared.Teardown(m.Run()))
 }
 
 // node is a kernel with a store (state and table) on the shared host.

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"testing"
 
 	"github.com/weftos/weft/wasm"
 )
@@ -64,3 +66,39 @@ func BuildExamples(root string) (string, error) {
 	}
 	return dir, nil
 }
+
+// Examples are the examples built once per test binary, on first use, and
+// one wasm.Host that every test of the binary shares (its compiled code
+// cached on disk across runs, see CacheDir: under -race, wazero takes
+// about 10 s to compile a Go guest). Declare one as a package variable,
+// call Get from tests and Teardown from TestMain.
+type Examples struct {
+	once sync.Once
+	dir  string // dir/NAME: the package directory of examples/NAME
+	host *wasm.Host
+	err  error
+}
+
+// Get builds the examples (root is the repository's root) and makes the
+// host on its first call, and returns them; it fails t if either failed.
+func (e *Examples) Get(t testing.TB, root string) (dir string, host *wasm.Host) {
+	t.Helper()
+	e.once.Do(func() {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			e.err = err
+			return
+		}
+		if e.dir, e.err = BuildExamples(abs); e.err != nil {
+			return
+		}
+		e.host, e.err = wasm.NewHost(context.Background(), wasm.Config{CacheDir: CacheDir()})
+	})
+	if e.err != nil {
+		t.Fatal(e.err)
+	}
+	return e.dir, e.host
+}
+
+// Teardown is the package Teardown for e, from TestMain.
+func (e *Examples) Teardown(code int) int { return Teardown(code, e.host, e.dir) }
