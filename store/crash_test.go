@@ -166,7 +166,7 @@ func TestCrashKillReopen(t *testing.T) {
 		if rng.IntN(8) == 0 {
 			after, jitter = 0, time.Duration(rng.IntN(20000))*time.Microsecond
 		}
-		reported := runCrashChild(t, path, next, after, jitter)
+		reported := runCrashChild(t, "crash", path, next, after, jitter)
 		for _, m := range reported {
 			if m != next {
 				t.Fatalf("round %d: child reported operation %d, want %d", round, m, next)
@@ -188,14 +188,15 @@ func TestCrashKillReopen(t *testing.T) {
 		kills, next, unreported, time.Since(start).Round(time.Millisecond))
 }
 
-// runCrashChild starts a crash child at operation start, reads its
-// reports, kills it with SIGKILL after `after` reports and a further
-// jitter, and returns every operation it reported before it died.
-func runCrashChild(t *testing.T, path string, start uint64, after int, jitter time.Duration) []uint64 {
+// runCrashChild starts a child of the given mode ("crash", or "kvcrash"
+// in kv_crash_test.go) at operation start, reads its reports, kills it
+// with SIGKILL after `after` reports and a further jitter, and returns
+// every operation it reported before it died.
+func runCrashChild(t *testing.T, mode, path string, start uint64, after int, jitter time.Duration) []uint64 {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
-		childEnv+"=crash", childPathEnv+"="+path, childStartEnv+"="+strconv.FormatUint(start, 10))
+		childEnv+"="+mode, childPathEnv+"="+path, childStartEnv+"="+strconv.FormatUint(start, 10))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -1,8 +1,10 @@
-// Package store owns the node's durable data: everything weft keeps across
-// restarts lives in one bbolt database file under the node's data
-// directory. This first slice holds each process's state value and the
-// kernel's process table; later slices add per-package key-value databases
-// and file drives, and consistent snapshots for the backup engine.
+// Package store owns the node's durable data: each process's state value,
+// the kernel's process table and the per-package key-value databases in
+// one bbolt database file under the node's data directory (Store), the
+// per-package file drives in a directory beside it (Drives), and one
+// per-package quota over databases and drives (Usage). Drives can be
+// snapshotted consistently while they are written (copy-on-write through
+// hard links, behind a write barrier).
 //
 // Every write is one bbolt transaction, committed and fsynced before the
 // call returns. Reads run in bbolt read transactions, which see a
@@ -69,10 +71,12 @@ var (
 	bucketState     = []byte("state")     // process id → state value
 	bucketProcTable = []byte("proctable") // process id → kernel's record
 	schemaKey       = []byte("schema")
+	// bucketKV ("kv", kv.go) holds the key-value databases: a nested
+	// bucket per package, in it a nested bucket per database.
 )
 
 // dataBuckets are the buckets initSchema creates besides meta.
-var dataBuckets = [][]byte{bucketState, bucketProcTable}
+var dataBuckets = [][]byte{bucketState, bucketProcTable, bucketKV}
 
 // Options tunes Open. The zero value is ready to use.
 type Options struct {
@@ -81,6 +85,11 @@ type Options struct {
 	// negative) means DefaultLockTimeout. bbolt retries the lock every 50 ms, so a timeout
 	// below 50 ms means a single attempt.
 	LockTimeout time.Duration
+	// Usage counts each package's bytes against its quota. Open adds
+	// what the file's key-value databases hold, so pass a Usage that has
+	// not counted this file before (the node's drives count into the
+	// same one). Nil means NewUsage(0): the DefaultPackageQuota.
+	Usage *Usage
 }
 
 // Store is the node's open database. Its methods are safe for concurrent
@@ -89,14 +98,16 @@ type Options struct {
 type Store struct {
 	path   string
 	db     *bolt.DB
+	usage  *Usage
 	closed atomic.Bool
 }
 
 // Open opens the database file at path, creating it (mode 0600) and its
 // parent directories (mode 0700) when they are missing, and makes sure its
-// buckets and schema version exist. It fails with ErrLocked when another
-// process holds the file, and with ErrNewerSchema when the file was
-// written by a newer version of weft.
+// buckets and schema version exist, then counts each package's bytes in
+// its key-value databases into Options.Usage. It fails with ErrLocked
+// when another process holds the file, and with ErrNewerSchema when the
+// file was written by a newer version of weft.
 func Open(path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("store: open: empty path")
@@ -151,7 +162,15 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("store: open %q: %w", path, err)
 		}
 	}
-	return &Store{path: path, db: db}, nil
+	usage := opts.Usage
+	if usage == nil {
+		usage = NewUsage(0)
+	}
+	if err := db.View(func(tx *bolt.Tx) error { return countKV(tx, usage) }); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %q: count usage: %w", path, err)
+	}
+	return &Store{path: path, db: db, usage: usage}, nil
 }
 
 // initSchema writes the schema version and creates the buckets of a new
@@ -212,6 +231,10 @@ func (s *Store) Close() error {
 
 // Path returns the path of the database file, as given to Open.
 func (s *Store) Path() string { return s.path }
+
+// Usage returns the byte counts and quota the Store charges writes to:
+// Options.Usage, or the one Open made.
+func (s *Store) Usage() *Usage { return s.usage }
 
 // missingDirs lists dir and those of its ancestors that do not exist,
 // deepest first.
