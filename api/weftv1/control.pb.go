@@ -1970,6 +1970,977 @@ func (*RevokeCapabilityResponse) Descriptor() ([]byte, []int) {
 	return file_weft_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
+type ListDatabasesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDatabasesRequest) Reset() {
+	*x = ListDatabasesRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDatabasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDatabasesRequest) ProtoMessage() {}
+
+func (x *ListDatabasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDatabasesRequest.ProtoReflect.Descriptor instead.
+func (*ListDatabasesRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListDatabasesRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+type ListDatabasesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Databases     []string               `protobuf:"bytes,1,rep,name=databases,proto3" json:"databases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDatabasesResponse) Reset() {
+	*x = ListDatabasesResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDatabasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDatabasesResponse) ProtoMessage() {}
+
+func (x *ListDatabasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDatabasesResponse.ProtoReflect.Descriptor instead.
+func (*ListDatabasesResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListDatabasesResponse) GetDatabases() []string {
+	if x != nil {
+		return x.Databases
+	}
+	return nil
+}
+
+type KVGetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	Database      string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Key           []byte                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVGetRequest) Reset() {
+	*x = KVGetRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVGetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVGetRequest) ProtoMessage() {}
+
+func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
+func (*KVGetRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *KVGetRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+func (x *KVGetRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *KVGetRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type KVGetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVGetResponse) Reset() {
+	*x = KVGetResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVGetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVGetResponse) ProtoMessage() {}
+
+func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVGetResponse.ProtoReflect.Descriptor instead.
+func (*KVGetResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *KVGetResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *KVGetResponse) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type KVSetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	Database      string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Key           []byte                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVSetRequest) Reset() {
+	*x = KVSetRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVSetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVSetRequest) ProtoMessage() {}
+
+func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVSetRequest.ProtoReflect.Descriptor instead.
+func (*KVSetRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *KVSetRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+func (x *KVSetRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *KVSetRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *KVSetRequest) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type KVSetResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The database did not exist and was created.
+	Created       bool `protobuf:"varint,1,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVSetResponse) Reset() {
+	*x = KVSetResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVSetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVSetResponse) ProtoMessage() {}
+
+func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVSetResponse.ProtoReflect.Descriptor instead.
+func (*KVSetResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *KVSetResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+type KVDeleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	Database      string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Key           []byte                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVDeleteRequest) Reset() {
+	*x = KVDeleteRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVDeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVDeleteRequest) ProtoMessage() {}
+
+func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVDeleteRequest.ProtoReflect.Descriptor instead.
+func (*KVDeleteRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *KVDeleteRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+func (x *KVDeleteRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *KVDeleteRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type KVDeleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVDeleteResponse) Reset() {
+	*x = KVDeleteResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVDeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVDeleteResponse) ProtoMessage() {}
+
+func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVDeleteResponse.ProtoReflect.Descriptor instead.
+func (*KVDeleteResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{38}
+}
+
+type KVScanRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Package  string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	Database string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Prefix   []byte                 `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	After    []byte                 `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`
+	// At most this many pairs (1 to 1000; 0 means 100).
+	Limit         uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVScanRequest) Reset() {
+	*x = KVScanRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVScanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVScanRequest) ProtoMessage() {}
+
+func (x *KVScanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVScanRequest.ProtoReflect.Descriptor instead.
+func (*KVScanRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *KVScanRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+func (x *KVScanRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *KVScanRequest) GetPrefix() []byte {
+	if x != nil {
+		return x.Prefix
+	}
+	return nil
+}
+
+func (x *KVScanRequest) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *KVScanRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type KVPair struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVPair) Reset() {
+	*x = KVPair{}
+	mi := &file_weft_v1_control_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVPair) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVPair) ProtoMessage() {}
+
+func (x *KVPair) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVPair.ProtoReflect.Descriptor instead.
+func (*KVPair) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *KVPair) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *KVPair) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type KVScanResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pairs []*KVPair              `protobuf:"bytes,1,rep,name=pairs,proto3" json:"pairs,omitempty"`
+	// There are more pairs after the last one.
+	More          bool `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVScanResponse) Reset() {
+	*x = KVScanResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVScanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVScanResponse) ProtoMessage() {}
+
+func (x *KVScanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVScanResponse.ProtoReflect.Descriptor instead.
+func (*KVScanResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *KVScanResponse) GetPairs() []*KVPair {
+	if x != nil {
+		return x.Pairs
+	}
+	return nil
+}
+
+func (x *KVScanResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+type ListDrivesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDrivesRequest) Reset() {
+	*x = ListDrivesRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDrivesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDrivesRequest) ProtoMessage() {}
+
+func (x *ListDrivesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDrivesRequest.ProtoReflect.Descriptor instead.
+func (*ListDrivesRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListDrivesRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+type ListDrivesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Drives        []string               `protobuf:"bytes,1,rep,name=drives,proto3" json:"drives,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDrivesResponse) Reset() {
+	*x = ListDrivesResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDrivesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDrivesResponse) ProtoMessage() {}
+
+func (x *ListDrivesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDrivesResponse.ProtoReflect.Descriptor instead.
+func (*ListDrivesResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListDrivesResponse) GetDrives() []string {
+	if x != nil {
+		return x.Drives
+	}
+	return nil
+}
+
+type ReadDirRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	Drive         string                 `protobuf:"bytes,2,opt,name=drive,proto3" json:"drive,omitempty"`
+	Path          string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadDirRequest) Reset() {
+	*x = ReadDirRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadDirRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadDirRequest) ProtoMessage() {}
+
+func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
+func (*ReadDirRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ReadDirRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+func (x *ReadDirRequest) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+func (x *ReadDirRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type DirEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Dir           bool                   `protobuf:"varint,2,opt,name=dir,proto3" json:"dir,omitempty"`
+	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Modified      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=modified,proto3" json:"modified,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirEntry) Reset() {
+	*x = DirEntry{}
+	mi := &file_weft_v1_control_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirEntry) ProtoMessage() {}
+
+func (x *DirEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirEntry.ProtoReflect.Descriptor instead.
+func (*DirEntry) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *DirEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DirEntry) GetDir() bool {
+	if x != nil {
+		return x.Dir
+	}
+	return false
+}
+
+func (x *DirEntry) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *DirEntry) GetModified() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Modified
+	}
+	return nil
+}
+
+type ReadDirResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*DirEntry            `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadDirResponse) Reset() {
+	*x = ReadDirResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadDirResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadDirResponse) ProtoMessage() {}
+
+func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
+func (*ReadDirResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ReadDirResponse) GetEntries() []*DirEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type ReadFileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	Drive         string                 `protobuf:"bytes,2,opt,name=drive,proto3" json:"drive,omitempty"`
+	Path          string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Offset        uint64                 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64                 `protobuf:"varint,5,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadFileRequest) Reset() {
+	*x = ReadFileRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadFileRequest) ProtoMessage() {}
+
+func (x *ReadFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadFileRequest.ProtoReflect.Descriptor instead.
+func (*ReadFileRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ReadFileRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+func (x *ReadFileRequest) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+func (x *ReadFileRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ReadFileRequest) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ReadFileRequest) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+type ReadFileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadFileResponse) Reset() {
+	*x = ReadFileResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadFileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadFileResponse) ProtoMessage() {}
+
+func (x *ReadFileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadFileResponse.ProtoReflect.Descriptor instead.
+func (*ReadFileResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ReadFileResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_weft_v1_control_proto protoreflect.FileDescriptor
 
 const file_weft_v1_control_proto_rawDesc = "" +
@@ -2106,7 +3077,65 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"capability\x18\x01 \x01(\v2\x13.weft.v1.CapabilityR\n" +
 	"capability\"\x1a\n" +
-	"\x18RevokeCapabilityResponse*\x9a\x01\n" +
+	"\x18RevokeCapabilityResponse\"0\n" +
+	"\x14ListDatabasesRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\"5\n" +
+	"\x15ListDatabasesResponse\x12\x1c\n" +
+	"\tdatabases\x18\x01 \x03(\tR\tdatabases\"V\n" +
+	"\fKVGetRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\";\n" +
+	"\rKVGetResponse\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"l\n" +
+	"\fKVSetRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\")\n" +
+	"\rKVSetResponse\x12\x18\n" +
+	"\acreated\x18\x01 \x01(\bR\acreated\"Y\n" +
+	"\x0fKVDeleteRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\"\x12\n" +
+	"\x10KVDeleteResponse\"\x89\x01\n" +
+	"\rKVScanRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\fR\x06prefix\x12\x14\n" +
+	"\x05after\x18\x04 \x01(\fR\x05after\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\"0\n" +
+	"\x06KVPair\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"K\n" +
+	"\x0eKVScanResponse\x12%\n" +
+	"\x05pairs\x18\x01 \x03(\v2\x0f.weft.v1.KVPairR\x05pairs\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"-\n" +
+	"\x11ListDrivesRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\",\n" +
+	"\x12ListDrivesResponse\x12\x16\n" +
+	"\x06drives\x18\x01 \x03(\tR\x06drives\"T\n" +
+	"\x0eReadDirRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\x12\x14\n" +
+	"\x05drive\x18\x02 \x01(\tR\x05drive\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\"|\n" +
+	"\bDirEntry\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03dir\x18\x02 \x01(\bR\x03dir\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x126\n" +
+	"\bmodified\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bmodified\">\n" +
+	"\x0fReadDirResponse\x12+\n" +
+	"\aentries\x18\x01 \x03(\v2\x11.weft.v1.DirEntryR\aentries\"\x85\x01\n" +
+	"\x0fReadFileRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\x12\x14\n" +
+	"\x05drive\x18\x02 \x01(\tR\x05drive\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x05 \x01(\x04R\x06length\"&\n" +
+	"\x10ReadFileResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data*\x9a\x01\n" +
 	"\fProcessState\x12\x1d\n" +
 	"\x19PROCESS_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PROCESS_STATE_RUNNING\x10\x01\x12\x1c\n" +
@@ -2135,7 +3164,17 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\x11CapabilityService\x12\\\n" +
 	"\x10ListCapabilities\x12 .weft.v1.ListCapabilitiesRequest\x1a!.weft.v1.ListCapabilitiesResponse\"\x03\x90\x02\x01\x12T\n" +
 	"\x0fGrantCapability\x12\x1f.weft.v1.GrantCapabilityRequest\x1a .weft.v1.GrantCapabilityResponse\x12W\n" +
-	"\x10RevokeCapability\x12 .weft.v1.RevokeCapabilityRequest\x1a!.weft.v1.RevokeCapabilityResponseB*Z(github.com/weftos/weft/api/weftv1;weftv1b\x06proto3"
+	"\x10RevokeCapability\x12 .weft.v1.RevokeCapabilityRequest\x1a!.weft.v1.RevokeCapabilityResponse2\xae\x04\n" +
+	"\fStoreService\x12S\n" +
+	"\rListDatabases\x12\x1d.weft.v1.ListDatabasesRequest\x1a\x1e.weft.v1.ListDatabasesResponse\"\x03\x90\x02\x01\x12;\n" +
+	"\x05KVGet\x12\x15.weft.v1.KVGetRequest\x1a\x16.weft.v1.KVGetResponse\"\x03\x90\x02\x01\x126\n" +
+	"\x05KVSet\x12\x15.weft.v1.KVSetRequest\x1a\x16.weft.v1.KVSetResponse\x12?\n" +
+	"\bKVDelete\x12\x18.weft.v1.KVDeleteRequest\x1a\x19.weft.v1.KVDeleteResponse\x12>\n" +
+	"\x06KVScan\x12\x16.weft.v1.KVScanRequest\x1a\x17.weft.v1.KVScanResponse\"\x03\x90\x02\x01\x12J\n" +
+	"\n" +
+	"ListDrives\x12\x1a.weft.v1.ListDrivesRequest\x1a\x1b.weft.v1.ListDrivesResponse\"\x03\x90\x02\x01\x12A\n" +
+	"\aReadDir\x12\x17.weft.v1.ReadDirRequest\x1a\x18.weft.v1.ReadDirResponse\"\x03\x90\x02\x01\x12D\n" +
+	"\bReadFile\x12\x18.weft.v1.ReadFileRequest\x1a\x19.weft.v1.ReadFileResponse\"\x03\x90\x02\x01B*Z(github.com/weftos/weft/api/weftv1;weftv1b\x06proto3"
 
 var (
 	file_weft_v1_control_proto_rawDescOnce sync.Once
@@ -2150,7 +3189,7 @@ func file_weft_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_weft_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_weft_v1_control_proto_goTypes = []any{
 	(ProcessState)(0),                // 0: weft.v1.ProcessState
 	(EnvelopeKind)(0),                // 1: weft.v1.EnvelopeKind
@@ -2185,23 +3224,41 @@ var file_weft_v1_control_proto_goTypes = []any{
 	(*GrantCapabilityResponse)(nil),  // 30: weft.v1.GrantCapabilityResponse
 	(*RevokeCapabilityRequest)(nil),  // 31: weft.v1.RevokeCapabilityRequest
 	(*RevokeCapabilityResponse)(nil), // 32: weft.v1.RevokeCapabilityResponse
-	nil,                              // 33: weft.v1.GetInfoResponse.SendErrorsEntry
-	(*timestamppb.Timestamp)(nil),    // 34: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 35: google.protobuf.Duration
-	(*Capability)(nil),               // 36: weft.v1.Capability
-	(*Request)(nil),                  // 37: weft.v1.Request
-	(*Blob)(nil),                     // 38: weft.v1.Blob
-	(*Response)(nil),                 // 39: weft.v1.Response
-	(*SendError)(nil),                // 40: weft.v1.SendError
-	(SendErrorKind)(0),               // 41: weft.v1.SendErrorKind
+	(*ListDatabasesRequest)(nil),     // 33: weft.v1.ListDatabasesRequest
+	(*ListDatabasesResponse)(nil),    // 34: weft.v1.ListDatabasesResponse
+	(*KVGetRequest)(nil),             // 35: weft.v1.KVGetRequest
+	(*KVGetResponse)(nil),            // 36: weft.v1.KVGetResponse
+	(*KVSetRequest)(nil),             // 37: weft.v1.KVSetRequest
+	(*KVSetResponse)(nil),            // 38: weft.v1.KVSetResponse
+	(*KVDeleteRequest)(nil),          // 39: weft.v1.KVDeleteRequest
+	(*KVDeleteResponse)(nil),         // 40: weft.v1.KVDeleteResponse
+	(*KVScanRequest)(nil),            // 41: weft.v1.KVScanRequest
+	(*KVPair)(nil),                   // 42: weft.v1.KVPair
+	(*KVScanResponse)(nil),           // 43: weft.v1.KVScanResponse
+	(*ListDrivesRequest)(nil),        // 44: weft.v1.ListDrivesRequest
+	(*ListDrivesResponse)(nil),       // 45: weft.v1.ListDrivesResponse
+	(*ReadDirRequest)(nil),           // 46: weft.v1.ReadDirRequest
+	(*DirEntry)(nil),                 // 47: weft.v1.DirEntry
+	(*ReadDirResponse)(nil),          // 48: weft.v1.ReadDirResponse
+	(*ReadFileRequest)(nil),          // 49: weft.v1.ReadFileRequest
+	(*ReadFileResponse)(nil),         // 50: weft.v1.ReadFileResponse
+	nil,                              // 51: weft.v1.GetInfoResponse.SendErrorsEntry
+	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 53: google.protobuf.Duration
+	(*Capability)(nil),               // 54: weft.v1.Capability
+	(*Request)(nil),                  // 55: weft.v1.Request
+	(*Blob)(nil),                     // 56: weft.v1.Blob
+	(*Response)(nil),                 // 57: weft.v1.Response
+	(*SendError)(nil),                // 58: weft.v1.SendError
+	(SendErrorKind)(0),               // 59: weft.v1.SendErrorKind
 }
 var file_weft_v1_control_proto_depIdxs = []int32{
-	34, // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
-	35, // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
-	33, // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
-	36, // 3: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
+	52, // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
+	53, // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
+	51, // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
+	54, // 3: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
 	5,  // 4: weft.v1.PackageInfo.requested:type_name -> weft.v1.RequestedCapability
-	34, // 5: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
+	52, // 5: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
 	5,  // 6: weft.v1.PackageInfo.approved:type_name -> weft.v1.RequestedCapability
 	4,  // 7: weft.v1.InspectPackageRequest.archive:type_name -> weft.v1.PackageArchive
 	6,  // 8: weft.v1.InspectPackageResponse.package:type_name -> weft.v1.PackageInfo
@@ -2210,55 +3267,74 @@ var file_weft_v1_control_proto_depIdxs = []int32{
 	6,  // 11: weft.v1.InstallPackageResponse.package:type_name -> weft.v1.PackageInfo
 	6,  // 12: weft.v1.ListPackagesResponse.packages:type_name -> weft.v1.PackageInfo
 	0,  // 13: weft.v1.ProcessInfo.state:type_name -> weft.v1.ProcessState
-	34, // 14: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
+	52, // 14: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
 	15, // 15: weft.v1.ListProcessesResponse.processes:type_name -> weft.v1.ProcessInfo
 	15, // 16: weft.v1.KillProcessResponse.process:type_name -> weft.v1.ProcessInfo
 	15, // 17: weft.v1.RestartProcessResponse.process:type_name -> weft.v1.ProcessInfo
-	37, // 18: weft.v1.SendRequest.request:type_name -> weft.v1.Request
-	38, // 19: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
-	39, // 20: weft.v1.SendResponse.response:type_name -> weft.v1.Response
-	40, // 21: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
-	38, // 22: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
-	34, // 23: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
+	55, // 18: weft.v1.SendRequest.request:type_name -> weft.v1.Request
+	56, // 19: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
+	57, // 20: weft.v1.SendResponse.response:type_name -> weft.v1.Response
+	58, // 21: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
+	56, // 22: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
+	52, // 23: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
 	1,  // 24: weft.v1.Envelope.kind:type_name -> weft.v1.EnvelopeKind
-	35, // 25: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
-	41, // 26: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
+	53, // 25: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
+	59, // 26: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
 	25, // 27: weft.v1.TapResponse.envelope:type_name -> weft.v1.Envelope
-	36, // 28: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
-	36, // 29: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
-	36, // 30: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
-	36, // 31: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
-	2,  // 32: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
-	7,  // 33: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
-	9,  // 34: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
-	11, // 35: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
-	13, // 36: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
-	16, // 37: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
-	18, // 38: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
-	20, // 39: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
-	22, // 40: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
-	24, // 41: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
-	27, // 42: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
-	29, // 43: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
-	31, // 44: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
-	3,  // 45: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
-	8,  // 46: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
-	10, // 47: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
-	12, // 48: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
-	14, // 49: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
-	17, // 50: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
-	19, // 51: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
-	21, // 52: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
-	23, // 53: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
-	26, // 54: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
-	28, // 55: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
-	30, // 56: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
-	32, // 57: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
-	45, // [45:58] is the sub-list for method output_type
-	32, // [32:45] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	54, // 28: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
+	54, // 29: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
+	54, // 30: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
+	54, // 31: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
+	42, // 32: weft.v1.KVScanResponse.pairs:type_name -> weft.v1.KVPair
+	52, // 33: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
+	47, // 34: weft.v1.ReadDirResponse.entries:type_name -> weft.v1.DirEntry
+	2,  // 35: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
+	7,  // 36: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
+	9,  // 37: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
+	11, // 38: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
+	13, // 39: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
+	16, // 40: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
+	18, // 41: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
+	20, // 42: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
+	22, // 43: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
+	24, // 44: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
+	27, // 45: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
+	29, // 46: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
+	31, // 47: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
+	33, // 48: weft.v1.StoreService.ListDatabases:input_type -> weft.v1.ListDatabasesRequest
+	35, // 49: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
+	37, // 50: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
+	39, // 51: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
+	41, // 52: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
+	44, // 53: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
+	46, // 54: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
+	49, // 55: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
+	3,  // 56: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
+	8,  // 57: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
+	10, // 58: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
+	12, // 59: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
+	14, // 60: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
+	17, // 61: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
+	19, // 62: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
+	21, // 63: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
+	23, // 64: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
+	26, // 65: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
+	28, // 66: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
+	30, // 67: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
+	32, // 68: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
+	34, // 69: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
+	36, // 70: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
+	38, // 71: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
+	40, // 72: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
+	43, // 73: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
+	45, // 74: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
+	48, // 75: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
+	50, // 76: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
+	56, // [56:77] is the sub-list for method output_type
+	35, // [35:56] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_weft_v1_control_proto_init() }
@@ -2278,9 +3354,9 @@ func file_weft_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weft_v1_control_proto_rawDesc), len(file_weft_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   50,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_weft_v1_control_proto_goTypes,
 		DependencyIndexes: file_weft_v1_control_proto_depIdxs,

@@ -41,6 +41,8 @@ const (
 	MessageServiceName = "weft.v1.MessageService"
 	// CapabilityServiceName is the fully-qualified name of the CapabilityService service.
 	CapabilityServiceName = "weft.v1.CapabilityService"
+	// StoreServiceName is the fully-qualified name of the StoreService service.
+	StoreServiceName = "weft.v1.StoreService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -87,6 +89,23 @@ const (
 	// CapabilityServiceRevokeCapabilityProcedure is the fully-qualified name of the CapabilityService's
 	// RevokeCapability RPC.
 	CapabilityServiceRevokeCapabilityProcedure = "/weft.v1.CapabilityService/RevokeCapability"
+	// StoreServiceListDatabasesProcedure is the fully-qualified name of the StoreService's
+	// ListDatabases RPC.
+	StoreServiceListDatabasesProcedure = "/weft.v1.StoreService/ListDatabases"
+	// StoreServiceKVGetProcedure is the fully-qualified name of the StoreService's KVGet RPC.
+	StoreServiceKVGetProcedure = "/weft.v1.StoreService/KVGet"
+	// StoreServiceKVSetProcedure is the fully-qualified name of the StoreService's KVSet RPC.
+	StoreServiceKVSetProcedure = "/weft.v1.StoreService/KVSet"
+	// StoreServiceKVDeleteProcedure is the fully-qualified name of the StoreService's KVDelete RPC.
+	StoreServiceKVDeleteProcedure = "/weft.v1.StoreService/KVDelete"
+	// StoreServiceKVScanProcedure is the fully-qualified name of the StoreService's KVScan RPC.
+	StoreServiceKVScanProcedure = "/weft.v1.StoreService/KVScan"
+	// StoreServiceListDrivesProcedure is the fully-qualified name of the StoreService's ListDrives RPC.
+	StoreServiceListDrivesProcedure = "/weft.v1.StoreService/ListDrives"
+	// StoreServiceReadDirProcedure is the fully-qualified name of the StoreService's ReadDir RPC.
+	StoreServiceReadDirProcedure = "/weft.v1.StoreService/ReadDir"
+	// StoreServiceReadFileProcedure is the fully-qualified name of the StoreService's ReadFile RPC.
+	StoreServiceReadFileProcedure = "/weft.v1.StoreService/ReadFile"
 )
 
 // NodeServiceClient is a client for the weft.v1.NodeService service.
@@ -717,4 +736,288 @@ func (UnimplementedCapabilityServiceHandler) GrantCapability(context.Context, *c
 
 func (UnimplementedCapabilityServiceHandler) RevokeCapability(context.Context, *connect.Request[weftv1.RevokeCapabilityRequest]) (*connect.Response[weftv1.RevokeCapabilityResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.CapabilityService.RevokeCapability is not implemented"))
+}
+
+// StoreServiceClient is a client for the weft.v1.StoreService service.
+type StoreServiceClient interface {
+	// ListDatabases lists a package's databases.
+	ListDatabases(context.Context, *connect.Request[weftv1.ListDatabasesRequest]) (*connect.Response[weftv1.ListDatabasesResponse], error)
+	// KVGet reads one key; found is false when it is not there.
+	KVGet(context.Context, *connect.Request[weftv1.KVGetRequest]) (*connect.Response[weftv1.KVGetResponse], error)
+	// KVSet writes one key, creating the database if it is missing.
+	KVSet(context.Context, *connect.Request[weftv1.KVSetRequest]) (*connect.Response[weftv1.KVSetResponse], error)
+	// KVDelete deletes one key; a missing key is not an error.
+	KVDelete(context.Context, *connect.Request[weftv1.KVDeleteRequest]) (*connect.Response[weftv1.KVDeleteResponse], error)
+	// KVScan lists pairs whose keys start with prefix, in key order, a page
+	// at a time: pass the last key of a page as after to get the next.
+	KVScan(context.Context, *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error)
+	// ListDrives lists a package's drives.
+	ListDrives(context.Context, *connect.Request[weftv1.ListDrivesRequest]) (*connect.Response[weftv1.ListDrivesResponse], error)
+	// ReadDir lists a directory of a drive ("" or "/" is its root).
+	ReadDir(context.Context, *connect.Request[weftv1.ReadDirRequest]) (*connect.Response[weftv1.ReadDirResponse], error)
+	// ReadFile reads a file of a drive, or length bytes of it from offset
+	// (length 0: to the end).
+	ReadFile(context.Context, *connect.Request[weftv1.ReadFileRequest]) (*connect.Response[weftv1.ReadFileResponse], error)
+}
+
+// NewStoreServiceClient constructs a client for the weft.v1.StoreService service. By default, it
+// uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewStoreServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) StoreServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	storeServiceMethods := weftv1.File_weft_v1_control_proto.Services().ByName("StoreService").Methods()
+	return &storeServiceClient{
+		listDatabases: connect.NewClient[weftv1.ListDatabasesRequest, weftv1.ListDatabasesResponse](
+			httpClient,
+			baseURL+StoreServiceListDatabasesProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("ListDatabases")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		kVGet: connect.NewClient[weftv1.KVGetRequest, weftv1.KVGetResponse](
+			httpClient,
+			baseURL+StoreServiceKVGetProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("KVGet")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		kVSet: connect.NewClient[weftv1.KVSetRequest, weftv1.KVSetResponse](
+			httpClient,
+			baseURL+StoreServiceKVSetProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("KVSet")),
+			connect.WithClientOptions(opts...),
+		),
+		kVDelete: connect.NewClient[weftv1.KVDeleteRequest, weftv1.KVDeleteResponse](
+			httpClient,
+			baseURL+StoreServiceKVDeleteProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("KVDelete")),
+			connect.WithClientOptions(opts...),
+		),
+		kVScan: connect.NewClient[weftv1.KVScanRequest, weftv1.KVScanResponse](
+			httpClient,
+			baseURL+StoreServiceKVScanProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("KVScan")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listDrives: connect.NewClient[weftv1.ListDrivesRequest, weftv1.ListDrivesResponse](
+			httpClient,
+			baseURL+StoreServiceListDrivesProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("ListDrives")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		readDir: connect.NewClient[weftv1.ReadDirRequest, weftv1.ReadDirResponse](
+			httpClient,
+			baseURL+StoreServiceReadDirProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("ReadDir")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		readFile: connect.NewClient[weftv1.ReadFileRequest, weftv1.ReadFileResponse](
+			httpClient,
+			baseURL+StoreServiceReadFileProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("ReadFile")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// storeServiceClient implements StoreServiceClient.
+type storeServiceClient struct {
+	listDatabases *connect.Client[weftv1.ListDatabasesRequest, weftv1.ListDatabasesResponse]
+	kVGet         *connect.Client[weftv1.KVGetRequest, weftv1.KVGetResponse]
+	kVSet         *connect.Client[weftv1.KVSetRequest, weftv1.KVSetResponse]
+	kVDelete      *connect.Client[weftv1.KVDeleteRequest, weftv1.KVDeleteResponse]
+	kVScan        *connect.Client[weftv1.KVScanRequest, weftv1.KVScanResponse]
+	listDrives    *connect.Client[weftv1.ListDrivesRequest, weftv1.ListDrivesResponse]
+	readDir       *connect.Client[weftv1.ReadDirRequest, weftv1.ReadDirResponse]
+	readFile      *connect.Client[weftv1.ReadFileRequest, weftv1.ReadFileResponse]
+}
+
+// ListDatabases calls weft.v1.StoreService.ListDatabases.
+func (c *storeServiceClient) ListDatabases(ctx context.Context, req *connect.Request[weftv1.ListDatabasesRequest]) (*connect.Response[weftv1.ListDatabasesResponse], error) {
+	return c.listDatabases.CallUnary(ctx, req)
+}
+
+// KVGet calls weft.v1.StoreService.KVGet.
+func (c *storeServiceClient) KVGet(ctx context.Context, req *connect.Request[weftv1.KVGetRequest]) (*connect.Response[weftv1.KVGetResponse], error) {
+	return c.kVGet.CallUnary(ctx, req)
+}
+
+// KVSet calls weft.v1.StoreService.KVSet.
+func (c *storeServiceClient) KVSet(ctx context.Context, req *connect.Request[weftv1.KVSetRequest]) (*connect.Response[weftv1.KVSetResponse], error) {
+	return c.kVSet.CallUnary(ctx, req)
+}
+
+// KVDelete calls weft.v1.StoreService.KVDelete.
+func (c *storeServiceClient) KVDelete(ctx context.Context, req *connect.Request[weftv1.KVDeleteRequest]) (*connect.Response[weftv1.KVDeleteResponse], error) {
+	return c.kVDelete.CallUnary(ctx, req)
+}
+
+// KVScan calls weft.v1.StoreService.KVScan.
+func (c *storeServiceClient) KVScan(ctx context.Context, req *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error) {
+	return c.kVScan.CallUnary(ctx, req)
+}
+
+// ListDrives calls weft.v1.StoreService.ListDrives.
+func (c *storeServiceClient) ListDrives(ctx context.Context, req *connect.Request[weftv1.ListDrivesRequest]) (*connect.Response[weftv1.ListDrivesResponse], error) {
+	return c.listDrives.CallUnary(ctx, req)
+}
+
+// ReadDir calls weft.v1.StoreService.ReadDir.
+func (c *storeServiceClient) ReadDir(ctx context.Context, req *connect.Request[weftv1.ReadDirRequest]) (*connect.Response[weftv1.ReadDirResponse], error) {
+	return c.readDir.CallUnary(ctx, req)
+}
+
+// ReadFile calls weft.v1.StoreService.ReadFile.
+func (c *storeServiceClient) ReadFile(ctx context.Context, req *connect.Request[weftv1.ReadFileRequest]) (*connect.Response[weftv1.ReadFileResponse], error) {
+	return c.readFile.CallUnary(ctx, req)
+}
+
+// StoreServiceHandler is an implementation of the weft.v1.StoreService service.
+type StoreServiceHandler interface {
+	// ListDatabases lists a package's databases.
+	ListDatabases(context.Context, *connect.Request[weftv1.ListDatabasesRequest]) (*connect.Response[weftv1.ListDatabasesResponse], error)
+	// KVGet reads one key; found is false when it is not there.
+	KVGet(context.Context, *connect.Request[weftv1.KVGetRequest]) (*connect.Response[weftv1.KVGetResponse], error)
+	// KVSet writes one key, creating the database if it is missing.
+	KVSet(context.Context, *connect.Request[weftv1.KVSetRequest]) (*connect.Response[weftv1.KVSetResponse], error)
+	// KVDelete deletes one key; a missing key is not an error.
+	KVDelete(context.Context, *connect.Request[weftv1.KVDeleteRequest]) (*connect.Response[weftv1.KVDeleteResponse], error)
+	// KVScan lists pairs whose keys start with prefix, in key order, a page
+	// at a time: pass the last key of a page as after to get the next.
+	KVScan(context.Context, *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error)
+	// ListDrives lists a package's drives.
+	ListDrives(context.Context, *connect.Request[weftv1.ListDrivesRequest]) (*connect.Response[weftv1.ListDrivesResponse], error)
+	// ReadDir lists a directory of a drive ("" or "/" is its root).
+	ReadDir(context.Context, *connect.Request[weftv1.ReadDirRequest]) (*connect.Response[weftv1.ReadDirResponse], error)
+	// ReadFile reads a file of a drive, or length bytes of it from offset
+	// (length 0: to the end).
+	ReadFile(context.Context, *connect.Request[weftv1.ReadFileRequest]) (*connect.Response[weftv1.ReadFileResponse], error)
+}
+
+// NewStoreServiceHandler builds an HTTP handler from the service implementation. It returns the
+// path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewStoreServiceHandler(svc StoreServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	storeServiceMethods := weftv1.File_weft_v1_control_proto.Services().ByName("StoreService").Methods()
+	storeServiceListDatabasesHandler := connect.NewUnaryHandler(
+		StoreServiceListDatabasesProcedure,
+		svc.ListDatabases,
+		connect.WithSchema(storeServiceMethods.ByName("ListDatabases")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	storeServiceKVGetHandler := connect.NewUnaryHandler(
+		StoreServiceKVGetProcedure,
+		svc.KVGet,
+		connect.WithSchema(storeServiceMethods.ByName("KVGet")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	storeServiceKVSetHandler := connect.NewUnaryHandler(
+		StoreServiceKVSetProcedure,
+		svc.KVSet,
+		connect.WithSchema(storeServiceMethods.ByName("KVSet")),
+		connect.WithHandlerOptions(opts...),
+	)
+	storeServiceKVDeleteHandler := connect.NewUnaryHandler(
+		StoreServiceKVDeleteProcedure,
+		svc.KVDelete,
+		connect.WithSchema(storeServiceMethods.ByName("KVDelete")),
+		connect.WithHandlerOptions(opts...),
+	)
+	storeServiceKVScanHandler := connect.NewUnaryHandler(
+		StoreServiceKVScanProcedure,
+		svc.KVScan,
+		connect.WithSchema(storeServiceMethods.ByName("KVScan")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	storeServiceListDrivesHandler := connect.NewUnaryHandler(
+		StoreServiceListDrivesProcedure,
+		svc.ListDrives,
+		connect.WithSchema(storeServiceMethods.ByName("ListDrives")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	storeServiceReadDirHandler := connect.NewUnaryHandler(
+		StoreServiceReadDirProcedure,
+		svc.ReadDir,
+		connect.WithSchema(storeServiceMethods.ByName("ReadDir")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	storeServiceReadFileHandler := connect.NewUnaryHandler(
+		StoreServiceReadFileProcedure,
+		svc.ReadFile,
+		connect.WithSchema(storeServiceMethods.ByName("ReadFile")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/weft.v1.StoreService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case StoreServiceListDatabasesProcedure:
+			storeServiceListDatabasesHandler.ServeHTTP(w, r)
+		case StoreServiceKVGetProcedure:
+			storeServiceKVGetHandler.ServeHTTP(w, r)
+		case StoreServiceKVSetProcedure:
+			storeServiceKVSetHandler.ServeHTTP(w, r)
+		case StoreServiceKVDeleteProcedure:
+			storeServiceKVDeleteHandler.ServeHTTP(w, r)
+		case StoreServiceKVScanProcedure:
+			storeServiceKVScanHandler.ServeHTTP(w, r)
+		case StoreServiceListDrivesProcedure:
+			storeServiceListDrivesHandler.ServeHTTP(w, r)
+		case StoreServiceReadDirProcedure:
+			storeServiceReadDirHandler.ServeHTTP(w, r)
+		case StoreServiceReadFileProcedure:
+			storeServiceReadFileHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedStoreServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedStoreServiceHandler struct{}
+
+func (UnimplementedStoreServiceHandler) ListDatabases(context.Context, *connect.Request[weftv1.ListDatabasesRequest]) (*connect.Response[weftv1.ListDatabasesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.ListDatabases is not implemented"))
+}
+
+func (UnimplementedStoreServiceHandler) KVGet(context.Context, *connect.Request[weftv1.KVGetRequest]) (*connect.Response[weftv1.KVGetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.KVGet is not implemented"))
+}
+
+func (UnimplementedStoreServiceHandler) KVSet(context.Context, *connect.Request[weftv1.KVSetRequest]) (*connect.Response[weftv1.KVSetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.KVSet is not implemented"))
+}
+
+func (UnimplementedStoreServiceHandler) KVDelete(context.Context, *connect.Request[weftv1.KVDeleteRequest]) (*connect.Response[weftv1.KVDeleteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.KVDelete is not implemented"))
+}
+
+func (UnimplementedStoreServiceHandler) KVScan(context.Context, *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.KVScan is not implemented"))
+}
+
+func (UnimplementedStoreServiceHandler) ListDrives(context.Context, *connect.Request[weftv1.ListDrivesRequest]) (*connect.Response[weftv1.ListDrivesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.ListDrives is not implemented"))
+}
+
+func (UnimplementedStoreServiceHandler) ReadDir(context.Context, *connect.Request[weftv1.ReadDirRequest]) (*connect.Response[weftv1.ReadDirResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.ReadDir is not implemented"))
+}
+
+func (UnimplementedStoreServiceHandler) ReadFile(context.Context, *connect.Request[weftv1.ReadFileRequest]) (*connect.Response[weftv1.ReadFileResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.ReadFile is not implemented"))
 }
