@@ -20,6 +20,8 @@ var mutating = map[string]bool{
 	weftv1connect.MessageServiceSendProcedure:                true,
 	weftv1connect.CapabilityServiceGrantCapabilityProcedure:  true,
 	weftv1connect.CapabilityServiceRevokeCapabilityProcedure: true,
+	weftv1connect.StoreServiceKVSetProcedure:                 true,
+	weftv1connect.StoreServiceKVDeleteProcedure:              true,
 }
 
 // auditInterceptor writes one line at Info, message "audit", for every
@@ -102,6 +104,23 @@ func auditArgs(req, res any) []slog.Attr {
 			slog.String("process", m.GetProcess()),
 			slog.String("issuer", m.GetCapability().GetIssuer()),
 			slog.String("params", m.GetCapability().GetParams()),
+		}
+	case *weftv1.KVSetRequest:
+		attrs := []slog.Attr{
+			slog.String("package", m.GetPackage()),
+			slog.String("database", m.GetDatabase()),
+			slog.Int("key_bytes", len(m.GetKey())),
+			slog.Int("value_bytes", len(m.GetValue())),
+		}
+		if r, ok := res.(*weftv1.KVSetResponse); ok {
+			attrs = append(attrs, slog.Bool("created", r.GetCreated()))
+		}
+		return attrs
+	case *weftv1.KVDeleteRequest:
+		return []slog.Attr{
+			slog.String("package", m.GetPackage()),
+			slog.String("database", m.GetDatabase()),
+			slog.Int("key_bytes", len(m.GetKey())),
 		}
 	case *weftv1.RevokeCapabilityRequest:
 		return []slog.Attr{

@@ -18,6 +18,7 @@ import (
 	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/store"
 )
 
 // ReadMaxBytes bounds one request message: room for the largest valid
@@ -36,6 +37,12 @@ type Config struct {
 	// Packages is the node's package registry; nil makes every
 	// PackageService call fail with CodeUnavailable.
 	Packages *install.Registry
+	// Store holds the packages' key-value databases; nil makes the
+	// StoreService's database calls fail with CodeUnavailable.
+	Store *store.Store
+	// Drives holds the packages' file drives; nil makes the
+	// StoreService's drive calls fail with CodeUnavailable.
+	Drives *store.Drives
 	// Version is weftd's version, as GetInfo reports it.
 	Version string
 	// Started is when the node started; zero is when New was called.
@@ -55,17 +62,19 @@ type Config struct {
 	Interceptors []connect.Interceptor
 }
 
-// server implements the five services.
+// server implements the six services.
 type server struct {
 	k        *kernel.Kernel
 	reg      *install.Registry
+	st       *store.Store
+	drives   *store.Drives
 	version  string
 	started  time.Time
 	log      *slog.Logger
 	stopping <-chan struct{}
 }
 
-// New returns the control API as one http.Handler: the five services
+// New returns the control API as one http.Handler: the six services
 // over Connect, gRPC and gRPC-Web, and gRPC server reflection (v1 and
 // v1alpha). Serve it with ConnContext as the server's ConnContext so that
 // the audit log can name callers.
@@ -81,7 +90,7 @@ func New(cfg Config) (http.Handler, error) {
 	if started.IsZero() {
 		started = time.Now()
 	}
-	s := &server{k: cfg.Kernel, reg: cfg.Packages, version: cfg.Version, started: started, log: log, stopping: cfg.Stopping}
+	s := &server{k: cfg.Kernel, reg: cfg.Packages, st: cfg.Store, drives: cfg.Drives, version: cfg.Version, started: started, log: log, stopping: cfg.Stopping}
 
 	// Outermost first: the daemon's interceptors, the audit log (which
 	// sees the code the client gets), the mapping of domain errors, and
@@ -107,12 +116,14 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle(weftv1connect.NewProcessServiceHandler(s, opts...))
 	mux.Handle(weftv1connect.NewMessageServiceHandler(s, opts...))
 	mux.Handle(weftv1connect.NewCapabilityServiceHandler(s, opts...))
+	mux.Handle(weftv1connect.NewStoreServiceHandler(s, opts...))
 	reflector := grpcreflect.NewStaticReflector(
 		weftv1connect.NodeServiceName,
 		weftv1connect.PackageServiceName,
 		weftv1connect.ProcessServiceName,
 		weftv1connect.MessageServiceName,
 		weftv1connect.CapabilityServiceName,
+		weftv1connect.StoreServiceName,
 	)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, opts...))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, opts...))

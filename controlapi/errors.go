@@ -3,6 +3,7 @@ package controlapi
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 
 	"connectrpc.com/connect"
@@ -11,6 +12,7 @@ import (
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/kernel/pbconv"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/store"
 )
 
 // internalMessage is all a client learns of an error this file does not
@@ -38,7 +40,28 @@ var codes = []struct {
 	{kernel.ErrLimit, connect.CodeResourceExhausted},
 	{kernel.ErrClosed, connect.CodeUnavailable},
 	{kernel.ErrStopped, connect.CodeUnavailable},
+	// The store's errors name the package, the database or drive, the
+	// key or path, and the limit broken.
+	{store.ErrBadName, connect.CodeInvalidArgument},
+	{store.ErrBadKey, connect.CodeInvalidArgument},
+	{store.ErrBadPath, connect.CodeInvalidArgument},
+	{store.ErrValueTooLarge, connect.CodeInvalidArgument},
+	{store.ErrTxTooLarge, connect.CodeInvalidArgument},
+	{store.ErrNoDB, connect.CodeNotFound},
+	{store.ErrDBExists, connect.CodeAlreadyExists},
+	{store.ErrQuota, connect.CodeResourceExhausted},
+	{store.ErrClosed, connect.CodeUnavailable},
 }
+
+// driveError marks an error of the store's drives. Their fs.ErrNotExist
+// means a missing drive, directory or file, named relative to its drive;
+// elsewhere fs.ErrNotExist may carry a path of the host, so toConnect maps
+// it to CodeNotFound only under this mark.
+type driveError struct{ err error }
+
+func (e *driveError) Error() string { return e.err.Error() }
+
+func (e *driveError) Unwrap() error { return e.err }
 
 // toConnect maps an error of a handler to the *connect.Error the client
 // gets. Errors that are already *connect.Error pass unchanged. An error
@@ -68,6 +91,9 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 		if errors.Is(err, c.err) {
 			return connect.NewError(c.code, err)
 		}
+	}
+	if de := new(driveError); errors.As(err, &de) && errors.Is(err, fs.ErrNotExist) {
+		return connect.NewError(connect.CodeNotFound, err)
 	}
 	switch {
 	case errors.Is(err, context.Canceled):

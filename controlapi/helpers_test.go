@@ -40,6 +40,8 @@ type node struct {
 	t        *testing.T
 	k        *kernel.Kernel
 	reg      *install.Registry
+	st       *store.Store  // the kernel's store, which holds the databases
+	drives   *store.Drives // in the data directory, sharing st's usage
 	sock     string
 	logs     *logBuffer
 	stopping chan struct{}
@@ -50,6 +52,7 @@ type node struct {
 	proc weftv1connect.ProcessServiceClient
 	msg  weftv1connect.MessageServiceClient
 	caps weftv1connect.CapabilityServiceClient
+	stor weftv1connect.StoreServiceClient
 }
 
 type nodeOptions struct {
@@ -57,6 +60,11 @@ type nodeOptions struct {
 	host  *wasm.Host // with a registry when set
 	// interceptors go to Config.Interceptors.
 	interceptors []connect.Interceptor
+	// quota is the per-package storage quota; 0 is the store's default.
+	quota int64
+	// noStorage serves the API without Config.Store and Config.Drives
+	// (the node still has them, for the kernel).
+	noStorage bool
 }
 
 func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *node {
@@ -66,7 +74,12 @@ func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *n
 		t.Fatal(err)
 	}
 	dataDir := t.TempDir()
-	st, err := store.Open(filepath.Join(dataDir, store.FileName), store.Options{})
+	usage := store.NewUsage(o.quota)
+	st, err := store.Open(filepath.Join(dataDir, store.FileName), store.Options{Usage: usage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drives, err := store.OpenDrives(filepath.Join(dataDir, "drives"), usage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +94,11 @@ func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *n
 			t.Errorf("kernel close: %v", err)
 		}
 		st.Close()
+		if err := drives.Close(); err != nil {
+			t.Errorf("drives close: %v", err)
+		}
 	})
-	n := &node{t: t, k: k, logs: &logBuffer{}, stopping: make(chan struct{})}
+	n := &node{t: t, k: k, st: st, drives: drives, logs: &logBuffer{}, stopping: make(chan struct{})}
 	if o.host != nil {
 		n.reg, err = install.OpenRegistry(filepath.Join(dataDir, "packages"), k, o.host, nil)
 		if err != nil {
@@ -99,16 +115,22 @@ func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *n
 		}
 	}
 
-	h, err := controlapi.New(controlapi.Config{
+	cfg := controlapi.Config{
 		Kernel:       k,
 		Packages:     n.reg,
+		Store:        st,
+		Drives:       drives,
 		Version:      "1.2.3-test",
 		Started:      time.Now(),
 		Logger:       slog.New(slog.NewJSONHandler(n.logs, nil)),
 		Token:        o.token,
 		Stopping:     n.stopping,
 		Interceptors: o.interceptors,
-	})
+	}
+	if o.noStorage {
+		cfg.Store, cfg.Drives = nil, nil
+	}
+	h, err := controlapi.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +186,7 @@ func (n *node) clients(hc *http.Client, opts ...connect.ClientOption) {
 	n.proc = weftv1connect.NewProcessServiceClient(hc, baseURL, opts...)
 	n.msg = weftv1connect.NewMessageServiceClient(hc, baseURL, opts...)
 	n.caps = weftv1connect.NewCapabilityServiceClient(hc, baseURL, opts...)
+	n.stor = weftv1connect.NewStoreServiceClient(hc, baseURL, opts...)
 }
 
 // echo answers every request that expects a response with "echo:" and

@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/store"
 )
 
 // DefaultConfigFile is weftd's configuration file with every key at its
@@ -46,6 +47,7 @@ type Config struct {
 	LogFormat       string        `toml:"log_format"`
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 	Install         []string      `toml:"install"`
+	PackageQuota    int64         `toml:"package_quota"`
 	Limits          kernel.Limits `toml:"limits"`
 
 	// Version is the weftd build, for the logs and the API. It is set by
@@ -62,6 +64,7 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 		ShutdownTimeout: DefaultShutdownTimeout,
 		Install:         []string{},
+		PackageQuota:    store.DefaultPackageQuota,
 		Limits:          kernel.DefaultLimits(),
 		Version:         "dev",
 	}
@@ -128,6 +131,9 @@ func (c *Config) Validate() error {
 		if err := checkLoopback(c.MetricsListen); err != nil {
 			return fmt.Errorf("config: metrics_listen: %w", err)
 		}
+	}
+	if c.PackageQuota <= 0 {
+		return fmt.Errorf("config: package_quota %d: want a positive number of bytes", c.PackageQuota)
 	}
 	if slices.Contains(c.Install, "") {
 		return errors.New("config: install lists an empty path")

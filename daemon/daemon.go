@@ -39,6 +39,7 @@ import (
 // (LockFile).
 const (
 	PackagesDir = "packages"    // the install registry
+	DrivesDir   = "drives"      // the packages' file drives
 	CacheDir    = "cache"       // wazero's compiled code
 	TokenFile   = "api.token"   // the TCP listener's bearer token
 	healthBody  = "weftd-probe" // what the health probe sends and expects back
@@ -152,13 +153,24 @@ func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err err
 		d.log.Info("node key loaded", "node_id", key.NodeID(), "path", filepath.Join(dir, identity.KeyFile))
 	}
 
-	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{})
+	usage := store.NewUsage(cfg.PackageQuota)
+	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{Usage: usage})
 	if err != nil {
 		return fmt.Errorf("weftd: open store: %w", err)
 	}
 	defer func() {
 		if cerr := st.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("weftd: close store: %w", cerr))
+		}
+	}()
+
+	drives, err := store.OpenDrives(filepath.Join(dir, DrivesDir), usage)
+	if err != nil {
+		return fmt.Errorf("weftd: open drives: %w", err)
+	}
+	defer func() {
+		if cerr := drives.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("weftd: close drives: %w", cerr))
 		}
 	}()
 
@@ -231,6 +243,8 @@ func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err err
 	apiCfg := controlapi.Config{
 		Kernel:       k,
 		Packages:     reg,
+		Store:        st,
+		Drives:       drives,
 		Version:      cfg.Version,
 		Started:      started,
 		Logger:       d.log,

@@ -208,7 +208,7 @@ func TestGrpcurlAndCurl(t *testing.T) {
 	n := startNode(t, t.TempDir(), "--install", exampleDir(t, "echo"))
 
 	out, errOut, code := runTool(t, nil, grpcurl, "-plaintext", "-unix", n.sock, "list")
-	for _, svc := range []string{"weft.v1.NodeService", "weft.v1.PackageService", "weft.v1.ProcessService", "weft.v1.MessageService", "weft.v1.CapabilityService"} {
+	for _, svc := range []string{"weft.v1.NodeService", "weft.v1.PackageService", "weft.v1.ProcessService", "weft.v1.MessageService", "weft.v1.CapabilityService", "weft.v1.StoreService"} {
 		if code != 0 || !strings.Contains(out, svc) {
 			t.Errorf("grpcurl list: code %d, stdout %q, stderr %q; want %s", code, out, errOut, svc)
 		}
@@ -510,4 +510,36 @@ func selfSigned(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// TestKVAndStoreFromTheCLI: the owner reads and writes packages' databases
+// through the API, and what was written survives a restart.
+func TestKVAndStoreFromTheCLI(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	if out, errOut, code := n.weft(t, "kv", "set", "notes:examples", "index", "first", "hello kv"); code != 0 {
+		t.Fatalf("weft kv set: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, errOut, code := n.weft(t, "kv", "get", "notes:examples", "index", "first"); code != 0 || out != "hello kv\n" {
+		t.Errorf("weft kv get: code %d, stdout %q, stderr %q; want \"hello kv\\n\"", code, out, errOut)
+	}
+	if out, _, code := n.weft(t, "kv", "ls", "notes:examples"); code != 0 || !strings.Contains(out, "index") {
+		t.Errorf("weft kv ls: code %d, stdout %q", code, out)
+	}
+	if _, errOut, code := n.weft(t, "kv", "get", "notes:examples", "index", "missing"); code != 2 || !strings.Contains(errOut, "not found") {
+		t.Errorf("weft kv get of a missing key: code %d, stderr %q; want 2 and not found", code, errOut)
+	}
+	if _, errOut, code := n.weft(t, "kv", "set", "Bad:Name", "index", "k", "v"); code != 2 || !strings.Contains(errOut, "package") {
+		t.Errorf("weft kv set with a bad package: code %d, stderr %q", code, errOut)
+	}
+	if _, errOut, code := n.weft(t, "store", "ls", "notes:examples"); code != 0 {
+		t.Errorf("weft store ls of a package without drives: code %d, stderr %q", code, errOut)
+	}
+	n.stop(t)
+
+	n = startNode(t, dir)
+	if out, errOut, code := n.weft(t, "kv", "get", "notes:examples", "index", "first"); code != 0 || out != "hello kv\n" {
+		t.Errorf("weft kv get after a restart: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	n.stop(t)
 }
