@@ -27,6 +27,7 @@ type conn struct {
 	procs    weftv1connect.ProcessServiceClient
 	messages weftv1connect.MessageServiceClient
 	caps     weftv1connect.CapabilityServiceClient
+	store    weftv1connect.StoreServiceClient
 }
 
 // dial returns the runner's conn, made on first use. It fails with a
@@ -75,6 +76,7 @@ func (r *runner) dial() (*conn, error) {
 		procs:    weftv1connect.NewProcessServiceClient(client, baseURL),
 		messages: weftv1connect.NewMessageServiceClient(client, baseURL),
 		caps:     weftv1connect.NewCapabilityServiceClient(client, baseURL),
+		store:    weftv1connect.NewStoreServiceClient(client, baseURL),
 	}
 	return r.conn, nil
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +25,7 @@ import (
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
 )
 
-// fakeNode implements the five control services with canned answers and
+// fakeNode implements the six control services with canned answers and
 // records what it was asked.
 type fakeNode struct {
 	weftv1connect.UnimplementedNodeServiceHandler
@@ -31,6 +33,7 @@ type fakeNode struct {
 	weftv1connect.UnimplementedProcessServiceHandler
 	weftv1connect.UnimplementedMessageServiceHandler
 	weftv1connect.UnimplementedCapabilityServiceHandler
+	weftv1connect.UnimplementedStoreServiceHandler
 
 	mu sync.Mutex
 	// err, if set, is what every unary call returns.
@@ -47,6 +50,13 @@ type fakeNode struct {
 	tapEnds bool
 	// block makes GetInfo wait until its call is cancelled.
 	block bool
+	// kv is the StoreService's databases: package, database, key, value.
+	kv map[string]map[string]map[string][]byte
+	// scanPage bounds the pairs a KVScan returns, below the client's limit,
+	// so that paging is exercised; 0 means no bound.
+	scanPage int
+	// scanLies makes KVScan say there are more pairs yet send none.
+	scanLies bool
 
 	calls []string        // procedure names, in order
 	reqs  []proto.Message // their requests
@@ -232,7 +242,159 @@ func (f *fakeNode) RevokeCapability(_ context.Context, req *connect.Request[weft
 	return connect.NewResponse(&weftv1.RevokeCapabilityResponse{}), nil
 }
 
-// handler serves f's five services.
+// The StoreService has the databases in kv, the drives "media" and
+// "notes", and in media the directory "2026" and the file "cat.jpg" (the
+// bytes of catJPG), both listed by ReadDir.
+
+var catJPG = []byte("\xff\xd8JPEG\x00data")
+
+var testModified = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+
+func (f *fakeNode) ListDatabases(_ context.Context, req *connect.Request[weftv1.ListDatabasesRequest]) (*connect.Response[weftv1.ListDatabasesResponse], error) {
+	if err := f.record("ListDatabases", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var dbs []string
+	for db := range f.kv[req.Msg.GetPackage()] {
+		dbs = append(dbs, db)
+	}
+	slices.Sort(dbs)
+	return connect.NewResponse(&weftv1.ListDatabasesResponse{Databases: dbs}), nil
+}
+
+// database returns the database of the request, or a not_found error.
+func (f *fakeNode) database(pkg, db string) (map[string][]byte, error) {
+	d, ok := f.kv[pkg][db]
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no database %s of %s", db, pkg))
+	}
+	return d, nil
+}
+
+func (f *fakeNode) KVGet(_ context.Context, req *connect.Request[weftv1.KVGetRequest]) (*connect.Response[weftv1.KVGetResponse], error) {
+	if err := f.record("KVGet", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, err := f.database(req.Msg.GetPackage(), req.Msg.GetDatabase())
+	if err != nil {
+		return nil, err
+	}
+	v, ok := d[string(req.Msg.GetKey())]
+	return connect.NewResponse(&weftv1.KVGetResponse{Found: ok, Value: v}), nil
+}
+
+func (f *fakeNode) KVSet(_ context.Context, req *connect.Request[weftv1.KVSetRequest]) (*connect.Response[weftv1.KVSetResponse], error) {
+	if err := f.record("KVSet", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pkg, db := req.Msg.GetPackage(), req.Msg.GetDatabase()
+	if f.kv == nil {
+		f.kv = make(map[string]map[string]map[string][]byte)
+	}
+	if f.kv[pkg] == nil {
+		f.kv[pkg] = make(map[string]map[string][]byte)
+	}
+	d, ok := f.kv[pkg][db]
+	if !ok {
+		d = make(map[string][]byte)
+		f.kv[pkg][db] = d
+	}
+	d[string(req.Msg.GetKey())] = req.Msg.GetValue()
+	return connect.NewResponse(&weftv1.KVSetResponse{Created: !ok}), nil
+}
+
+func (f *fakeNode) KVDelete(_ context.Context, req *connect.Request[weftv1.KVDeleteRequest]) (*connect.Response[weftv1.KVDeleteResponse], error) {
+	if err := f.record("KVDelete", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, err := f.database(req.Msg.GetPackage(), req.Msg.GetDatabase())
+	if err != nil {
+		return nil, err
+	}
+	delete(d, string(req.Msg.GetKey()))
+	return connect.NewResponse(&weftv1.KVDeleteResponse{}), nil
+}
+
+func (f *fakeNode) KVScan(_ context.Context, req *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error) {
+	if err := f.record("KVScan", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.scanLies {
+		return connect.NewResponse(&weftv1.KVScanResponse{More: true}), nil
+	}
+	d, err := f.database(req.Msg.GetPackage(), req.Msg.GetDatabase())
+	if err != nil {
+		return nil, err
+	}
+	limit := int(req.Msg.GetLimit())
+	if limit == 0 {
+		limit = 100
+	}
+	if f.scanPage > 0 {
+		limit = min(limit, f.scanPage)
+	}
+	var keys []string
+	for k := range d {
+		if strings.HasPrefix(k, string(req.Msg.GetPrefix())) && k > string(req.Msg.GetAfter()) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	resp := &weftv1.KVScanResponse{}
+	if len(keys) > limit {
+		keys, resp.More = keys[:limit], true
+	}
+	for _, k := range keys {
+		resp.Pairs = append(resp.Pairs, &weftv1.KVPair{Key: []byte(k), Value: d[k]})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (f *fakeNode) ListDrives(_ context.Context, req *connect.Request[weftv1.ListDrivesRequest]) (*connect.Response[weftv1.ListDrivesResponse], error) {
+	if err := f.record("ListDrives", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&weftv1.ListDrivesResponse{Drives: []string{"media", "notes"}}), nil
+}
+
+func (f *fakeNode) ReadDir(_ context.Context, req *connect.Request[weftv1.ReadDirRequest]) (*connect.Response[weftv1.ReadDirResponse], error) {
+	if err := f.record("ReadDir", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	if req.Msg.GetDrive() != "media" {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no drive %s", req.Msg.GetDrive()))
+	}
+	return connect.NewResponse(&weftv1.ReadDirResponse{Entries: []*weftv1.DirEntry{
+		{Name: "2026", Dir: true, Modified: timestamppb.New(testModified)},
+		{Name: "cat.jpg", Size: uint64(len(catJPG)), Modified: timestamppb.New(testModified)},
+	}}), nil
+}
+
+func (f *fakeNode) ReadFile(_ context.Context, req *connect.Request[weftv1.ReadFileRequest]) (*connect.Response[weftv1.ReadFileResponse], error) {
+	if err := f.record("ReadFile", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	if req.Msg.GetDrive() != "media" || strings.TrimPrefix(req.Msg.GetPath(), "/") != "cat.jpg" {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no file %s", req.Msg.GetPath()))
+	}
+	data := catJPG[min(req.Msg.GetOffset(), uint64(len(catJPG))):]
+	if n := req.Msg.GetLength(); n > 0 && n < uint64(len(data)) {
+		data = data[:n]
+	}
+	return connect.NewResponse(&weftv1.ReadFileResponse{Data: data}), nil
+}
+
+// handler serves f's six services.
 func (f *fakeNode) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(weftv1connect.NewNodeServiceHandler(f))
@@ -240,6 +402,7 @@ func (f *fakeNode) handler() http.Handler {
 	mux.Handle(weftv1connect.NewProcessServiceHandler(f))
 	mux.Handle(weftv1connect.NewMessageServiceHandler(f))
 	mux.Handle(weftv1connect.NewCapabilityServiceHandler(f))
+	mux.Handle(weftv1connect.NewStoreServiceHandler(f))
 	return mux
 }
 

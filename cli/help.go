@@ -30,6 +30,7 @@ func init() {
 		cmdPs, cmdKill, cmdRestart,
 		cmdSend, cmdTap,
 		cmdCaps,
+		cmdStore, cmdKv,
 		cmdHelp,
 	}
 }
@@ -117,7 +118,8 @@ Exit codes:
   0  success
   1  usage: bad command, flag or argument, unreadable input, or an install
      not approved
-  2  the node refused or failed the call, or could not be reached
+  2  the node refused or failed the call, or could not be reached; weft kv
+     get: the key is not there
   3  weft send: the request failed (timeout, offline, no_such_process, ...)
 
 Examples:
@@ -126,6 +128,7 @@ Examples:
   weft ps echo:examples
   weft send our@echo:echo:examples hello
   weft --json ps | jq '.processes[].id'
+  weft kv get chat:alice.os settings theme
   WEFT_SOCKET=./.weft/weftd.sock weft tap
 
 Run 'weft help COMMAND' for a command's flags and examples.
