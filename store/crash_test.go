@@ -116,20 +116,26 @@ func crashChild(path, start string) int {
 }
 
 func crashKills(t *testing.T) int {
-	if *crashKillsFlag > 0 {
-		return *crashKillsFlag
+	return killCount(t, *crashKillsFlag, "WEFT_CRASH_KILLS", 5, 20)
+}
+
+// killCount is how many times a crash test kills its child: flag if set,
+// else $env, else short under -short and normal otherwise.
+func killCount(t *testing.T, flag int, env string, short, normal int) int {
+	if flag > 0 {
+		return flag
 	}
-	if env := os.Getenv("WEFT_CRASH_KILLS"); env != "" {
-		n, err := strconv.Atoi(env)
+	if v := os.Getenv(env); v != "" {
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			t.Fatalf("WEFT_CRASH_KILLS=%q: want a positive integer", env)
+			t.Fatalf("%s=%q: want a positive integer", env, v)
 		}
 		return n
 	}
 	if testing.Short() {
-		return 5
+		return short
 	}
-	return 20
+	return normal
 }
 
 func crashSeed(t *testing.T) uint64 {

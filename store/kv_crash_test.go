@@ -96,20 +96,7 @@ func kvCrashChild(path, start string) int {
 }
 
 func kvCrashKills(t *testing.T) int {
-	if *kvCrashKillsFlag > 0 {
-		return *kvCrashKillsFlag
-	}
-	if env := os.Getenv("WEFT_KV_CRASH_KILLS"); env != "" {
-		n, err := strconv.Atoi(env)
-		if err != nil || n < 1 {
-			t.Fatalf("WEFT_KV_CRASH_KILLS=%q: want a positive integer", env)
-		}
-		return n
-	}
-	if testing.Short() {
-		return 10
-	}
-	return 50
+	return killCount(t, *kvCrashKillsFlag, "WEFT_KV_CRASH_KILLS", 10, 50)
 }
 
 // TestKVCrashKillReopen kills a child that commits KVTx transactions in a
