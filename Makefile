@@ -134,6 +134,13 @@ fuzz-smoke: ## fuzz every Fuzz target briefly (FUZZTIME=20000x executions each)
 fuzz: ## fuzz every Fuzz target for longer (FUZZTIME=1000000x executions each)
 	@bash scripts/fuzz.sh $(FUZZTIME)
 
+.PHONY: soak
+soak: ## kill-and-reopen the store many more times than make test does (SOAK_KILLS, default 1000)
+	WEFT_CRASH_KILLS=$(SOAK_KILLS) WEFT_KV_CRASH_KILLS=$(SOAK_KILLS) WEFT_DRIVE_CRASH_KILLS=$(SOAK_KILLS) \
+		$(GO) test -run 'Crash' -count=1 -timeout 60m -v ./store
+
+SOAK_KILLS ?= 1000
+
 .PHONY: bench
 bench: ## run every benchmark once, with allocations
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...

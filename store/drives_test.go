@@ -1252,6 +1252,11 @@ func TestDriveCrashKillReopen(t *testing.T) {
 	if testing.Short() {
 		rounds = 4
 	}
+	if v := os.Getenv("WEFT_DRIVE_CRASH_KILLS"); v != "" {
+		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 {
+			t.Fatalf("WEFT_DRIVE_CRASH_KILLS=%q: want a positive integer", v)
+		}
+	}
 	seed := time.Now().UnixNano()
 	if s := os.Getenv("WEFT_CRASH_SEED"); s != "" {
 		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
