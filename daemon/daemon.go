@@ -153,8 +153,11 @@ func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err err
 		d.log.Info("node key loaded", "node_id", key.NodeID(), "path", filepath.Join(dir, identity.KeyFile))
 	}
 
+	// One quota and one write barrier over the database and the drives:
+	// a snapshot (store.Snapshot) then sees both at one instant.
 	usage := store.NewUsage(cfg.PackageQuota)
-	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{Usage: usage})
+	barrier := &store.Barrier{}
+	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{Usage: usage, Barrier: barrier})
 	if err != nil {
 		return fmt.Errorf("weftd: open store: %w", err)
 	}
@@ -168,6 +171,7 @@ func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err err
 	if err != nil {
 		return fmt.Errorf("weftd: open drives: %w", err)
 	}
+	drives.UseBarrier(barrier)
 	defer func() {
 		if cerr := drives.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("weftd: close drives: %w", cerr))

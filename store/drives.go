@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -85,9 +86,10 @@ type Drives struct {
 	usage *Usage
 
 	// barrier holds writers off while a snapshot links files: every
-	// mutating call holds it shared, Snapshot and Barrier hold it
-	// exclusively.
-	barrier sync.RWMutex
+	// mutating call holds it shared (share), Snapshot and Barrier hold it
+	// exclusively. OpenDrives makes one; UseBarrier swaps in one shared
+	// with a Store.
+	barrier atomic.Pointer[Barrier]
 
 	mu     sync.Mutex // guards drives, closed
 	drives map[string]*openDrive
@@ -149,7 +151,9 @@ func OpenDrives(dir string, usage *Usage) (*Drives, error) {
 	for pkg, n := range used {
 		usage.Add(pkg, n)
 	}
-	return &Drives{dir: dir, root: root, usage: usage, drives: make(map[string]*openDrive)}, nil
+	d := &Drives{dir: dir, root: root, usage: usage, drives: make(map[string]*openDrive)}
+	d.barrier.Store(new(Barrier))
+	return d, nil
 }
 
 // scanDrives sums the file bytes of each package and deletes reserved
@@ -248,8 +252,7 @@ func (d *Drives) Create(pkg, drive string) error {
 	if err := checkDriveNames(pkg, drive); err != nil {
 		return fail(err)
 	}
-	d.barrier.RLock()
-	defer d.barrier.RUnlock()
+	defer d.share()()
 	if err := d.checkOpen(); err != nil {
 		return fail(err)
 	}
@@ -314,8 +317,7 @@ func (d *Drives) Remove(pkg, drive string) error {
 	if err := checkDriveNames(pkg, drive); err != nil {
 		return fail(err)
 	}
-	d.barrier.RLock()
-	defer d.barrier.RUnlock()
+	defer d.share()()
 	dr, err := d.open(pkg, drive)
 	if err != nil {
 		return fail(err)
@@ -403,8 +405,7 @@ func (d *Drives) write(op, pkg, driveName, path string, n int, fn func(dr *openD
 	if p == "." {
 		return fail(fmt.Errorf("%w: the drive's root is a directory", ErrBadPath))
 	}
-	d.barrier.RLock()
-	defer d.barrier.RUnlock()
+	defer d.share()()
 	err = d.withDrive(pkg, driveName, false, func(dr *openDrive) error {
 		unlock := dr.lockFile(p)
 		defer unlock()
@@ -672,8 +673,7 @@ func (d *Drives) Mkdir(pkg, drive, path string) error {
 	if err != nil {
 		return fail(err)
 	}
-	d.barrier.RLock()
-	defer d.barrier.RUnlock()
+	defer d.share()()
 	err = d.withDrive(pkg, drive, false, func(dr *openDrive) error {
 		return mkdirAllDurable(dr.root, p)
 	})
@@ -764,8 +764,7 @@ func (d *Drives) Rename(pkg, drive, from, to string) error {
 	if strings.HasPrefix(pt, pf+"/") {
 		return fail(fmt.Errorf("%w: cannot move a directory into itself", ErrBadPath))
 	}
-	d.barrier.RLock()
-	defer d.barrier.RUnlock()
+	defer d.share()()
 	err = d.withDrive(pkg, drive, true, func(dr *openDrive) error {
 		if _, err := dr.root.Lstat(pf); err != nil {
 			return rootErr(err)
@@ -807,8 +806,7 @@ func (d *Drives) RemovePath(pkg, drive, name string, recursive bool) error {
 	if p == "." {
 		return fail(fmt.Errorf("%w: cannot remove the drive's root (remove the drive)", ErrBadPath))
 	}
-	d.barrier.RLock()
-	defer d.barrier.RUnlock()
+	defer d.share()()
 	err = d.withDrive(pkg, drive, true, func(dr *openDrive) error {
 		fi, err := dr.root.Lstat(p)
 		if err != nil {
@@ -872,12 +870,12 @@ func rootTreeBytes(root *os.Root, p string) (int64, error) {
 // Barrier holds every writer of the drives off until release is called
 // (calls that mutate wait; reads go on), and returns once the writes in
 // flight have finished. While it is held, the drives' files do not change.
-// Do not call a mutating method of d, nor Snapshot, from the goroutine
-// that holds it: they would wait for the release forever.
+// It holds d's Barrier (see UseBarrier), so the writes of a Store sharing
+// it wait too. Do not call a mutating method of d or of such a Store, nor
+// Snapshot, from the goroutine that holds it: they would wait for the
+// release forever.
 func (d *Drives) Barrier() (release func()) {
-	d.barrier.Lock()
-	var once sync.Once
-	return func() { once.Do(d.barrier.Unlock) }
+	return d.barrier.Load().Hold()
 }
 
 // Snapshot makes a point-in-time copy of every drive in the directory
@@ -903,10 +901,19 @@ func (d *Drives) Snapshot(into string) error {
 	}
 	release := d.Barrier()
 	defer release()
-	if err := os.Mkdir(into, 0o700); err != nil {
+	if err := d.linkInto(into); err != nil {
 		return fail(err)
 	}
-	err := filepath.WalkDir(d.dir, func(p string, e fs.DirEntry, err error) error {
+	return nil
+}
+
+// linkInto makes the directory into and recreates the drives in it, every
+// file hard-linked. The caller holds the barrier.
+func (d *Drives) linkInto(into string) error {
+	if err := os.Mkdir(into, 0o700); err != nil {
+		return err
+	}
+	return filepath.WalkDir(d.dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -932,10 +939,6 @@ func (d *Drives) Snapshot(into string) error {
 		}
 		return nil // symbolic links and the like are not drive content
 	})
-	if err != nil {
-		return fail(err)
-	}
-	return nil
 }
 
 // read runs a read: checks, the drive (shared).

@@ -129,11 +129,13 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 }
 
 // update runs fn in a write transaction, committed and fsynced before it
-// returns, reporting ErrClosed for a closed store.
+// returns, holding the write barrier shared throughout, reporting
+// ErrClosed for a closed store.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	defer s.barrier.Enter()()
 	return closedErr(s.db.Update(fn))
 }
 

@@ -2,9 +2,11 @@
 // the kernel's process table and the per-package key-value databases in
 // one bbolt database file under the node's data directory (Store), the
 // per-package file drives in a directory beside it (Drives), and one
-// per-package quota over databases and drives (Usage). Drives can be
-// snapshotted consistently while they are written (copy-on-write through
-// hard links, behind a write barrier).
+// per-package quota over databases and drives (Usage). Snapshot copies
+// the database, the drives and directories beside them (the install
+// registry) as of one instant while the node keeps writing: the Store's
+// and the Drives' writes share one Barrier, and drive files are
+// copy-on-write through hard links.
 //
 // Every write is one bbolt transaction, committed and fsynced before the
 // call returns. Reads run in bbolt read transactions, which see a
@@ -90,16 +92,22 @@ type Options struct {
 	// not counted this file before (the node's drives count into the
 	// same one). Nil means NewUsage(0): the DefaultPackageQuota.
 	Usage *Usage
+	// Barrier is the write barrier every write of the Store holds shared
+	// for its duration. Give the node's Drives the same one
+	// (Drives.UseBarrier) so that Snapshot sees both at one instant. Nil
+	// means a Barrier of the Store's own.
+	Barrier *Barrier
 }
 
 // Store is the node's open database. Its methods are safe for concurrent
 // use; writes are serialised (bbolt has one writer at a time), reads run
 // in parallel with each other and with the writer.
 type Store struct {
-	path   string
-	db     *bolt.DB
-	usage  *Usage
-	closed atomic.Bool
+	path    string
+	db      *bolt.DB
+	usage   *Usage
+	barrier *Barrier
+	closed  atomic.Bool
 }
 
 // Open opens the database file at path, creating it (mode 0600) and its
@@ -170,7 +178,11 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %q: count usage: %w", path, err)
 	}
-	return &Store{path: path, db: db, usage: usage}, nil
+	barrier := opts.Barrier
+	if barrier == nil {
+		barrier = new(Barrier)
+	}
+	return &Store{path: path, db: db, usage: usage, barrier: barrier}, nil
 }
 
 // initSchema writes the schema version and creates the buckets of a new
