@@ -415,6 +415,15 @@ func TestTCPNeedsTLSAndToken(t *testing.T) {
 	if err := call("0123456789abcdef0123456789abcdef"); connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Errorf("GetInfo with a wrong token: %v, want unauthenticated", err)
 	}
+	// The CLI over TCP: the token from a file, the certificate trusted.
+	tokenFile := filepath.Join(dir, "api.token")
+	out, errOut, code := runTool(t, nil, weftBin, "--addr", "https://"+addr, "--ca", certFile, "--token-file", tokenFile, "status")
+	if code != 0 || !strings.Contains(out, n.ready["node_id"].(string)) {
+		t.Errorf("weft --addr status: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := runTool(t, []string{"WEFT_TOKEN=wrong-token-0123456789"}, weftBin, "--addr", "https://"+addr, "--ca", certFile, "status"); code != 2 || !strings.Contains(errOut, "unauthenticated") {
+		t.Errorf("weft --addr with a wrong token: code %d, stderr %q; want 2 and unauthenticated", code, errOut)
+	}
 	// Plain HTTP on the TLS port gets nowhere.
 	if _, err := weftv1connect.NewNodeServiceClient(http.DefaultClient, "http://"+addr).GetInfo(context.Background(), connect.NewRequest(&weftv1.GetInfoRequest{})); err == nil {
 		t.Error("plain HTTP on the TLS listener succeeded")
