@@ -78,7 +78,14 @@ func ParseConfig(cfg *Config, name string, data []byte) error {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			return fmt.Errorf("config %s: %s", name, perr.ErrorWithPosition())
+			// Not perr.ErrorWithPosition: toml v1.6.0 panics in it on
+			// some inputs (an unterminated string at the end of the
+			// file, found by FuzzParseConfig).
+			where := fmt.Sprintf("line %d, column %d", perr.Position.Line, perr.Position.Col)
+			if perr.LastKey != "" {
+				where += ", key " + perr.LastKey
+			}
+			return fmt.Errorf("config %s: %s: %s", name, where, perr.Message)
 		}
 		return fmt.Errorf("config %s: %w", name, err)
 	}
