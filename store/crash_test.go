@@ -313,7 +313,14 @@ func verifyCrashStore(t *testing.T, round int, path string, expect map[slot]uint
 		t.Fatalf("round %d: Close: %v", round, err)
 	}
 
-	// bbolt's own check: every page reachable once, freelist consistent.
+	checkBolt(t, round, path)
+	return inflightLanded
+}
+
+// checkBolt runs bbolt's own check on the closed database at path: every
+// page reachable once, the freelist consistent.
+func checkBolt(t *testing.T, round int, path string) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		t.Fatalf("round %d: bbolt open: %v", round, err)
@@ -327,5 +334,4 @@ func verifyCrashStore(t *testing.T, round int, path string, expect map[slot]uint
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return inflightLanded
 }

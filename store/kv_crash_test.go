@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftos/weft/store"
 )
 
@@ -187,19 +185,7 @@ func readKVCrash(t *testing.T, round int, path string, mustExist bool) map[strin
 		t.Fatalf("round %d: Close: %v", round, err)
 	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		t.Fatalf("round %d: bbolt open: %v", round, err)
-	}
-	defer db.Close()
-	if err := db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			t.Errorf("round %d: bbolt check: %v", round, err)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	checkBolt(t, round, path)
 	return got
 }
 
