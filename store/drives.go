@@ -597,18 +597,11 @@ func (d *Drives) breakLink(root *os.Root, p string, f *os.File) error {
 func (d *Drives) ReadFile(pkg, drive, path string) ([]byte, error) {
 	var out []byte
 	err := d.read("read file", pkg, drive, path, func(dr *openDrive, p string) error {
-		f, err := dr.root.Open(p)
-		if err != nil {
-			return rootErr(err)
-		}
-		defer f.Close()
-		fi, err := f.Stat()
+		f, fi, err := openRegular(dr.root, p)
 		if err != nil {
 			return err
 		}
-		if fi.IsDir() {
-			return fmt.Errorf("%w: is a directory", ErrBadPath)
-		}
+		defer f.Close()
 		if fi.Size() > MaxDriveWriteBytes {
 			return fmt.Errorf("%w: file is %d bytes, limit is %d (MaxDriveWriteBytes); read it with ReadAt", ErrValueTooLarge, fi.Size(), MaxDriveWriteBytes)
 		}
@@ -637,18 +630,11 @@ func (d *Drives) ReadAt(pkg, drive, path string, off int64, n int) ([]byte, erro
 	}
 	var out []byte
 	err := d.read("read at", pkg, drive, path, func(dr *openDrive, p string) error {
-		f, err := dr.root.Open(p)
-		if err != nil {
-			return rootErr(err)
-		}
-		defer f.Close()
-		fi, err := f.Stat()
+		f, fi, err := openRegular(dr.root, p)
 		if err != nil {
 			return err
 		}
-		if fi.IsDir() {
-			return fmt.Errorf("%w: is a directory", ErrBadPath)
-		}
+		defer f.Close()
 		size := fi.Size()
 		if off >= size {
 			out = []byte{}
@@ -1097,14 +1083,25 @@ func syncRootDir(root *os.Root, dir string) error {
 	if err != nil {
 		return fmt.Errorf("sync directory: %w", rootErr(err))
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	return syncClose(f, dir)
+}
+
+// openRegular opens the file at p for reading and returns it with its
+// FileInfo; a directory there is refused with ErrBadPath.
+func openRegular(root *os.Root, p string) (*os.File, os.FileInfo, error) {
+	f, err := root.Open(p)
+	if err != nil {
+		return nil, nil, rootErr(err)
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.IsDir() {
+		err = fmt.Errorf("%w: is a directory", ErrBadPath)
 	}
 	if err != nil {
-		return fmt.Errorf("sync directory %q: %w", dir, err)
+		f.Close()
+		return nil, nil, err
 	}
-	return nil
+	return f, fi, nil
 }
 
 // rootErr adds ErrBadPath to os.Root's refusal of a path that leaves the

@@ -270,7 +270,12 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("sync directory: %w", err)
 	}
-	err = f.Sync()
+	return syncClose(f, dir)
+}
+
+// syncClose fsyncs and closes the opened directory dir.
+func syncClose(f *os.File, dir string) error {
+	err := f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
