@@ -115,36 +115,45 @@ func (k *Kernel) observe(m *Message, to Address) {
 	case m.src != nil:
 		src = *m.src
 	}
+	var base *Envelope // made for the first tap that wants m, shared by the rest
 	for _, t := range set.taps {
 		if !t.wants(src, to) {
 			continue
 		}
-		e := Envelope{
-			Time:            k.clock.Now(),
-			ID:              m.ID,
-			Kind:            m.Kind,
-			Source:          src,
-			Target:          to,
-			Inherit:         m.Inherit,
-			BodyLen:         len(m.Body),
-			Metadata:        m.Metadata,
-			Capabilities:    len(m.Capabilities),
-			ExpectsResponse: m.ExpectsResponse,
+		if base == nil {
+			base = envelope(m, src, to, k.clock.Now())
 		}
-		if m.Kind != KindRequest || m.rsvp == nil {
-			e.ExpectsResponse = 0
-		}
+		e := *base
 		if t.body > 0 && len(m.Body) > 0 {
 			e.Body = slices.Clone(m.Body[:min(len(m.Body), t.body)])
 		}
-		if m.Blob != nil {
-			e.BlobMime, e.BlobLen = m.Blob.Mime, len(m.Blob.Bytes)
-		}
-		if m.Error != nil {
-			e.ErrorKind, e.ErrorDetail = m.Error.Kind, m.Error.Detail
-		}
 		t.offer(e)
 	}
+}
+
+// envelope describes m, delivered from src to to at now, without its body.
+func envelope(m *Message, src, to Address, now time.Time) *Envelope {
+	e := &Envelope{
+		Time:         now,
+		ID:           m.ID,
+		Kind:         m.Kind,
+		Source:       src,
+		Target:       to,
+		Inherit:      m.Inherit,
+		BodyLen:      len(m.Body),
+		Metadata:     m.Metadata,
+		Capabilities: len(m.Capabilities),
+	}
+	if m.Kind == KindRequest && m.rsvp != nil {
+		e.ExpectsResponse = m.ExpectsResponse
+	}
+	if m.Blob != nil {
+		e.BlobMime, e.BlobLen = m.Blob.Mime, len(m.Blob.Bytes)
+	}
+	if m.Error != nil {
+		e.ErrorKind, e.ErrorDetail = m.Error.Kind, m.Error.Detail
+	}
+	return e
 }
 
 // wants reports whether the tap follows a message from src to dst.
