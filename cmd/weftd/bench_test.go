@@ -100,7 +100,6 @@ func BenchmarkStartupToReady(b *testing.B) {
 	}
 	defer conn.Close()
 	sock := filepath.Join(nsockDir, "weftd.sock")
-	b.ResetTimer()
 	buf := make([]byte, 4096)
 	for b.Loop() {
 		cmd := exec.Command(weftdBin, "--data-dir", dir, "--socket", sock, "--log-level", "error")
