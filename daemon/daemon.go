@@ -30,6 +30,7 @@ import (
 	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/metrics"
+	"github.com/weftos/weft/procstore"
 	"github.com/weftos/weft/store"
 	"github.com/weftos/weft/wasm"
 )
@@ -211,6 +212,7 @@ func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err err
 			err = errors.Join(err, fmt.Errorf("weftd: stop kernel: %w", cerr))
 		}
 	}()
+	host.SetStore(procstore.New(k, st, drives, d.log))
 	if err := k.StartSystem(kernel.Spec{ID: HealthProcess, Process: kernel.ProcessFunc(echo)}); err != nil {
 		return fmt.Errorf("weftd: start %s: %w", HealthProcess, err)
 	}

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -310,4 +311,62 @@ func (p *proc) capList() []Capability {
 		return strings.Compare(a.Params, b.Params)
 	})
 	return out
+}
+
+// HasExact reports whether the process holds c, whose issuer must be
+// resolved (no "our") and whose params must be in canonical form already:
+// the check costs one map lookup, for callers on a hot path that build
+// their capabilities canonically (the store). Any other form is never
+// held; Has normalises first.
+func (h *Handle) HasExact(c Capability) bool {
+	k := h.p.k
+	key := string(EncodeCapability(c))
+	k.capMu.Lock()
+	rec := k.caps[key]
+	k.capMu.Unlock()
+	return rec != nil && h.p.holds(rec)
+}
+
+// GrantPackage gives c to every process of package pkg in the table,
+// running or not, as the node's owner (see Grant). It returns how many
+// processes lacked it.
+func (k *Kernel) GrantPackage(c Capability, pkg PackageId) (int, error) {
+	k.mu.RLock()
+	var ps []*proc
+	for id, p := range k.procs {
+		if id.PackageId() == pkg {
+			ps = append(ps, p)
+		}
+	}
+	k.mu.RUnlock()
+	k.capMu.Lock()
+	nc, key, err := k.normalize(c)
+	if err != nil {
+		k.capMu.Unlock()
+		return 0, fmt.Errorf("kernel: grant: %w", err)
+	}
+	rec := k.caps[key]
+	if rec == nil {
+		if rec, err = k.mintLocked(nc); err != nil {
+			k.capMu.Unlock()
+			return 0, fmt.Errorf("kernel: grant: %w", err)
+		}
+	}
+	var added []*proc
+	for _, p := range ps {
+		if k.grantLocked(rec, p) {
+			added = append(added, p)
+		}
+	}
+	if len(added) == 0 {
+		k.collectLocked(rec)
+	}
+	k.capMu.Unlock()
+	var errs []error
+	for _, p := range added {
+		if err := k.persist(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(added), errors.Join(errs...)
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/weftos/weft/abi"
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/procstore"
 )
 
 // Config wires a Host.
@@ -46,6 +47,7 @@ type Host struct {
 	lim     kernel.Limits
 	log     *slog.Logger
 	noGuard bool
+	store   atomic.Pointer[procstore.Service]
 	cache   wazero.CompilationCache
 	funcs   []extism.HostFunction
 
@@ -120,6 +122,12 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 // minMemory is the least MemoryPerProcess a Host accepts: the Extism
 // kernel's 1 MiB plus a little for the guest.
 const minMemory = 2 << 20
+
+// SetStore makes svc serve the store host call of every instance started
+// from now on; until then a store call fails with WEFT_EINTERNAL ("this
+// node has no store"). The store's service needs the kernel, which is
+// made after the host, hence a setter.
+func (h *Host) SetStore(svc *procstore.Service) { h.store.Store(svc) }
 
 // Close stops the guard and frees every compiled module. Processes must
 // have stopped (close the kernel first).

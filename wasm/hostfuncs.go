@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftos/weft/abi"
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/procstore"
 )
 
 const (
@@ -51,6 +52,8 @@ var hostFunctionSpecs = []hostFunctionSpec{
 	{"self_read", []api.ValueType{i32, i32}, []api.ValueType{i32}, hSelfRead},
 	{"log", []api.ValueType{i32, i32, i32}, nil, hLog},
 	{"last_error", []api.ValueType{i32, i32}, []api.ValueType{i32}, hLastError},
+	{"store", []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, hStore},
+	{"store_result", []api.ValueType{i32, i32}, []api.ValueType{i32}, hStoreResult},
 }
 
 func hostFunctions() []extism.HostFunction {
@@ -559,4 +562,56 @@ func hLog(in *inst, stack []uint64) {
 
 func hLastError(in *inst, stack []uint64) {
 	ret32(stack, in.copyOut("last_error", uint32(stack[0]), uint32(stack[1]), []byte(in.lastErr)))
+}
+
+// hStore performs one store operation. The op is decoded from a view of
+// guest memory, not a copy: the guest is blocked in this call, and the
+// store copies what it keeps.
+func hStore(in *inst, stack []uint64) {
+	in.storeRes = nil
+	b, ok := in.view("store", uint32(stack[0]), uint32(stack[1]))
+	if !ok {
+		ret32(stack, abi.EINVAL)
+		return
+	}
+	op, err := abi.DecodeStoreOp(b)
+	if err != nil {
+		ret32(stack, in.fail(abi.EINVAL, err))
+		return
+	}
+	svc := in.host.store.Load()
+	if svc == nil {
+		ret32(stack, in.fail(abi.EINTERNAL, errors.New("weft.store: this node has no store")))
+		return
+	}
+	res, err := svc.Call(in.h, &op, in.storeBuf[:0])
+	if cap(res) <= maxKeptStoreBuf {
+		in.storeBuf = res
+	}
+	if err != nil {
+		code := procstore.Code(err)
+		if code == abi.EINTERNAL {
+			in.h.Log(slog.LevelError, "node error: "+err.Error())
+		}
+		ret32(stack, in.fail(code, err))
+		return
+	}
+	n := in.copyOut("store", uint32(stack[2]), uint32(stack[3]), res)
+	if n > 0 && uint32(n) > uint32(stack[3]) {
+		in.storeRes = res
+		in.storeBuf = nil // storeRes owns it now
+	}
+	ret32(stack, n)
+}
+
+// maxKeptStoreBuf bounds the result buffer an instance keeps between
+// store calls (a 1 MiB read's is kept; a 64 MiB one's is not).
+const maxKeptStoreBuf = 2 << 20
+
+func hStoreResult(in *inst, stack []uint64) {
+	if in.storeRes == nil {
+		ret32(stack, in.fail(abi.ENONE, errors.New("weft.store_result: the last store call left no result to read")))
+		return
+	}
+	ret32(stack, in.copyOut("store_result", uint32(stack[0]), uint32(stack[1]), in.storeRes))
 }

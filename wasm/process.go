@@ -85,6 +85,11 @@ type inst struct {
 	state      []byte
 	stateKnown bool // state/stateOK reflect the store
 	stateOK    bool
+
+	// The last store call's result, when it did not fit the guest's
+	// buffer (store_result reads it); storeBuf is reused for results.
+	storeRes []byte
+	storeBuf []byte
 }
 
 // kill stops the instance: it records why, and cancels the instance's
