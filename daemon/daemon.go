@@ -221,6 +221,7 @@ func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err err
 	if err != nil {
 		return fmt.Errorf("weftd: open the package registry: %w", err)
 	}
+	reg.UseBarrier(barrier)
 	notify(d.log, "STATUS=Restoring processes")
 	rep, err := reg.Restore()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/store"
 	"github.com/weftos/weft/wasm"
 )
 
@@ -55,6 +56,8 @@ type Registry struct {
 	h    *wasm.Host
 	log  *slog.Logger
 	impl registryImpl
+	// barrier, when set, is held shared by every file change.
+	barrier *store.Barrier
 }
 
 // registryImpl is the registry's state.
@@ -395,9 +398,9 @@ func (r *Registry) Install(zip []byte, ok Approval) (pkg Installed, already bool
 
 	base := baseName(id)
 	removeFiles := func() error {
-		return errors.Join(removeFile(r.dir, base+recordExt), removeFile(r.dir, base+archiveExt), syncDir(r.dir))
+		return errors.Join(r.removeFile(base+recordExt), r.removeFile(base+archiveExt), syncDir(r.dir))
 	}
-	if err := writeFile(r.dir, base+archiveExt, zip); err != nil {
+	if err := r.writeFile(base+archiveExt, zip); err != nil {
 		return Installed{}, false, errors.Join(fmt.Errorf("install %s: keep the archive: %w", id, err), removeFiles())
 	}
 	if err := r.writeRecord(rec); err != nil {
@@ -436,7 +439,7 @@ func (r *Registry) writeRecord(rec *record) error {
 	if err != nil {
 		return fmt.Errorf("encode install record: %w", err)
 	}
-	if err := writeFile(r.dir, baseName(rec.info.ID)+recordExt, append(b, '\n')); err != nil {
+	if err := r.writeFile(baseName(rec.info.ID)+recordExt, append(b, '\n')); err != nil {
 		return fmt.Errorf("write install record: %w", err)
 	}
 	return nil
@@ -520,10 +523,10 @@ func (r *Registry) removeProcesses(ctx context.Context, rec *record) ([]kernel.P
 // dropRecord deletes rec's archive and then its record, and forgets it.
 func (r *Registry) dropRecord(rec *record) error {
 	base := baseName(rec.info.ID)
-	if err := removeFile(r.dir, base+archiveExt); err != nil {
+	if err := r.removeFile(base + archiveExt); err != nil {
 		return err
 	}
-	if err := removeFile(r.dir, base+recordExt); err != nil {
+	if err := r.removeFile(base + recordExt); err != nil {
 		return err
 	}
 	if err := syncDir(r.dir); err != nil {
@@ -682,6 +685,26 @@ func (r *Registry) compile(rec *record) (Modules, error) {
 		return nil, fmt.Errorf("package %s: archive holds %s version %s, the record says version %s", rec.ID, pkg.ID, pkg.Version, rec.Version)
 	}
 	return Compile(r.h, pkg)
+}
+
+// UseBarrier makes every change to the registry's files hold b shared
+// (store.Barrier.Enter), so that a snapshot which links the registry's
+// directory while holding b sees them at the same instant as the store's
+// database and drives. Call it before the registry is used.
+func (r *Registry) UseBarrier(b *store.Barrier) { r.barrier = b }
+
+func (r *Registry) writeFile(name string, data []byte) error {
+	if r.barrier != nil {
+		defer r.barrier.Enter()()
+	}
+	return writeFile(r.dir, name, data)
+}
+
+func (r *Registry) removeFile(name string) error {
+	if r.barrier != nil {
+		defer r.barrier.Enter()()
+	}
+	return removeFile(r.dir, name)
 }
 
 // writeFile writes data to dir/name crash-safely: a temporary file,

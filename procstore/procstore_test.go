@@ -1,4 +1,4 @@
-package procstore
+package procstore_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/weftos/weft/abi"
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/procstore"
 	"github.com/weftos/weft/store"
 )
 
@@ -25,10 +26,15 @@ type env struct {
 	k      *kernel.Kernel
 	st     *store.Store
 	drives *store.Drives
-	svc    *Service
+	svc    *procstore.Service
 }
 
 func newEnv(tb testing.TB, quota int64) *env {
+	tb.Helper()
+	return newEnvLimits(tb, quota, kernel.Limits{})
+}
+
+func newEnvLimits(tb testing.TB, quota int64, lim kernel.Limits) *env {
 	tb.Helper()
 	key, err := identity.Generate()
 	if err != nil {
@@ -44,7 +50,7 @@ func newEnv(tb testing.TB, quota int64) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	k, err := kernel.New(kernel.Config{Keyring: key, State: st, Table: st})
+	k, err := kernel.New(kernel.Config{Keyring: key, State: st, Table: st, Limits: lim})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -57,7 +63,7 @@ func newEnv(tb testing.TB, quota int64) *env {
 		drives.Close()
 		st.Close()
 	})
-	return &env{k: k, st: st, drives: drives, svc: New(k, st, drives, nil)}
+	return &env{k: k, st: st, drives: drives, svc: procstore.New(k, st, drives, nil)}
 }
 
 // agent is a native process that runs the functions it is given on its
@@ -114,7 +120,7 @@ func (e *env) mustCall(tb testing.TB, a *agent, op abi.StoreOp) []byte {
 
 func wantCode(tb testing.TB, err error, code int32, text string) {
 	tb.Helper()
-	if got := Code(err); got != code || !strings.Contains(fmt.Sprint(err), text) {
+	if got := procstore.Code(err); got != code || !strings.Contains(fmt.Sprint(err), text) {
 		tb.Fatalf("got %v (%s), want %s containing %q", err, abi.ErrorName(got), abi.ErrorName(code), text)
 	}
 }
@@ -204,7 +210,7 @@ func TestDriveOperations(t *testing.T) {
 	}
 	for _, p := range []string{"../escape", "a/../../b", ".weft-tmp", "a\x00b", "\xff"} {
 		_, err = e.call(a, abi.StoreOp{Op: abi.StoreFsWrite, Name: "notes", Key: []byte(p), Value: []byte("x")})
-		if Code(err) != abi.EINVAL {
+		if procstore.Code(err) != abi.EINVAL {
 			t.Errorf("write to %q: %v, want WEFT_EINVAL", p, err)
 		}
 	}
@@ -252,7 +258,7 @@ func TestCapabilities(t *testing.T) {
 
 	// The operator grants read: c reads, still cannot write.
 	node := e.k.NodeID()
-	if err := e.k.Grant(KVCapability(node, "notes:examples", "index", Read), c.id); err != nil {
+	if err := e.k.Grant(procstore.KVCapability(node, "notes:examples", "index", procstore.Read), c.id); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.mustCall(t, c, get); string(got) != "v" {
@@ -260,7 +266,7 @@ func TestCapabilities(t *testing.T) {
 	}
 	_, err = e.call(c, set)
 	wantCode(t, err, abi.EPERM, `"kind":"write"`)
-	if err := e.k.Revoke(KVCapability(node, "notes:examples", "index", Read)); err != nil {
+	if err := e.k.Revoke(procstore.KVCapability(node, "notes:examples", "index", procstore.Read)); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.call(c, get)
@@ -271,7 +277,7 @@ func TestCapabilities(t *testing.T) {
 	// a attaches its drive read capability to a request to c: c can read
 	// the drive, not write it.
 	a.do(func(h *kernel.Handle) {
-		_, err = h.Send(&kernel.Request{Target: e.k.Address(c.id), Capabilities: []kernel.Capability{DriveCapability("our", "notes:examples", "notes", Read)}})
+		_, err = h.Send(&kernel.Request{Target: e.k.Address(c.id), Capabilities: []kernel.Capability{procstore.DriveCapability("our", "notes:examples", "notes", procstore.Read)}})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -294,7 +300,7 @@ func TestCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sc := range caps {
-		if sc.Issuer.Process == VFSIssuer {
+		if sc.Issuer.Process == procstore.VFSIssuer {
 			t.Fatalf("c still holds %s after the drive was removed", sc.Capability)
 		}
 	}
@@ -302,7 +308,7 @@ func TestCapabilities(t *testing.T) {
 	bc, _ := e.k.CapabilitiesOf(b.id)
 	var n int
 	for _, sc := range bc {
-		if sc.Issuer.Process == KVIssuer {
+		if sc.Issuer.Process == procstore.KVIssuer {
 			n++
 		}
 	}
@@ -313,16 +319,16 @@ func TestCapabilities(t *testing.T) {
 
 func TestCapabilityParamsAreCanonical(t *testing.T) {
 	for _, c := range []kernel.Capability{
-		KVCapability("n", "notes:examples", "index", Read),
-		DriveCapability("n", "notes:examples", "notes", Write),
-		KVCapability("n", "we\"ird\\pkg\n", "é", Read),
+		procstore.KVCapability("n", "notes:examples", "index", procstore.Read),
+		procstore.DriveCapability("n", "notes:examples", "notes", procstore.Write),
+		procstore.KVCapability("n", "we\"ird\\pkg\n", "é", procstore.Read),
 	} {
 		canon, err := kernel.CanonicalParams(c.Params, 0)
 		if err != nil || canon != c.Params {
 			t.Errorf("%s: canonical form %q, err %v", c.Params, canon, err)
 		}
 	}
-	if got := DriveCapability("n", "notes:examples", "notes", Read).Params; got != `{"drive":"/notes:examples/notes","kind":"read"}` {
+	if got := procstore.DriveCapability("n", "notes:examples", "notes", procstore.Read).Params; got != `{"drive":"/notes:examples/notes","kind":"read"}` {
 		t.Fatalf("drive params %s", got)
 	}
 }
@@ -356,7 +362,7 @@ func TestBadOps(t *testing.T) {
 		{abi.StoreOp{Op: abi.StoreFsRead, Flags: abi.StoreRange, Name: "notes", Key: []byte("f"), Length: store.MaxDriveWriteBytes + 1}, abi.ELIMIT, ""},
 	} {
 		_, err := e.call(a, c.op)
-		if got := Code(err); got != c.code || !strings.Contains(fmt.Sprint(err), c.text) {
+		if got := procstore.Code(err); got != c.code || !strings.Contains(fmt.Sprint(err), c.text) {
 			t.Errorf("%+v: got %v (%s), want %s containing %q", c.op, err, abi.ErrorName(got), abi.ErrorName(c.code), c.text)
 		}
 	}
@@ -426,8 +432,8 @@ func TestCode(t *testing.T) {
 		code int32
 	}{
 		{nil, 0},
-		{ErrNoKey, abi.ENONE},
-		{ErrNoCapability, abi.EPERM},
+		{procstore.ErrNoKey, abi.ENONE},
+		{procstore.ErrNoCapability, abi.EPERM},
 		{store.ErrNoDB, abi.ENOTFOUND},
 		{store.ErrQuota, abi.ELIMIT},
 		{store.ErrTxTooLarge, abi.ELIMIT},
@@ -435,7 +441,7 @@ func TestCode(t *testing.T) {
 		{store.ErrClosed, abi.ESTOPPED},
 		{errors.New("disk on fire"), abi.EINTERNAL},
 	} {
-		if got := Code(fmt.Errorf("wrapped: %w", c.err)); c.err != nil && got != c.code {
+		if got := procstore.Code(fmt.Errorf("wrapped: %w", c.err)); c.err != nil && got != c.code {
 			t.Errorf("%v: %s, want %s", c.err, abi.ErrorName(got), abi.ErrorName(c.code))
 		}
 	}
