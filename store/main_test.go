@@ -14,8 +14,8 @@ import (
 // is killed mid-write (crash_test.go) and one that tries to open a
 // database this process holds. childEnv selects the child's job.
 const (
-	childEnv      = "WEFT_STORE_TEST_CHILD" // "crash", "kvcrash" or "lock"
-	childPathEnv  = "WEFT_STORE_TEST_PATH"  // database file
+	childEnv      = "WEFT_STORE_TEST_CHILD" // "crash", "kvcrash", "nodecrash" or "lock"
+	childPathEnv  = "WEFT_STORE_TEST_PATH"  // database file (nodecrash: data directory)
 	childStartEnv = "WEFT_STORE_TEST_START" // crash: first operation number
 )
 
@@ -34,6 +34,8 @@ func TestMain(m *testing.M) {
 		os.Exit(crashChild(os.Getenv(childPathEnv), os.Getenv(childStartEnv)))
 	case "kvcrash":
 		os.Exit(kvCrashChild(os.Getenv(childPathEnv), os.Getenv(childStartEnv)))
+	case "nodecrash":
+		os.Exit(nodeCrashChild(os.Getenv(childPathEnv), os.Getenv(childStartEnv)))
 	case "lock":
 		os.Exit(lockChild(os.Getenv(childPathEnv)))
 	default:
