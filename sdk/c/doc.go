@@ -1,5 +1,7 @@
 // Package ctest holds the tests of the C SDK, the single header weft.h
 // beside it: they build C guests that include the header with clang
 // ($CLANG, from `make tools`) and run them in wazero against a fake
-// "weft" host module. The package has no Go API.
+// "weft" host module. They also run procstore's C store probe
+// (procstore/testdata/cprobe.c), which drives the header's store
+// functions. The package has no Go API.
 package ctest

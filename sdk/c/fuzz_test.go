@@ -89,3 +89,138 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// storeDecoders are the store-result (and store-op) decoders of weft.h,
+// by the t_decode_* export of testdata/guest.c that runs each.
+var storeDecoders = []string{"t_decode_store_op", "t_decode_pairs", "t_decode_entries", "t_decode_entry", "t_decode_names"}
+
+// reencode rebuilds, from what a t_decode_* export reported, the encoding
+// it decoded, with reserved bytes zeroed; ok is false when the reports do
+// not have the export's shape.
+func reencode(export string, rs []report) (out []byte, ok bool) {
+	defer func() {
+		if recover() != nil { // a report of the wrong type or missing
+			out, ok = nil, false
+		}
+	}()
+	next := func(name string) any {
+		if len(rs) == 0 || rs[0].name != name {
+			panic(name)
+		}
+		v := rs[0].val
+		rs = rs[1:]
+		return v
+	}
+	nextEntry := func() []byte {
+		name := next("name").(string)
+		dir := byte(next("dir").(uint64))
+		return entry(name, dir, next("size").(uint64), next("mtime").(uint64))
+	}
+	switch export {
+	case "t_decode_store_op":
+		op, flags := byte(next("op").(uint64)), byte(next("flags").(uint64))
+		pkg, name := next("package").(string), next("name").(string)
+		key, value := next("key").(string), next("value").(string)
+		out = storeOp(op, flags, pkg, name, key, value, next("offset").(uint64), next("length").(uint64))
+	case "t_decode_pairs":
+		n := next("count").(uint64)
+		var kv []string
+		for range n {
+			kv = append(kv, next("key").(string), next("value").(string))
+		}
+		out = pairs(byte(next("more").(uint64)), kv...)
+	case "t_decode_entries":
+		n := next("count").(uint64)
+		var es [][]byte
+		for range n {
+			es = append(es, nextEntry())
+		}
+		out = entries(es...)
+	case "t_decode_entry":
+		out = nextEntry()
+	case "t_decode_names":
+		n := next("count").(uint64)
+		var ns []string
+		for range n {
+			ns = append(ns, next("name").(string))
+		}
+		out = names(ns...)
+	}
+	return out, len(rs) == 0
+}
+
+// zeroReserved zeroes the reserved bytes of the encoding b of export's
+// kind, whose layout matches want (the reencoding of what was decoded).
+func zeroReserved(export string, b []byte) []byte {
+	b = bytes.Clone(b)
+	entryAt := func(off int) int { // zero one entry's reserved bytes; its end
+		n := int(b[off]) | int(b[off+1])<<8 | int(b[off+2])<<16 | int(b[off+3])<<24
+		off += 4 + n
+		b[off+1], b[off+2], b[off+3] = 0, 0, 0
+		return off + 20
+	}
+	switch export {
+	case "t_decode_store_op":
+		b[2], b[3] = 0, 0
+	case "t_decode_entry":
+		entryAt(0)
+	case "t_decode_entries":
+		off := 4
+		for off < len(b) {
+			off = entryAt(off)
+		}
+	}
+	return b
+}
+
+// FuzzStoreDecoders runs weft.h's store decoders (chosen by the first
+// byte) on arbitrary bytes placed at the very end of the guest's memory:
+// they must never read past them (a trap), must answer 0 or WEFT_EINVAL,
+// and what they accept must encode back to the same bytes, but for
+// reserved bytes, which a reader ignores.
+func FuzzStoreDecoders(f *testing.F) {
+	for i, d := range storeDecoders {
+		for _, tc := range decoderCases() {
+			if tc.export == d {
+				f.Add(append([]byte{byte(i)}, tc.in...))
+			}
+		}
+	}
+	f.Add([]byte{2, 1, 0, 0, 0})
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0})
+
+	const maxInput = 1 << 16
+	h, ctx, mod := guest(f)
+	mem := mod.Memory()
+	if _, ok := mem.Grow(maxInput>>16 + 1); !ok {
+		f.Fatal("memory.grow failed")
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 || len(in) > maxInput {
+			t.Skip("empty or longer than maxInput")
+		}
+		export := storeDecoders[int(in[0])%len(storeDecoders)]
+		in = in[1:]
+		h.t, h.reports = t, nil
+		ptr := mem.Size() - uint32(len(in))
+		if !mem.Write(ptr, in) {
+			t.Fatal("write failed")
+		}
+		switch rc := call(t, ctx, mod, export, uint64(ptr), uint64(len(in))); rc {
+		case eINVAL:
+			if len(h.reports) != 0 {
+				t.Fatalf("%s refused, yet reported %v", export, h.reports)
+			}
+		case 0:
+			got, ok := reencode(export, h.reports)
+			if !ok {
+				t.Fatalf("%s reported %v", export, h.reports)
+			}
+			if want := zeroReserved(export, in); !bytes.Equal(got, want) {
+				t.Fatalf("%s accepted % x\nbut its fields encode to % x", export, in, got)
+			}
+		default:
+			t.Fatalf("%s = %d, want 0 or WEFT_EINVAL", export, rc)
+		}
+	})
+}

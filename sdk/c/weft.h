@@ -21,6 +21,9 @@
  * Build: clang --target=wasm32-wasi -O2 -mexec-model=reactor \
  *            -Wl,--strip-all -I sdk/c -o x.wasm x.c
  *
+ * The store (databases and drives, docs/abi.md "The store") has typed
+ * functions, weft_kv_get, weft_file_write, ..., below the raw weft_store.
+ *
  * Needs <stdint.h>, <stddef.h>, <string.h> and, for weft_buf's growth,
  * malloc/realloc/free from <stdlib.h> (wasi-libc has them all). Every
  * function returning int/int32_t/int64_t returns a WEFT_E* code (< 0) on
@@ -46,11 +49,11 @@
 #define WEFT_EINVAL (-1)          /* bad encoding, pointer or length, name or address */
 #define WEFT_ESTOPPED (-2)        /* the process must stop: return from init */
 #define WEFT_ENOREQUEST (-3)      /* no request to respond to */
-#define WEFT_ENONE (-4)           /* no state, no blob */
-#define WEFT_ELIMIT (-5)          /* a limit was reached (also: out of memory here) */
+#define WEFT_ENONE (-4)           /* no state, no blob, no such key (kv_get), no kept store result */
+#define WEFT_ELIMIT (-5)          /* a limit was reached: sizes, quota (also: out of memory here) */
 #define WEFT_EPERM (-6)           /* capability not held, or not permitted */
-#define WEFT_ENOTFOUND (-7)       /* no such process or module */
-#define WEFT_EEXIST (-8)          /* a process of that name exists */
+#define WEFT_ENOTFOUND (-7)       /* no such process or module; no such database, drive, file or directory */
+#define WEFT_EEXIST (-8)          /* a process of that name exists; a file or directory is in the way */
 #define WEFT_EINTERNAL (-9)       /* the node failed (its log says why) */
 #define WEFT_ETIMEOUT (-101)      /* send error: timeout */
 #define WEFT_EOFFLINE (-102)      /* send error: offline */
@@ -143,6 +146,11 @@ WEFT_IMPORT_("self_read") int32_t weft_sys_self_read(uint8_t *ptr, int32_t cap);
 WEFT_IMPORT_("log") void weft_sys_log(int32_t level, const uint8_t *ptr, int32_t len);
 /* Copy the text of the last error; full length. */
 WEFT_IMPORT_("last_error") int32_t weft_sys_last_error(uint8_t *ptr, int32_t cap);
+/* Perform one encoded store op; its result's length (copied to out when at
+ * most outcap, else kept for store_result), or an error. */
+WEFT_IMPORT_("store") int32_t weft_sys_store(const uint8_t *ptr, int32_t len, uint8_t *out, int32_t outcap);
+/* Copy the result the last store call kept; full length, or WEFT_ENONE. */
+WEFT_IMPORT_("store_result") int32_t weft_sys_store_result(uint8_t *ptr, int32_t cap);
 
 /* ------------------------------------------------------------------------ */
 /* Byte strings and buffers.                                                 */
@@ -809,6 +817,756 @@ static inline void weft_log(int level, const char *s)
 static inline int32_t weft_last_error(weft_buf *out)
 {
 	return weft_read_grow_(weft_sys_last_error, out, 64);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The store (docs/abi.md, "The store"): the package's key-value databases   */
+/* and file drives. Every operation is one store op; results are read into   */
+/* a weft_buf the caller owns (its contents replaced, its capacity kept, so  */
+/* that a loop reusing one buffer does not allocate). A result larger than   */
+/* the buffer is fetched with store_result after growing it.                 */
+
+/* Store ops (weft_store_op.op). */
+#define WEFT_STORE_KV_OPEN 1       /* create-or-open a database of the own package */
+#define WEFT_STORE_KV_GET 2        /* a key's value */
+#define WEFT_STORE_KV_SET 3        /* set a key */
+#define WEFT_STORE_KV_DELETE 4     /* delete a key (missing is fine) */
+#define WEFT_STORE_KV_SCAN 5       /* pairs under a prefix */
+#define WEFT_STORE_KV_TX 6         /* a transaction: all of its writes or none */
+#define WEFT_STORE_KV_DROP 7       /* delete a database of the own package */
+#define WEFT_STORE_KV_LIST 8       /* names of the own package's databases */
+#define WEFT_STORE_DRIVE_OPEN 16   /* create-or-open a drive of the own package */
+#define WEFT_STORE_DRIVE_LIST 17   /* names of the own package's drives */
+#define WEFT_STORE_DRIVE_REMOVE 18 /* delete a drive of the own package, with its files */
+#define WEFT_STORE_FILE_WRITE 19   /* write a file (WEFT_WRITE_*) */
+#define WEFT_STORE_FILE_READ 20    /* read a file (WEFT_READ_*) */
+#define WEFT_STORE_DIR_LIST 21     /* a directory's entries */
+#define WEFT_STORE_STAT 22         /* one entry */
+#define WEFT_STORE_MKDIR 23        /* make a directory and its parents */
+#define WEFT_STORE_RENAME 24       /* rename a file or directory */
+#define WEFT_STORE_REMOVE 25       /* remove a file or directory (WEFT_REMOVE_*) */
+
+/* Store op flags. */
+#define WEFT_WRITE_WHOLE 0      /* file_write: replace the file atomically */
+#define WEFT_WRITE_APPEND 1     /* file_write: append */
+#define WEFT_WRITE_AT 2         /* file_write: write at offset */
+#define WEFT_READ_WHOLE 0       /* file_read: the whole file */
+#define WEFT_READ_RANGE 1       /* file_read: length bytes from offset */
+#define WEFT_REMOVE_ONE 0       /* remove: a file or an empty directory */
+#define WEFT_REMOVE_RECURSIVE 1 /* remove: a directory and everything in it */
+
+/* Transaction write kinds. */
+#define WEFT_TX_SET 1
+#define WEFT_TX_DELETE 2
+
+/* weft_store_op is one store op before encoding. Zero fields are empty;
+ * the fields an op does not use must stay so (else WEFT_EINVAL). */
+typedef struct {
+	uint8_t op;         /* WEFT_STORE_* */
+	uint8_t flags;      /* WEFT_WRITE_*, WEFT_READ_*, WEFT_REMOVE_*; else 0 */
+	weft_bytes package; /* "package:publisher" owning name; empty for the caller's own */
+	weft_bytes name;    /* the database or drive */
+	weft_bytes key;     /* databases: key (kv_scan: prefix); drives: path */
+	weft_bytes value;   /* databases: value (kv_scan: key to continue after; kv_tx: a transaction); drives: data (rename: new path) */
+	uint64_t offset;    /* drives: where a WEFT_WRITE_AT write or a WEFT_READ_RANGE read starts */
+	uint64_t length;    /* WEFT_READ_RANGE: bytes; kv_scan: most pairs, 0 for as many as allowed */
+} weft_store_op;
+
+/* weft_store_op_size_ returns the encoded size of op, or 0 when a field is
+ * longer than a u32 can say. */
+static inline size_t weft_store_op_size_(const weft_store_op *op)
+{
+	if ((uint64_t)op->package.len > UINT32_MAX || (uint64_t)op->name.len > UINT32_MAX ||
+	    (uint64_t)op->key.len > UINT32_MAX || (uint64_t)op->value.len > UINT32_MAX)
+		return 0;
+	size_t n = 4 + 16 + 16, parts[4] = {op->package.len, op->name.len, op->key.len, op->value.len};
+	for (int i = 0; i < 4; i++) {
+		if (parts[i] > SIZE_MAX - n)
+			return 0;
+		n += parts[i];
+	}
+	return n;
+}
+
+/* weft_encode_store_op appends the encoding of op to b: u8 op, u8 flags,
+ * u16 reserved, str package, str name, bytes key, bytes value, u64 offset,
+ * u64 length. 0 or an error. */
+static inline int weft_encode_store_op(weft_buf *b, const weft_store_op *op)
+{
+	size_t n = weft_store_op_size_(op);
+	if (n == 0 || n > SIZE_MAX - b->len)
+		return WEFT_EINVAL;
+	int rc = weft_buf_reserve(b, b->len + n);
+	uint8_t head[4] = {op->op, op->flags, 0, 0};
+	if (rc == 0) rc = weft_buf_append(b, head, sizeof head);
+	if (rc == 0) rc = weft_put_bytes(b, op->package);
+	if (rc == 0) rc = weft_put_bytes(b, op->name);
+	if (rc == 0) rc = weft_put_bytes(b, op->key);
+	if (rc == 0) rc = weft_put_bytes(b, op->value);
+	if (rc == 0) rc = weft_put_u64(b, op->offset);
+	if (rc == 0) rc = weft_put_u64(b, op->length);
+	return rc;
+}
+
+/* weft_store_op_decode decodes the store op p[0:len] into *op (whose
+ * fields then point into p): for a process that receives ops, as a
+ * driver or a test probe does. 0, or WEFT_EINVAL when a length runs past
+ * the end or bytes trail (op is zeroed then). Whether op and flags make
+ * sense is the node's to say; the reserved u16 is ignored. */
+static inline int weft_store_op_decode(weft_store_op *op, const uint8_t *p, size_t len)
+{
+	weft_reader r = weft_reader_of(weft_bytes_of(p, len));
+	op->op = weft_get_u8(&r);
+	op->flags = weft_get_u8(&r);
+	weft_get_u16(&r); /* reserved */
+	op->package = weft_get_bytes(&r);
+	op->name = weft_get_bytes(&r);
+	op->key = weft_get_bytes(&r);
+	op->value = weft_get_bytes(&r);
+	op->offset = weft_get_u64(&r);
+	op->length = weft_get_u64(&r);
+	if (!r.err && r.off != r.len)
+		r.err = WEFT_EINVAL;
+	if (r.err)
+		memset(op, 0, sizeof *op);
+	return r.err;
+}
+
+/* weft_store_raw performs the encoded store op p[0:len] and reads its
+ * result into out (replacing its contents; out may be NULL for an op
+ * whose result is not wanted). The result's length, or an error. A
+ * result larger than out's capacity is read with store_result once out
+ * has grown. */
+static inline int32_t weft_store_raw(const uint8_t *p, size_t len, weft_buf *out)
+{
+	if (len > INT32_MAX)
+		return WEFT_EINVAL;
+	int32_t cap = 0;
+	uint8_t *dst = NULL;
+	if (out) {
+		out->len = 0;
+		cap = out->cap > INT32_MAX ? INT32_MAX : (int32_t)out->cap;
+		dst = out->ptr;
+	}
+	int32_t n = weft_sys_store(p, (int32_t)len, dst, cap);
+	if (n < 0 || !out)
+		return n;
+	if (n <= cap) {
+		out->len = (size_t)n;
+		return n;
+	}
+	return weft_read_grow_(weft_sys_store_result, out, (size_t)n);
+}
+
+/* weft_store encodes op, performs it and reads its result into out
+ * (replacing its contents; NULL when not wanted). The result's length
+ * (0 for ops without one), or an error: WEFT_ENONE (kv_get of a missing
+ * key), WEFT_EPERM (capability not held), WEFT_ENOTFOUND, WEFT_EEXIST,
+ * WEFT_ELIMIT, WEFT_EINVAL, ...; weft_last_error says more. */
+static inline int32_t weft_store(const weft_store_op *op, weft_buf *out)
+{
+	weft_buf b = {0};
+	int32_t rc = weft_encode_store_op(&b, op);
+	if (rc == 0)
+		rc = weft_store_raw(b.ptr, b.len, out);
+	weft_buf_free(&b);
+	return rc;
+}
+
+/* weft_store_none_ performs op, which has no result: 0 or an error. */
+static inline int weft_store_none_(const weft_store_op *op)
+{
+	int32_t rc = weft_store(op, NULL);
+	return rc < 0 ? rc : 0;
+}
+
+/* weft_db names a database: its package ("package:publisher"; empty for
+ * the caller's own) and its name (1-64 bytes of [a-z0-9-]). */
+typedef struct {
+	weft_bytes package;
+	weft_bytes name;
+} weft_db;
+
+/* weft_drive names a drive, as weft_db a database. */
+typedef struct {
+	weft_bytes package;
+	weft_bytes name;
+} weft_drive;
+
+/* weft_db_of returns database name of package (NULL or "" for the
+ * caller's own package). */
+static inline weft_db weft_db_of(const char *package, const char *name)
+{
+	weft_db d;
+	d.package = weft_str(package);
+	d.name = weft_str(name);
+	return d;
+}
+
+/* weft_drive_of returns drive name of package (NULL or "" for the
+ * caller's own package). */
+static inline weft_drive weft_drive_of(const char *package, const char *name)
+{
+	weft_drive d;
+	d.package = weft_str(package);
+	d.name = weft_str(name);
+	return d;
+}
+
+/* weft_store_op_of_ returns an op on package/name with every other field
+ * empty. */
+static inline weft_store_op weft_store_op_of_(uint8_t code, weft_bytes package, weft_bytes name)
+{
+	weft_store_op op;
+	memset(&op, 0, sizeof op);
+	op.op = code;
+	op.package = package;
+	op.name = name;
+	return op;
+}
+
+/* --- Databases ---------------------------------------------------------- */
+
+/* weft_kv_open creates database db of the caller's own package when
+ * missing (every process of the package then holds its read and write
+ * capabilities), or gives the caller those capabilities when it lacks
+ * them. 0 or an error (WEFT_EPERM for another package's database). */
+static inline int weft_kv_open(const weft_db *db)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_KV_OPEN, db->package, db->name);
+	return weft_store_none_(&op);
+}
+
+/* weft_kv_get reads key's value into value (replacing its contents). Its
+ * length, WEFT_ENONE when db has no such key, or another error. Needs
+ * db's read capability. */
+static inline int32_t weft_kv_get(const weft_db *db, weft_bytes key, weft_buf *value)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_KV_GET, db->package, db->name);
+	op.key = key;
+	return weft_store(&op, value);
+}
+
+/* weft_kv_set sets key (1-1024 bytes) to value (at most 1 MiB). 0 or an
+ * error. Needs db's write capability. */
+static inline int weft_kv_set(const weft_db *db, weft_bytes key, weft_bytes value)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_KV_SET, db->package, db->name);
+	op.key = key;
+	op.value = value;
+	return weft_store_none_(&op);
+}
+
+/* weft_kv_delete deletes key; a missing key is not an error. 0 or an
+ * error. Needs db's write capability. */
+static inline int weft_kv_delete(const weft_db *db, weft_bytes key)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_KV_DELETE, db->package, db->name);
+	op.key = key;
+	return weft_store_none_(&op);
+}
+
+/* weft_kv_scan reads into pairs (replacing its contents) the encoded pairs
+ * whose keys start with prefix and sort after the key after (empty: from
+ * the first), at most max of them (0: as many as allowed, up to 1,000
+ * pairs and 16 MiB). Walk them with weft_kv_pairs_decode and
+ * weft_kv_pairs_next; when more is set, scan again with after = the last
+ * key. The result's length or an error. Needs db's read capability. */
+static inline int32_t weft_kv_scan(const weft_db *db, weft_bytes prefix, weft_bytes after, uint64_t max,
+				   weft_buf *pairs)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_KV_SCAN, db->package, db->name);
+	op.key = prefix;
+	op.value = after;
+	op.length = max;
+	return weft_store(&op, pairs);
+}
+
+/* weft_kv_pairs is a decoded, validated kv_scan result: count pairs
+ * (bytes key, bytes value each) in raw, and more (1 when further pairs
+ * match). */
+typedef struct {
+	uint32_t count;
+	int more;
+	weft_bytes raw;
+} weft_kv_pairs;
+
+/* weft_kv_pairs_decode decodes and validates the kv_scan result b (u32
+ * count, each bytes key and bytes value, u8 more) into *ps, which points
+ * into b. 0, or WEFT_EINVAL (ps zeroed) when a length or count runs past
+ * the end, more is not 0 or 1, or bytes trail. */
+static inline int weft_kv_pairs_decode(weft_bytes b, weft_kv_pairs *ps)
+{
+	weft_reader r = weft_reader_of(b);
+	memset(ps, 0, sizeof *ps);
+	uint32_t n = weft_get_u32(&r);
+	if (r.err || n > (r.len - r.off) / 9) /* 8 bytes of lengths each, and more */
+		return WEFT_EINVAL;
+	size_t start = r.off;
+	for (uint32_t i = 0; i < n && !r.err; i++) {
+		weft_get_bytes(&r);
+		weft_get_bytes(&r);
+	}
+	size_t end = r.off;
+	uint8_t more = weft_get_u8(&r);
+	if (r.err || more > 1 || r.off != r.len)
+		return WEFT_EINVAL;
+	ps->count = n;
+	ps->more = more;
+	ps->raw = weft_bytes_of(r.p + start, end - start);
+	return 0;
+}
+
+/* weft_kv_pairs_next takes the next pair off ps into *key and *value
+ * (pointing into the result): 1 when it did, 0 when ps is used up. ps must
+ * come from weft_kv_pairs_decode. */
+static inline int weft_kv_pairs_next(weft_kv_pairs *ps, weft_bytes *key, weft_bytes *value)
+{
+	if (ps->count == 0)
+		return 0;
+	weft_reader r = weft_reader_of(ps->raw);
+	*key = weft_get_bytes(&r);
+	*value = weft_get_bytes(&r);
+	if (r.err) {
+		ps->count = 0;
+		return 0;
+	}
+	ps->count--;
+	ps->raw = weft_bytes_of(ps->raw.ptr + r.off, ps->raw.len - r.off);
+	return 1;
+}
+
+/* weft_kv_tx_init empties tx and starts a transaction in it (a u32 count
+ * of 0). Add writes with weft_kv_tx_set and weft_kv_tx_delete, commit it
+ * with weft_kv_tx. 0 or WEFT_ELIMIT. */
+static inline int weft_kv_tx_init(weft_buf *tx)
+{
+	tx->len = 0;
+	return weft_put_u32(tx, 0);
+}
+
+/* weft_kv_tx_add_ appends one write (u8 kind, 3 reserved bytes, bytes
+ * key, bytes value) to the transaction tx and counts it. */
+static inline int weft_kv_tx_add_(weft_buf *tx, uint8_t kind, weft_bytes key, weft_bytes value)
+{
+	if (tx->len < 4)
+		return WEFT_EINVAL; /* not started with weft_kv_tx_init */
+	uint32_t n = (uint32_t)tx->ptr[0] | (uint32_t)tx->ptr[1] << 8 | (uint32_t)tx->ptr[2] << 16 |
+		     (uint32_t)tx->ptr[3] << 24;
+	if (n == UINT32_MAX)
+		return WEFT_ELIMIT;
+	size_t len = tx->len;
+	uint8_t head[4] = {kind, 0, 0, 0};
+	int rc = weft_buf_append(tx, head, sizeof head);
+	if (rc == 0) rc = weft_put_bytes(tx, key);
+	if (rc == 0) rc = weft_put_bytes(tx, value);
+	if (rc < 0) {
+		tx->len = len; /* leave tx as it was */
+		return rc;
+	}
+	n++;
+	for (int i = 0; i < 4; i++)
+		tx->ptr[i] = (uint8_t)(n >> (8 * i));
+	return 0;
+}
+
+/* weft_kv_tx_set adds "set key to value" to the transaction tx. 0 or an
+ * error. */
+static inline int weft_kv_tx_set(weft_buf *tx, weft_bytes key, weft_bytes value)
+{
+	return weft_kv_tx_add_(tx, WEFT_TX_SET, key, value);
+}
+
+/* weft_kv_tx_delete adds "delete key" to the transaction tx. 0 or an
+ * error. */
+static inline int weft_kv_tx_delete(weft_buf *tx, weft_bytes key)
+{
+	return weft_kv_tx_add_(tx, WEFT_TX_DELETE, key, weft_bytes_of(NULL, 0));
+}
+
+/* weft_kv_tx commits the encoded transaction tx (from weft_kv_tx_init
+ * and friends: at most 10,000 writes and 64 MiB): every write of it, or
+ * none. 0 or an error. Needs db's write capability. */
+static inline int weft_kv_tx(const weft_db *db, weft_bytes tx)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_KV_TX, db->package, db->name);
+	op.value = tx;
+	return weft_store_none_(&op);
+}
+
+/* weft_kv_drop deletes database db of the caller's own package and
+ * revokes every copy of its capabilities. 0 or an error. Needs db's write
+ * capability. */
+static inline int weft_kv_drop(const weft_db *db)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_KV_DROP, db->package, db->name);
+	return weft_store_none_(&op);
+}
+
+/* weft_kv_list reads into names (replacing its contents) the encoded
+ * names of the databases of package (empty: the caller's own; another is
+ * WEFT_EPERM). Walk them with weft_names_decode and weft_names_next. The
+ * result's length or an error. */
+static inline int32_t weft_kv_list(weft_bytes package, weft_buf *names)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_KV_LIST, package, weft_bytes_of(NULL, 0));
+	return weft_store(&op, names);
+}
+
+/* weft_names is a decoded, validated kv_list or drive_list result: count
+ * names (str each) in raw. */
+typedef struct {
+	uint32_t count;
+	weft_bytes raw;
+} weft_names;
+
+/* weft_names_decode decodes and validates the names b (u32 count, each
+ * str) into *ns, which points into b. 0, or WEFT_EINVAL (ns zeroed) when a
+ * length or count runs past the end or bytes trail. */
+static inline int weft_names_decode(weft_bytes b, weft_names *ns)
+{
+	weft_reader r = weft_reader_of(b);
+	memset(ns, 0, sizeof *ns);
+	uint32_t n = weft_get_u32(&r);
+	if (r.err || n > (r.len - r.off) / 4)
+		return WEFT_EINVAL;
+	size_t start = r.off;
+	for (uint32_t i = 0; i < n && !r.err; i++)
+		weft_get_bytes(&r);
+	if (r.err || r.off != r.len)
+		return WEFT_EINVAL;
+	ns->count = n;
+	ns->raw = weft_bytes_of(r.p + start, r.off - start);
+	return 0;
+}
+
+/* weft_names_next takes the next name off ns into *name: 1 when it did, 0
+ * when ns is used up. ns must come from weft_names_decode. */
+static inline int weft_names_next(weft_names *ns, weft_bytes *name)
+{
+	if (ns->count == 0)
+		return 0;
+	weft_reader r = weft_reader_of(ns->raw);
+	*name = weft_get_bytes(&r);
+	if (r.err) {
+		ns->count = 0;
+		return 0;
+	}
+	ns->count--;
+	ns->raw = weft_bytes_of(ns->raw.ptr + r.off, ns->raw.len - r.off);
+	return 1;
+}
+
+/* --- Drives ------------------------------------------------------------- */
+
+/* weft_drive_open creates drive d of the caller's own package when
+ * missing, or gives the caller its capabilities, as weft_kv_open. 0 or an
+ * error. */
+static inline int weft_drive_open(const weft_drive *d)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_DRIVE_OPEN, d->package, d->name);
+	return weft_store_none_(&op);
+}
+
+/* weft_drive_list reads into names (replacing its contents) the encoded
+ * names of the drives of package (empty: the caller's own), as
+ * weft_kv_list. The result's length or an error. */
+static inline int32_t weft_drive_list(weft_bytes package, weft_buf *names)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_DRIVE_LIST, package, weft_bytes_of(NULL, 0));
+	return weft_store(&op, names);
+}
+
+/* weft_drive_remove deletes drive d of the caller's own package with its
+ * files and revokes its capabilities. 0 or an error. Needs d's write
+ * capability. */
+static inline int weft_drive_remove(const weft_drive *d)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_DRIVE_REMOVE, d->package, d->name);
+	return weft_store_none_(&op);
+}
+
+/* weft_file_write writes data (at most 64 MiB) to the file at path in d,
+ * making parent directories: how WEFT_WRITE_WHOLE replaces the file
+ * atomically, WEFT_WRITE_APPEND appends, WEFT_WRITE_AT writes at offset
+ * (offset must be 0 otherwise). 0 or an error (WEFT_ELIMIT past the
+ * package's quota, nothing changed). Needs d's write capability. */
+static inline int weft_file_write(const weft_drive *d, weft_bytes path, weft_bytes data, uint8_t how,
+				  uint64_t offset)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_FILE_WRITE, d->package, d->name);
+	op.flags = how;
+	op.key = path;
+	op.value = data;
+	op.offset = offset;
+	return weft_store_none_(&op);
+}
+
+/* weft_file_read reads the file at path in d into data (replacing its
+ * contents): how WEFT_READ_WHOLE the whole file (at most 64 MiB),
+ * WEFT_READ_RANGE length bytes from offset (short or empty past the end;
+ * offset and length must be 0 otherwise). The length read, or an error.
+ * Needs d's read capability. */
+static inline int32_t weft_file_read(const weft_drive *d, weft_bytes path, uint8_t how, uint64_t offset,
+				     uint64_t length, weft_buf *data)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_FILE_READ, d->package, d->name);
+	op.flags = how;
+	op.key = path;
+	op.offset = offset;
+	op.length = length;
+	return weft_store(&op, data);
+}
+
+/* weft_entry is a decoded file or directory. */
+typedef struct {
+	weft_bytes name; /* base name; empty for a drive's root */
+	int dir;         /* 1 for a directory */
+	uint64_t size;   /* bytes of a file; 0 for a directory */
+	int64_t mtime;   /* last modification, nanoseconds since 1970 UTC */
+} weft_entry;
+
+/* weft_get_entry_ reads one entry: str name, u8 dir (0 or 1), 3 reserved
+ * bytes (ignored), u64 size, u64 modification time. */
+static inline void weft_get_entry_(weft_reader *r, weft_entry *e)
+{
+	e->name = weft_get_bytes(r);
+	uint8_t dir = weft_get_u8(r);
+	weft_take(r, 3); /* reserved */
+	e->size = weft_get_u64(r);
+	e->mtime = (int64_t)weft_get_u64(r);
+	if (dir > 1)
+		r->err = WEFT_EINVAL;
+	e->dir = dir;
+}
+
+/* weft_entry_decode decodes the stat result b into *e (whose name points
+ * into b). 0, or WEFT_EINVAL (e zeroed) when it is short, its dir byte is
+ * not 0 or 1, or bytes trail. */
+static inline int weft_entry_decode(weft_bytes b, weft_entry *e)
+{
+	weft_reader r = weft_reader_of(b);
+	weft_get_entry_(&r, e);
+	if (!r.err && r.off != r.len)
+		r.err = WEFT_EINVAL;
+	if (r.err)
+		memset(e, 0, sizeof *e);
+	return r.err;
+}
+
+/* weft_entries is a decoded, validated dir_list result: count entries in
+ * raw. */
+typedef struct {
+	uint32_t count;
+	weft_bytes raw;
+} weft_entries;
+
+/* weft_entries_decode decodes and validates the dir_list result b (u32
+ * count, then each entry) into *es, which points into b. 0, or WEFT_EINVAL
+ * (es zeroed) when an entry is bad or short, a count runs past the end,
+ * or bytes trail. */
+static inline int weft_entries_decode(weft_bytes b, weft_entries *es)
+{
+	weft_reader r = weft_reader_of(b);
+	memset(es, 0, sizeof *es);
+	uint32_t n = weft_get_u32(&r);
+	if (r.err || n > (r.len - r.off) / 24)
+		return WEFT_EINVAL;
+	size_t start = r.off;
+	weft_entry e;
+	for (uint32_t i = 0; i < n && !r.err; i++)
+		weft_get_entry_(&r, &e);
+	if (r.err || r.off != r.len)
+		return WEFT_EINVAL;
+	es->count = n;
+	es->raw = weft_bytes_of(r.p + start, r.off - start);
+	return 0;
+}
+
+/* weft_entries_next takes the next entry off es into *e: 1 when it did, 0
+ * when es is used up. es must come from weft_entries_decode. */
+static inline int weft_entries_next(weft_entries *es, weft_entry *e)
+{
+	if (es->count == 0)
+		return 0;
+	weft_reader r = weft_reader_of(es->raw);
+	weft_get_entry_(&r, e);
+	if (r.err) {
+		es->count = 0;
+		return 0;
+	}
+	es->count--;
+	es->raw = weft_bytes_of(es->raw.ptr + r.off, es->raw.len - r.off);
+	return 1;
+}
+
+/* weft_dir_list reads into entries (replacing its contents) the encoded
+ * entries of the directory at path in d ("" or "/" for the root), sorted
+ * by name. Walk them with weft_entries_decode and weft_entries_next. The
+ * result's length or an error. Needs d's read capability. */
+static inline int32_t weft_dir_list(const weft_drive *d, weft_bytes path, weft_buf *entries)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_DIR_LIST, d->package, d->name);
+	op.key = path;
+	return weft_store(&op, entries);
+}
+
+/* weft_stat reads the encoded entry of path in d into out (replacing its
+ * contents) and, when e is not NULL, decodes it into *e (its name points
+ * into out). The result's length, or an error (WEFT_ENOTFOUND when
+ * nothing is at path; WEFT_EINVAL when the result does not decode). Needs
+ * d's read capability. */
+static inline int32_t weft_stat(const weft_drive *d, weft_bytes path, weft_buf *out, weft_entry *e)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_STAT, d->package, d->name);
+	op.key = path;
+	int32_t n = weft_store(&op, out);
+	if (n >= 0 && e) {
+		int rc = weft_entry_decode(weft_buf_bytes(out), e);
+		if (rc < 0)
+			return rc;
+	}
+	return n;
+}
+
+/* weft_mkdir makes the directory at path in d and its parents; an
+ * existing directory is fine. 0 or an error (WEFT_EEXIST when a file is
+ * in the way). Needs d's write capability. */
+static inline int weft_mkdir(const weft_drive *d, weft_bytes path)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_MKDIR, d->package, d->name);
+	op.key = path;
+	return weft_store_none_(&op);
+}
+
+/* weft_rename renames from to to, both paths in d. 0 or an error. Needs
+ * d's write capability. */
+static inline int weft_rename(const weft_drive *d, weft_bytes from, weft_bytes to)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_RENAME, d->package, d->name);
+	op.key = from;
+	op.value = to;
+	return weft_store_none_(&op);
+}
+
+/* weft_remove removes the file or directory at path in d: how
+ * WEFT_REMOVE_ONE a file or an empty directory, WEFT_REMOVE_RECURSIVE a
+ * directory and everything in it. 0 or an error. Needs d's write
+ * capability. */
+static inline int weft_remove(const weft_drive *d, weft_bytes path, uint8_t how)
+{
+	weft_store_op op = weft_store_op_of_(WEFT_STORE_REMOVE, d->package, d->name);
+	op.flags = how;
+	op.key = path;
+	return weft_store_none_(&op);
+}
+
+/* --- Store capabilities ------------------------------------------------- */
+/* A process shares a database or a drive by attaching its capability to a  */
+/* message (weft_request.caps); docs/abi.md, "Capabilities", gives them.     */
+
+/* The issuers of store capabilities, on the process's own node. */
+#define WEFT_KV_ISSUER "our@kv:sys:weft"
+#define WEFT_VFS_ISSUER "our@vfs:sys:weft"
+
+/* Kinds of store capability: a write capability does not let its holder
+ * read. */
+#define WEFT_CAP_READ "read"
+#define WEFT_CAP_WRITE "write"
+
+/* weft_put_json_safe_ appends s when it needs no escape inside a JSON
+ * string (names and packages never do); WEFT_EINVAL otherwise. */
+static inline int weft_put_json_safe_(weft_buf *b, weft_bytes s)
+{
+	for (size_t i = 0; i < s.len; i++)
+		if (s.ptr[i] < 0x20 || s.ptr[i] == '"' || s.ptr[i] == '\\' || s.ptr[i] >= 0x80)
+			return WEFT_EINVAL;
+	return weft_buf_append(b, s.ptr, s.len);
+}
+
+/* weft_put_cap_package_ appends package to b, or for an empty one the
+ * caller's own: the "package:publisher" of its address
+ * node@name:package:publisher. 0 or an error. */
+static inline int weft_put_cap_package_(weft_buf *b, weft_bytes package)
+{
+	if (package.len)
+		return weft_put_json_safe_(b, package);
+	weft_buf self = {0};
+	int32_t n = weft_self(&self);
+	int rc = n < 0 ? n : WEFT_EINVAL;
+	if (n > 0) {
+		const uint8_t *end = self.ptr + self.len;
+		const uint8_t *at = (const uint8_t *)memchr(self.ptr, '@', self.len);
+		const uint8_t *colon = at ? (const uint8_t *)memchr(at, ':', (size_t)(end - at)) : NULL;
+		if (colon && colon + 1 < end)
+			rc = weft_put_json_safe_(b, weft_bytes_of(colon + 1, (size_t)(end - colon - 1)));
+	}
+	weft_buf_free(&self);
+	return rc;
+}
+
+/* weft_kind_ok_ reports whether kind is "read" or "write". */
+static inline int weft_kind_ok_(const char *kind)
+{
+	return kind && (strcmp(kind, WEFT_CAP_READ) == 0 || strcmp(kind, WEFT_CAP_WRITE) == 0);
+}
+
+/* weft_append_str_ appends the NUL-terminated s to b. */
+static inline int weft_append_str_(weft_buf *b, const char *s)
+{
+	return weft_buf_append(b, s, strlen(s));
+}
+
+/* weft_kv_cap makes in *c the capability of kind (WEFT_CAP_READ or
+ * WEFT_CAP_WRITE) on database db: issuer WEFT_KV_ISSUER, params
+ * {"db":"DB","kind":"KIND","package":"PKG"} (canonical JSON) written to
+ * params (replacing its contents; c->params points into it). An empty
+ * db->package is the caller's own, read from its address. 0, or
+ * WEFT_EINVAL for another kind or a name that would need escaping in
+ * JSON, or another error. */
+static inline int weft_kv_cap(weft_cap *c, weft_buf *params, const weft_db *db, const char *kind)
+{
+	if (!weft_kind_ok_(kind))
+		return WEFT_EINVAL;
+	params->len = 0;
+	int rc = weft_append_str_(params, "{\"db\":\"");
+	if (rc == 0) rc = weft_put_json_safe_(params, db->name);
+	if (rc == 0) rc = weft_append_str_(params, "\",\"kind\":\"");
+	if (rc == 0) rc = weft_append_str_(params, kind);
+	if (rc == 0) rc = weft_append_str_(params, "\",\"package\":\"");
+	if (rc == 0) rc = weft_put_cap_package_(params, db->package);
+	if (rc == 0) rc = weft_append_str_(params, "\"}");
+	if (rc < 0) {
+		params->len = 0;
+		return rc;
+	}
+	c->issuer = weft_str(WEFT_KV_ISSUER);
+	c->params = weft_buf_bytes(params);
+	return 0;
+}
+
+/* weft_drive_cap makes in *c the capability of kind on drive d: issuer
+ * WEFT_VFS_ISSUER, params {"drive":"/PKG/DRIVE","kind":"KIND"} written to
+ * params, as weft_kv_cap. */
+static inline int weft_drive_cap(weft_cap *c, weft_buf *params, const weft_drive *d, const char *kind)
+{
+	if (!weft_kind_ok_(kind))
+		return WEFT_EINVAL;
+	params->len = 0;
+	int rc = weft_append_str_(params, "{\"drive\":\"/");
+	if (rc == 0) rc = weft_put_cap_package_(params, d->package);
+	if (rc == 0) rc = weft_append_str_(params, "/");
+	if (rc == 0) rc = weft_put_json_safe_(params, d->name);
+	if (rc == 0) rc = weft_append_str_(params, "\",\"kind\":\"");
+	if (rc == 0) rc = weft_append_str_(params, kind);
+	if (rc == 0) rc = weft_append_str_(params, "\"}");
+	if (rc < 0) {
+		params->len = 0;
+		return rc;
+	}
+	c->issuer = weft_str(WEFT_VFS_ISSUER);
+	c->params = weft_buf_bytes(params);
+	return 0;
 }
 
 #endif /* WEFT_H */

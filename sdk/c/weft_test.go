@@ -23,7 +23,10 @@ const (
 	eSTOPPED   = -2
 	eNOREQUEST = -3
 	eNONE      = -4
+	eLIMIT     = -5
 	ePERM      = -6
+	eNOTFOUND  = -7
+	eEXIST     = -8
 	eTIMEOUT   = -101
 )
 
@@ -171,6 +174,16 @@ type host struct {
 	lastErr      string
 	logs         []string
 	reports      []report
+
+	// The store: every op the guest sent and the outcap it gave; answer
+	// gives an op's code (< 0) or its result; kept is what store_result
+	// hands out (dropKept: the host keeps nothing, as if it had lost it).
+	storeOps        [][]byte
+	storeOutcaps    []uint32
+	storeResultCaps []uint32
+	storeAnswer     func(op []byte) (int32, []byte)
+	kept            []byte
+	dropKept        bool
 }
 
 func (h *host) read(m api.Module, ptr, n uint32) ([]byte, bool) {
@@ -306,6 +319,35 @@ func (h *host) instantiate(t testing.TB, wasm []byte) (context.Context, api.Modu
 	})
 	fn("last_error", func(_ context.Context, m api.Module, ptr, cap uint32) int32 {
 		return h.copyOut(m, ptr, cap, []byte(h.lastErr))
+	})
+	fn("store", func(_ context.Context, m api.Module, ptr, n, out, outcap uint32) int32 {
+		h.kept = nil
+		op, ok := h.read(m, ptr, n)
+		if !ok {
+			return eINVAL
+		}
+		h.storeOps = append(h.storeOps, op)
+		h.storeOutcaps = append(h.storeOutcaps, outcap)
+		var res []byte
+		if h.storeAnswer != nil {
+			var code int32
+			if code, res = h.storeAnswer(op); code < 0 {
+				return code
+			}
+		}
+		l := h.copyOut(m, out, outcap, res)
+		if l > 0 && uint32(l) > outcap && !h.dropKept {
+			h.kept = res
+		}
+		return l
+	})
+	fn("store_result", func(_ context.Context, m api.Module, ptr, cap uint32) int32 {
+		h.storeResultCaps = append(h.storeResultCaps, cap)
+		if h.kept == nil {
+			h.lastErr = "no kept store result"
+			return eNONE
+		}
+		return h.copyOut(m, ptr, cap, h.kept)
 	})
 	if _, err := b.Instantiate(ctx); err != nil {
 		t.Fatal(err)

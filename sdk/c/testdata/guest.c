@@ -216,3 +216,205 @@ WEFT_EXPORT("t_misc") int32_t t_misc(void)
 	weft_log(WEFT_LOG_WARN, "careful: no formatting");
 	return 0;
 }
+
+/* ------------------------------------------------------------------------ */
+/* The store.                                                                */
+
+/* report_rc reports a result code under name. */
+static void report_rc(const char *name, int64_t rc)
+{
+	report_u64(name, (uint64_t)rc);
+}
+
+/* t_store_ops calls every typed store function once, in the order of
+ * docs/abi.md's op table, reporting each result code and each result. One
+ * result buffer serves them all. */
+WEFT_EXPORT("t_store_ops") int32_t t_store_ops(void)
+{
+	weft_db own = weft_db_of(NULL, "notes");
+	weft_db other = weft_db_of("chat:weft.os", "rooms");
+	weft_drive dr = weft_drive_of("", "media");
+	weft_drive odr = weft_drive_of("pics:alice", "photos");
+	weft_buf out = {0}, tx = {0};
+	weft_entry e;
+	memset(&e, 0, sizeof e);
+
+	report_rc("kv_open", weft_kv_open(&own));
+	report_rc("kv_get", weft_kv_get(&other, weft_bytes_of("k\x00" "1", 3), &out));
+	report_bytes("value", weft_buf_bytes(&out));
+	report_rc("kv_set", weft_kv_set(&own, weft_str("k"), weft_bytes_of("v\x00", 2)));
+	report_rc("kv_delete", weft_kv_delete(&own, weft_str("gone")));
+	report_rc("kv_scan", weft_kv_scan(&other, weft_str("user/"), weft_str("user/7"), 10, &out));
+	report_bytes("pairs", weft_buf_bytes(&out));
+	int rc = weft_kv_tx_init(&tx);
+	if (rc == 0) rc = weft_kv_tx_set(&tx, weft_str("a"), weft_str("1"));
+	if (rc == 0) rc = weft_kv_tx_delete(&tx, weft_str("bb"));
+	if (rc == 0) rc = weft_kv_tx_set(&tx, weft_str("c"), weft_bytes_of(NULL, 0));
+	report_rc("tx_build", rc);
+	report_rc("kv_tx", weft_kv_tx(&own, weft_buf_bytes(&tx)));
+	report_rc("kv_drop", weft_kv_drop(&own));
+	report_rc("kv_list", weft_kv_list(weft_str(""), &out));
+	report_bytes("names", weft_buf_bytes(&out));
+	report_rc("drive_open", weft_drive_open(&dr));
+	report_rc("drive_list", weft_drive_list(weft_str(NULL), &out));
+	report_bytes("names", weft_buf_bytes(&out));
+	report_rc("drive_remove", weft_drive_remove(&dr));
+	report_rc("write_whole", weft_file_write(&dr, weft_str("a/b.txt"), weft_str("hello"), WEFT_WRITE_WHOLE, 0));
+	report_rc("write_append", weft_file_write(&odr, weft_str("log"), weft_str("+"), WEFT_WRITE_APPEND, 0));
+	report_rc("write_at", weft_file_write(&dr, weft_str("f"), weft_str("xy"), WEFT_WRITE_AT, 0x0102030405ull));
+	report_rc("read_whole", weft_file_read(&dr, weft_str("a/b.txt"), WEFT_READ_WHOLE, 0, 0, &out));
+	report_bytes("data", weft_buf_bytes(&out));
+	report_rc("read_range", weft_file_read(&odr, weft_str("f"), WEFT_READ_RANGE, 7, 4096, &out));
+	report_bytes("data", weft_buf_bytes(&out));
+	report_rc("dir_list", weft_dir_list(&dr, weft_str("/"), &out));
+	report_bytes("entries", weft_buf_bytes(&out));
+	report_rc("stat", weft_stat(&dr, weft_str("a"), &out, &e));
+	report_bytes("entry", weft_buf_bytes(&out));
+	report_bytes("stat_name", e.name);
+	report_u64("stat_dir", (uint64_t)e.dir);
+	report_u64("stat_size", e.size);
+	report_u64("stat_mtime", (uint64_t)e.mtime);
+	report_rc("mkdir", weft_mkdir(&dr, weft_str("x/y")));
+	report_rc("rename", weft_rename(&dr, weft_str("x/y"), weft_str("z")));
+	report_rc("remove", weft_remove(&dr, weft_str("a/b.txt"), WEFT_REMOVE_ONE));
+	report_rc("remove_all", weft_remove(&odr, weft_str("x"), WEFT_REMOVE_RECURSIVE));
+	weft_buf_free(&out);
+	weft_buf_free(&tx);
+	return 0;
+}
+
+/* One result buffer, kept across t_kv_get calls so that it grows. */
+static weft_buf kv_value;
+
+/* t_kv_get gets key "k" of database "d" into kv_value; it reports the
+ * result code, the value and kv_value's capacity. */
+WEFT_EXPORT("t_kv_get") int32_t t_kv_get(void)
+{
+	weft_db db = weft_db_of(NULL, "d");
+	int32_t n = weft_kv_get(&db, weft_str("k"), &kv_value);
+	report_rc("rc", n);
+	report_bytes("value", weft_buf_bytes(&kv_value));
+	report_u64("cap", kv_value.cap);
+	return n;
+}
+
+/* t_store_null performs kv_set with no result buffer. */
+WEFT_EXPORT("t_store_null") int32_t t_store_null(void)
+{
+	weft_store_op op = {0};
+	op.op = WEFT_STORE_KV_SET;
+	op.name = weft_str("d");
+	op.key = weft_str("k");
+	op.value = weft_str("v");
+	return weft_store(&op, NULL);
+}
+
+/* t_decode_store_op decodes a store op and reports its fields. */
+WEFT_EXPORT("t_decode_store_op") int32_t t_decode_store_op(const uint8_t *p, int32_t len)
+{
+	weft_store_op op;
+	int rc = weft_store_op_decode(&op, p, (size_t)len);
+	if (rc < 0)
+		return rc;
+	report_u64("op", op.op);
+	report_u64("flags", op.flags);
+	report_bytes("package", op.package);
+	report_bytes("name", op.name);
+	report_bytes("key", op.key);
+	report_bytes("value", op.value);
+	report_u64("offset", op.offset);
+	report_u64("length", op.length);
+	return 0;
+}
+
+/* t_decode_pairs decodes a kv_scan result and reports its pairs. */
+WEFT_EXPORT("t_decode_pairs") int32_t t_decode_pairs(const uint8_t *p, int32_t len)
+{
+	weft_kv_pairs ps;
+	int rc = weft_kv_pairs_decode(weft_bytes_of(p, (size_t)len), &ps);
+	if (rc < 0)
+		return rc;
+	report_u64("count", ps.count);
+	weft_bytes k, v;
+	while (weft_kv_pairs_next(&ps, &k, &v)) {
+		report_bytes("key", k);
+		report_bytes("value", v);
+	}
+	report_u64("more", (uint64_t)ps.more);
+	return 0;
+}
+
+static void report_entry(const weft_entry *e)
+{
+	report_bytes("name", e->name);
+	report_u64("dir", (uint64_t)e->dir);
+	report_u64("size", e->size);
+	report_u64("mtime", (uint64_t)e->mtime);
+}
+
+/* t_decode_entries decodes a dir_list result and reports its entries. */
+WEFT_EXPORT("t_decode_entries") int32_t t_decode_entries(const uint8_t *p, int32_t len)
+{
+	weft_entries es;
+	int rc = weft_entries_decode(weft_bytes_of(p, (size_t)len), &es);
+	if (rc < 0)
+		return rc;
+	report_u64("count", es.count);
+	weft_entry e;
+	while (weft_entries_next(&es, &e))
+		report_entry(&e);
+	return 0;
+}
+
+/* t_decode_entry decodes a stat result and reports it. */
+WEFT_EXPORT("t_decode_entry") int32_t t_decode_entry(const uint8_t *p, int32_t len)
+{
+	weft_entry e;
+	int rc = weft_entry_decode(weft_bytes_of(p, (size_t)len), &e);
+	if (rc < 0)
+		return rc;
+	report_entry(&e);
+	return 0;
+}
+
+/* t_decode_names decodes a kv_list or drive_list result and reports it. */
+WEFT_EXPORT("t_decode_names") int32_t t_decode_names(const uint8_t *p, int32_t len)
+{
+	weft_names ns;
+	int rc = weft_names_decode(weft_bytes_of(p, (size_t)len), &ns);
+	if (rc < 0)
+		return rc;
+	report_u64("count", ns.count);
+	weft_bytes n;
+	while (weft_names_next(&ns, &n))
+		report_bytes("name", n);
+	return 0;
+}
+
+/* t_store_caps reports the store capabilities the helpers make, and the
+ * codes of refused ones. */
+WEFT_EXPORT("t_store_caps") int32_t t_store_caps(void)
+{
+	weft_buf params = {0};
+	weft_cap c = {{0, 0}, {0, 0}};
+	weft_db own = weft_db_of("", "notes"), other = weft_db_of("chat:weft.os", "rooms");
+	weft_drive dr = weft_drive_of(NULL, "media"), odr = weft_drive_of("pics:alice", "photos");
+	weft_db bad = weft_db_of("", "a\"b");
+	report_rc("kv_own", weft_kv_cap(&c, &params, &own, WEFT_CAP_READ));
+	report_bytes("issuer", c.issuer);
+	report_bytes("params", c.params);
+	report_rc("kv_other", weft_kv_cap(&c, &params, &other, WEFT_CAP_WRITE));
+	report_bytes("issuer", c.issuer);
+	report_bytes("params", c.params);
+	report_rc("drive_own", weft_drive_cap(&c, &params, &dr, WEFT_CAP_WRITE));
+	report_bytes("issuer", c.issuer);
+	report_bytes("params", c.params);
+	report_rc("drive_other", weft_drive_cap(&c, &params, &odr, WEFT_CAP_READ));
+	report_bytes("issuer", c.issuer);
+	report_bytes("params", c.params);
+	report_rc("bad_kind", weft_kv_cap(&c, &params, &own, "admin"));
+	report_rc("bad_name", weft_kv_cap(&c, &params, &bad, WEFT_CAP_READ));
+	report_u64("params_len", params.len);
+	weft_buf_free(&params);
+	return 0;
+}
