@@ -46,6 +46,32 @@
 // send is a *SendError with its Kind (errors.Is(err, ErrTimeout) works
 // too), whether it failed at once or came back later as an error message.
 //
+// # Store
+//
+// A package keeps data in key-value databases and file drives
+// (docs/abi.md, "The store"). OpenKV and OpenDrive open one of the
+// process's own package, creating it when missing and giving the process
+// read and write capabilities on it; KV and Drive name any package's
+// ("" for the process's own) without calling the node. Every operation
+// checks a capability:
+//
+//	db, err := weft.OpenKV("index")
+//	err = db.Set(key, value)
+//	v, err := db.Get(key) // errors.Is(err, weft.ErrNoKey) when absent
+//	err = db.Tx().Set(k1, v1).Delete(k2).Commit()
+//	sc := db.Scan(prefix)
+//	for k, v := range sc.All() { ... }
+//	err = sc.Err()
+//
+//	d, err := weft.OpenDrive("notes")
+//	err = d.WriteFile("a.md", text)
+//	text, err := d.ReadFile("a.md") // errors.Is(err, weft.ErrNotFound) when missing
+//
+// Access is shared by attaching capabilities to a message:
+// weft.Request(to).Attach(db.ReadCapability(), d.ReadCapability()). A
+// write capability does not let its holder read. StoreCall performs an
+// encoded abi.StoreOp for anything the typed API does not offer.
+//
 // Everything here is meant for the process's own goroutine. Calls from
 // other goroutines are serialised, but a Wasm module has one thread, so a
 // goroutine blocked in Await blocks them all.

@@ -1,6 +1,7 @@
 package weft
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/weftos/weft/abi"
@@ -36,6 +37,15 @@ type fakeNode struct {
 	selfN    int
 	logs     []fakeLog
 	reads    map[string]int // calls per read function
+
+	// The store: storeFn answers each op (a result, or a negative code
+	// with last_error's text); ops records them. A result larger than
+	// the caller's buffer is kept for store_result, as the node does.
+	storeFn  func(op abi.StoreOp) ([]byte, int32, string)
+	storeOps []abi.StoreOp
+	storeCap []int // the out capacity of each store call
+	kept     []byte
+	keptOK   bool
 }
 
 type fakeMsg struct {
@@ -213,6 +223,39 @@ func (f *fakeNode) log(level int32, msg []byte) {
 
 func (f *fakeNode) lastError(p []byte) int32 {
 	return copyOut(p, []byte(f.lastErr))
+}
+
+func (f *fakeNode) store(enc, out []byte) int32 {
+	f.kept, f.keptOK = nil, false
+	op, err := abi.DecodeStoreOp(enc)
+	if err != nil {
+		f.t.Errorf("store: %v", err)
+		return f.fail(abi.EINVAL, err.Error())
+	}
+	op.Package, op.Name = clone(op.Package), clone(op.Name)
+	op.Key, op.Value = bytes.Clone(op.Key), bytes.Clone(op.Value)
+	f.storeOps = append(f.storeOps, op)
+	f.storeCap = append(f.storeCap, len(out))
+	if f.storeFn == nil {
+		return f.fail(abi.EINTERNAL, "this node has no store")
+	}
+	res, code, detail := f.storeFn(op)
+	if code < 0 {
+		return f.fail(code, detail)
+	}
+	n := copyOut(out, res)
+	if int(n) > len(out) {
+		f.kept, f.keptOK = res, true
+	}
+	return n
+}
+
+func (f *fakeNode) storeResult(p []byte) int32 {
+	f.reads["store_result"]++
+	if !f.keptOK {
+		return f.fail(abi.ENONE, "no kept store result")
+	}
+	return copyOut(p, f.kept)
 }
 
 func clone(s string) string { return string(append([]byte(nil), s...)) }

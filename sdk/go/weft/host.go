@@ -21,4 +21,6 @@ type node interface {
 	selfRead(p []byte) int32
 	log(level int32, msg []byte)
 	lastError(p []byte) int32
+	store(op, out []byte) int32
+	storeResult(p []byte) int32
 }

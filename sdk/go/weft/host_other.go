@@ -27,6 +27,8 @@ func (absent) capsRead([]byte) int32     { return abi.EINTERNAL }
 func (absent) capDrop([]byte) int32      { return abi.EINTERNAL }
 func (absent) selfRead([]byte) int32     { return abi.EINTERNAL }
 func (absent) log(int32, []byte)         {}
+func (absent) store(_, _ []byte) int32   { return abi.EINTERNAL }
+func (absent) storeResult([]byte) int32  { return abi.EINTERNAL }
 func (absent) lastError(p []byte) int32 {
 	if len(p) >= len(absentText) {
 		copy(p, absentText)

@@ -53,6 +53,12 @@ func weftLog(level int32, ptr unsafe.Pointer, len uint32)
 //go:wasmimport weft last_error
 func weftLastError(ptr unsafe.Pointer, cap uint32) int32
 
+//go:wasmimport weft store
+func weftStore(ptr unsafe.Pointer, len uint32, out unsafe.Pointer, outcap uint32) int32
+
+//go:wasmimport weft store_result
+func weftStoreResult(ptr unsafe.Pointer, cap uint32) int32
+
 func init() { sdk.node = wasmNode{} }
 
 // wasmNode is the node reached through the real imports.
@@ -85,6 +91,14 @@ func (wasmNode) spawn(spec, out []byte) int32 {
 	sp, sn := ptr(spec)
 	op, on := ptr(out)
 	return weftSpawn(sp, sn, op, on)
+}
+
+func (wasmNode) storeResult(p []byte) int32 { return weftStoreResult(ptr(p)) }
+
+func (wasmNode) store(op, out []byte) int32 {
+	sp, sn := ptr(op)
+	op2, on := ptr(out)
+	return weftStore(sp, sn, op2, on)
 }
 
 func (wasmNode) log(level int32, msg []byte) {

@@ -29,6 +29,9 @@ type state struct {
 	scratch []byte // reads of unknown length; small, kept
 	out     []byte // encodings being sent; dropped when large
 
+	storeOut []byte // store-op encodings; dropped when larger than keepStoreOut
+	storeRes []byte // store results up to storeResSize, copied out
+
 	self string // our address, once read
 	body func() error
 }
