@@ -118,7 +118,8 @@ var (
 )
 
 // Call performs op for the process behind h and appends its result
-// (docs/abi.md gives each op's) to out.
+// (docs/abi.md gives each op's) to out; when out is empty, the result may
+// instead be a new slice, which the caller owns.
 func (s *Service) Call(h *kernel.Handle, op *abi.StoreOp, out []byte) ([]byte, error) {
 	own := h.ID().PackageId().String()
 	pkg := op.Package
@@ -179,7 +180,7 @@ func (s *Service) call(h *kernel.Handle, op *abi.StoreOp, pkg, own string, out [
 		if err == nil && !ok {
 			err = ErrNoKey
 		}
-		return append(out, v...), err
+		return appendOwned(out, v), err
 	case abi.StoreKVSet:
 		return out, s.st.KVSet(pkg, op.Name, op.Key, op.Value)
 	case abi.StoreKVDelete:
@@ -226,7 +227,7 @@ func (s *Service) call(h *kernel.Handle, op *abi.StoreOp, pkg, own string, out [
 		} else {
 			data, err = s.drives.ReadFile(pkg, op.Name, string(op.Key))
 		}
-		return append(out, data...), err
+		return appendOwned(out, data), err
 	case abi.StoreFsList:
 		es, err := s.drives.ReadDir(pkg, op.Name, string(op.Key))
 		if err != nil {
@@ -339,6 +340,16 @@ func checkOp(op *abi.StoreOp) error {
 		return fmt.Errorf("%w: offset %d or length %d out of range", kernel.ErrInvalid, op.Offset, op.Length)
 	}
 	return nil
+}
+
+// appendOwned appends b, a slice the caller owns, to out; an empty out is
+// replaced by b instead of copied into (a 1 MiB read is copied once, not
+// twice).
+func appendOwned(out, b []byte) []byte {
+	if len(out) == 0 && b != nil {
+		return b
+	}
+	return append(out, b...)
 }
 
 func dirEntry(e store.DirEntry) abi.DirEntry {

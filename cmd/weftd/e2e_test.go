@@ -552,3 +552,65 @@ func TestKVAndStoreFromTheCLI(t *testing.T) {
 	}
 	n.stop(t)
 }
+
+// TestNotesThroughTheNode runs the notes example in a real weftd: notes
+// keeps each note in its drive and an index in its database, through the
+// store host call; the operator sees both with weft store and weft kv,
+// and both survive a restart of the node.
+func TestNotesThroughTheNode(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, "--install", exampleDir(t, "notes"))
+	send := func(n *node, body string) string {
+		t.Helper()
+		out, errOut, code := n.weft(t, "send", "our@notes:notes:examples", body, "--await", "10s")
+		if code != 0 {
+			t.Fatalf("weft send %s: code %d, stderr %q", body, code, errOut)
+		}
+		return strings.TrimSuffix(out, "\n")
+	}
+	if got := send(n, `{"op":"put","id":"groceries","text":"Groceries\nmilk, eggs"}`); got != `{"ok":true}` {
+		t.Fatalf("put: %s", got)
+	}
+	if got := send(n, `{"op":"put","id":"ideas","text":"Ideas"}`); got != `{"ok":true}` {
+		t.Fatalf("put: %s", got)
+	}
+	if got := send(n, `{"op":"get","id":"groceries"}`); got != "Groceries\nmilk, eggs" {
+		t.Fatalf("get: %q", got)
+	}
+	if got := send(n, `{"op":"list"}`); !strings.Contains(got, `"id":"groceries"`) || !strings.Contains(got, `"title":"Groceries"`) || !strings.Contains(got, `"id":"ideas"`) {
+		t.Fatalf("list: %s", got)
+	}
+	if got := send(n, `{"op":"get","id":"../../etc/passwd"}`); !strings.Contains(got, `"error"`) {
+		t.Fatalf("get of a bad id: %s", got)
+	}
+	// The operator's view of the same data.
+	if out, errOut, code := n.weft(t, "store", "cat", "/notes:examples/notes/groceries.md"); code != 0 || out != "Groceries\nmilk, eggs" {
+		t.Errorf("weft store cat: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, _, code := n.weft(t, "store", "ls", "notes:examples", "notes"); code != 0 || !strings.Contains(out, "groceries.md") || !strings.Contains(out, "ideas.md") {
+		t.Errorf("weft store ls: code %d, stdout %q", code, out)
+	}
+	if out, _, code := n.weft(t, "kv", "get", "notes:examples", "index", "ideas"); code != 0 || !strings.Contains(out, `"title":"Ideas"`) {
+		t.Errorf("weft kv get: code %d, stdout %q", code, out)
+	}
+	// notes holds read and write on its database and drive.
+	out, _, code := n.weft(t, "caps", "list", "notes:notes:examples")
+	for _, want := range []string{`our@kv:sys:weft {"db":"index","kind":"write","package":"notes:examples"}`, `our@vfs:sys:weft {"drive":"/notes:examples/notes","kind":"read"}`} {
+		if code != 0 || !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
+			t.Errorf("weft caps list: code %d, stdout %q; want %s", code, out, want)
+		}
+	}
+	if got := send(n, `{"op":"delete","id":"ideas"}`); got != `{"ok":true}` {
+		t.Fatalf("delete: %s", got)
+	}
+	n.stop(t)
+
+	n = startNode(t, dir)
+	if got := send(n, `{"op":"get","id":"groceries"}`); got != "Groceries\nmilk, eggs" {
+		t.Errorf("get after a restart: %q", got)
+	}
+	if got := send(n, `{"op":"list"}`); strings.Contains(got, "ideas") || !strings.Contains(got, "groceries") {
+		t.Errorf("list after a restart: %s", got)
+	}
+	n.stop(t)
+}

@@ -1,3 +1,5 @@
+//go:build !wasip1
+
 package e2e
 
 import (
@@ -22,7 +24,7 @@ import (
 )
 
 // goExamples are the Go example packages under examples/.
-var goExamples = []string{"echo", "counter", "chain", "spawner"}
+var goExamples = []string{"echo", "counter", "chain", "spawner", "notes"}
 
 // built holds the modules, built once per test binary, and the Host every
 // test shares, so that each module compiles once (under -race, wazero
@@ -44,8 +46,9 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// buildAll builds the Go examples into package directories, and the probe
-// into dir/probe.wasm, the way scripts/build-examples.sh does.
+// buildAll builds the Go examples into package directories, the way
+// scripts/build-examples.sh does, the probe into dir/probe.wasm and
+// procstore's Go store probe into dir/goprobe.wasm.
 func buildAll(t *testing.T) string {
 	built.once.Do(func() {
 		root := repoRoot(t)
@@ -56,7 +59,10 @@ func buildAll(t *testing.T) string {
 		}
 		built.dir = dir
 		type job struct{ src, out string }
-		jobs := []job{{"./sdk/go/e2e/testdata/probe", filepath.Join(dir, "probe.wasm")}}
+		jobs := []job{
+			{"./sdk/go/e2e/testdata/probe", filepath.Join(dir, "probe.wasm")},
+			{"./procstore/testdata/goprobe", filepath.Join(dir, "goprobe.wasm")},
+		}
 		for _, name := range goExamples {
 			pkg := filepath.Join(dir, name)
 			if err := os.MkdirAll(pkg, 0o755); err != nil {
