@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -87,21 +88,39 @@ func BenchmarkSpawn(b *testing.B) {
 			}
 			b.StopTimer()
 
-			// Memory held by idle processes: the instances' linear
-			// memories (the guest's and Extism's own kernel memory) live on
-			// the Go heap, so heap in use is their resident cost. (RSS was
-			// measured too and dropped: after the timed loop the heap's
-			// pages are already resident and reused, so RSS moved by less
-			// than its own noise.)
+			// Memory held by idle processes: the Go heap the instances
+			// hold, and the pages of their linear memories they touched
+			// (memory_linux.go keeps linear memories in mappings of
+			// their own, off the heap: resident set, not heap). The heap's
+			// own pages are resident from the timed loop already, so the
+			// resident set grows by the mappings' touched pages alone.
 			runtime.GC()
-			heap0 := heapInuse()
+			heap0, rss0 := heapInuse(), residentBytes(b)
 			for i := 0; i < idle; i++ {
 				spawn()
 			}
 			runtime.GC()
 			b.ReportMetric(float64(heapInuse()-heap0)/float64(idle), "heap-B/idle-proc")
+			b.ReportMetric(float64(residentBytes(b)-rss0)/float64(idle), "rss-B/idle-proc")
 		})
 	}
+}
+
+// residentBytes is this process's resident set (/proc/self/statm).
+func residentBytes(tb testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		tb.Fatalf("/proc/self/statm: %q", b)
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pages * int64(os.Getpagesize())
 }
 
 func heapInuse() int64 {
