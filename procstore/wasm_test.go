@@ -86,10 +86,10 @@ func probeWasm(tb testing.TB, lang string) []byte {
 		}
 		srcs = []string{filepath.Join(root, "sdk/c/weft.h"), filepath.Join(root, "procstore/testdata/cprobe.c")}
 		cmd = exec.Command(clang, "--target=wasm32-wasi", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror",
-			"-mexec-model=reactor", "-Wl,--strip-all", "-I", filepath.Join(root, "sdk/c"), "-o", "OUT", "procstore/testdata/cprobe.c")
+			"-mbulk-memory", "-mexec-model=reactor", "-Wl,--strip-all", "-I", filepath.Join(root, "sdk/c"), "-o", "OUT", "procstore/testdata/cprobe.c")
 	}
 	h := sha256.New()
-	h.Write([]byte(runtime.Version()))
+	h.Write([]byte(runtime.Version() + strings.Join(cmd.Args, " ")))
 	for _, f := range srcs {
 		b, err := os.ReadFile(f)
 		if err != nil {

@@ -20,7 +20,7 @@ mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
 clang=${CLANG:-clang}
 go=${GO:-go}
-cflags=(--target=wasm32-wasi -O2 -std=c99 -Wall -Wextra -Werror -mexec-model=reactor -Wl,--strip-all -I "$root/sdk/c")
+cflags=(--target=wasm32-wasi -O2 -std=c99 -Wall -Wextra -Werror -mbulk-memory -mexec-model=reactor -Wl,--strip-all -I "$root/sdk/c")
 
 fail() {
 	echo "build-examples: $*" >&2
