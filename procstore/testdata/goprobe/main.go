@@ -51,6 +51,7 @@ func run() error {
 // probe keeps buffers across requests: results are re-encoded into out,
 // directory entries converted through entries.
 type probe struct {
+	val     []byte // kv_get results
 	out     []byte
 	entries []abi.DirEntry
 }
@@ -135,7 +136,11 @@ func (p *probe) do(op *abi.StoreOp) ([]byte, error) {
 	case abi.StoreKVOpen:
 		return nil, db.Open()
 	case abi.StoreKVGet:
-		return db.Get(op.Key)
+		// AppendGet into a kept buffer: what a loop that reads many
+		// values does.
+		v, err := db.AppendGet(p.val[:0], op.Key)
+		p.val = v
+		return v, err
 	case abi.StoreKVSet:
 		return nil, db.Set(op.Key, op.Value)
 	case abi.StoreKVDelete:

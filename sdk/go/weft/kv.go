@@ -67,6 +67,17 @@ func (db *Database) Get(key []byte) ([]byte, error) {
 	return v, err
 }
 
+// AppendGet appends key's value to dst and returns the extended slice
+// (dst itself on an error; one matching ErrNoKey when the database does
+// not have key). When dst has room, the node writes the value straight
+// into it, so a loop that reuses dst (dst[:0]) allocates nothing — which
+// in a Go guest, with the CPU guard on, halves the cost of a 4 KiB get.
+func (db *Database) AppendGet(dst, key []byte) ([]byte, error) {
+	op := db.op(abi.StoreKVGet)
+	op.Key = key
+	return sdk.storeAppend(&op, dst, true)
+}
+
 // Set sets key to value.
 func (db *Database) Set(key, value []byte) error {
 	op := db.op(abi.StoreKVSet)

@@ -28,6 +28,13 @@ const (
 // and is read with store_result, as docs/abi.md says. Failures are
 // *Errors named after the op ("kv_get", …).
 func (s *state) store(op *abi.StoreOp) ([]byte, error) {
+	return s.storeAppend(op, nil, false)
+}
+
+// storeAppend performs op and appends its result to dst. With into set
+// and room in dst, the node writes the result straight into dst's spare
+// capacity; otherwise it lands in the kept buffer and is copied.
+func (s *state) storeAppend(op *abi.StoreOp, dst []byte, into bool) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	enc := abi.AppendStoreOp(s.storeOut[:0], op)
@@ -36,29 +43,38 @@ func (s *state) store(op *abi.StoreOp) ([]byte, error) {
 	} else {
 		s.storeOut = enc[:0]
 	}
-	if s.storeRes == nil {
-		s.storeRes = make([]byte, storeResSize)
+	out := dst[len(dst):cap(dst)]
+	direct := into && len(out) > 0
+	if !direct {
+		if s.storeRes == nil {
+			s.storeRes = make([]byte, storeResSize)
+		}
+		out = s.storeRes
 	}
-	n := s.node.store(enc, s.storeRes)
+	n := s.node.store(enc, out)
 	switch {
 	case n < 0:
-		return nil, s.fail(abi.StoreOpName(op.Op), n)
+		return dst, s.fail(abi.StoreOpName(op.Op), n)
 	case n == 0:
-		return nil, nil
-	case int(n) <= len(s.storeRes):
-		return append([]byte(nil), s.storeRes[:n]...), nil
+		return dst, nil
+	case int(n) <= len(out) && direct:
+		return dst[:len(dst)+int(n)], nil
+	case int(n) <= len(out):
+		return append(dst, out[:n]...), nil
 	}
-	buf := make([]byte, n)
-	for {
-		got := s.node.storeResult(buf)
-		if got < 0 {
-			return nil, s.fail(abi.StoreOpName(op.Op), got)
-		}
-		if int(got) <= len(buf) {
-			return buf[:got], nil
-		}
-		buf = make([]byte, got) // cannot happen: the kept result does not change
+	// The node kept the result: read it into dst, grown to fit.
+	if free := cap(dst) - len(dst); free < int(n) {
+		dst = append(dst[:cap(dst)], make([]byte, int(n)-free)...)[:len(dst)]
 	}
+	buf := dst[len(dst) : len(dst)+int(n)]
+	got := s.node.storeResult(buf)
+	if got < 0 {
+		return dst, s.fail(abi.StoreOpName(op.Op), got)
+	}
+	if int(got) != len(buf) {
+		return dst, &Error{Code: abi.EINTERNAL, Op: abi.StoreOpName(op.Op), Detail: "the kept store result changed size"}
+	}
+	return dst[:len(dst)+int(n)], nil
 }
 
 // StoreCall performs one store operation as docs/abi.md encodes it and

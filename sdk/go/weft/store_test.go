@@ -324,3 +324,41 @@ func TestOwnPackage(t *testing.T) {
 		}
 	}
 }
+
+// AppendGet reads into dst's spare room when there is some, through the
+// kept buffer when there is none, and through store_result when the
+// value is larger than the room; dst's contents before len stay.
+func TestAppendGet(t *testing.T) {
+	f := newFake(t)
+	val := map[string][]byte{"small": []byte("value"), "big": bytes.Repeat([]byte("v"), 40<<10)}
+	f.storeFn = func(op abi.StoreOp) ([]byte, int32, string) {
+		if v, ok := val[string(op.Key)]; ok {
+			return v, 0, ""
+		}
+		return nil, abi.ENONE, "no such key"
+	}
+	install(t, f)
+	db := KV("", "index")
+
+	dst := append(make([]byte, 0, 64), "head:"...)
+	got, err := db.AppendGet(dst, []byte("small"))
+	if err != nil || string(got) != "head:value" || &got[0] != &dst[0] {
+		t.Fatalf("AppendGet with room = %q, %v (same array: %v)", got, err, err == nil && &got[0] == &dst[0])
+	}
+	if f.storeCap[len(f.storeCap)-1] != 64-5 {
+		t.Fatalf("the node was given %d bytes of room, want dst's spare 59", f.storeCap[len(f.storeCap)-1])
+	}
+	got, err = db.AppendGet(nil, []byte("small"))
+	if err != nil || string(got) != "value" {
+		t.Fatalf("AppendGet into nil = %q, %v", got, err)
+	}
+	before := f.reads["store_result"]
+	got, err = db.AppendGet(dst, []byte("big"))
+	if err != nil || !bytes.Equal(got[5:], val["big"]) || string(got[:5]) != "head:" || f.reads["store_result"] != before+1 {
+		t.Fatalf("AppendGet of a value larger than the room: %d bytes, %v, store_result calls %d", len(got), err, f.reads["store_result"]-before)
+	}
+	got, err = db.AppendGet(dst, []byte("missing"))
+	if !errors.Is(err, ErrNoKey) || string(got) != "head:" {
+		t.Fatalf("AppendGet of a missing key = %q, %v", got, err)
+	}
+}
