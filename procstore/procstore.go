@@ -166,9 +166,11 @@ func (s *Service) call(h *kernel.Handle, op *abi.StoreOp, pkg, own string, out [
 	case abi.StoreKVSet, abi.StoreKVDelete, abi.StoreKVTx, abi.StoreFsWrite, abi.StoreFsMkdir, abi.StoreFsRename, abi.StoreFsRemove:
 		kind = Write
 	}
-	c := DriveCapability(h.NodeID(), pkg, op.Name, kind)
+	var c kernel.Capability
 	if kv {
 		c = KVCapability(h.NodeID(), pkg, op.Name, kind)
+	} else {
+		c = DriveCapability(h.NodeID(), pkg, op.Name, kind)
 	}
 	if !h.HasExact(c) {
 		return out, fmt.Errorf("%w: %s needs %s", ErrNoCapability, h.ID(), c)
