@@ -35,7 +35,11 @@ APT_TOOLS := \
 	/usr/include/wasm32-wasi/stdlib.h=wasi-libc \
 	/usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi/libclang_rt.builtins-wasm32.a=libclang-rt-14-dev-wasm32 \
 	/usr/bin/wat2wasm=wabt \
-	/usr/bin/curl=curl
+	/usr/bin/curl=curl \
+	/usr/bin/lintian=lintian \
+	/usr/bin/systemd-analyze=systemd \
+	/usr/bin/deb-systemd-helper=init-system-helpers \
+	/usr/sbin/adduser=adduser
 
 PROTOC := /usr/bin/protoc
 PROTOC_VERSION := 3.21.12
@@ -110,20 +114,21 @@ check-generate: tools ## fail if the generated code under api/ is not current
 # --- Checks ----------------------------------------------------------------
 
 .PHONY: lint
-lint: ## gofmt every Go file (tracked or not), go vet every package
+lint: ## gofmt every Go file (tracked or not), go vet every package, and the Wasm guests for GOOS=wasip1
 	@bash scripts/gofmt-check.sh
 	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/go/... ./examples/... ./procstore/testdata/goprobe ./sdk/go/e2e/testdata/probe
 
 fuzz-smoke test: FUZZTIME ?= 20000x
 fuzz: FUZZTIME ?= 1000000x
 
 .PHONY: test
-test: tools check-generate lint ## what CI runs: tools, check-generate, lint, go test -race, fuzz-smoke
+test: tools check-generate lint check-packaging ## what CI runs: tools, check-generate, lint, check-packaging, go test -race, fuzz-smoke
 	@out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
 	$(GO) test -race -count=1 ./... 2>&1 | tee "$$out"; \
 	bash scripts/fuzz.sh $(FUZZTIME); \
 	ok=$$(grep -c '^ok ' "$$out" || true); none=$$(grep -c '^? ' "$$out" || true); \
-	echo "make test: OK: tools, check-generate, lint, go test -race ($$none packages without tests), fuzz-smoke"; \
+	echo "make test: OK: tools, check-generate, lint, check-packaging, go test -race ($$none packages without tests), fuzz-smoke"; \
 	echo "packages: $$ok passed, 0 failed"
 
 .PHONY: fuzz-smoke
@@ -136,7 +141,7 @@ fuzz: ## fuzz every Fuzz target for longer (FUZZTIME=1000000x executions each)
 
 .PHONY: soak
 soak: ## kill-and-reopen the store many more times than make test does (SOAK_KILLS, default 1000)
-	WEFT_CRASH_KILLS=$(SOAK_KILLS) WEFT_KV_CRASH_KILLS=$(SOAK_KILLS) WEFT_DRIVE_CRASH_KILLS=$(SOAK_KILLS) \
+	WEFT_CRASH_KILLS=$(SOAK_KILLS) WEFT_KV_CRASH_KILLS=$(SOAK_KILLS) WEFT_DRIVE_CRASH_KILLS=$(SOAK_KILLS) WEFT_NODE_CRASH_KILLS=$(SOAK_KILLS) \
 		$(GO) test -run 'Crash' -count=1 -timeout 60m -v ./store
 
 SOAK_KILLS ?= 1000
@@ -144,6 +149,21 @@ SOAK_KILLS ?= 1000
 .PHONY: bench
 bench: ## run every benchmark once, with allocations
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+# --- Debian package --------------------------------------------------------
+#
+# packaging/deb/build.sh builds it with dpkg-deb; scripts/check-packaging.sh
+# lints it, checks the unit, and installs, runs, upgrades and purges it on
+# this machine (as root), leaving the machine as it was.
+
+.PHONY: deb
+deb: ## build the Debian package (weftd, weft, the systemd unit, the config) into dist/
+	@bash packaging/deb/build.sh
+
+.PHONY: check-packaging
+check-packaging: apt-tools ## build the .deb; lintian, systemd-analyze; install, run, upgrade, purge it here (root)
+	@bash scripts/check-packaging.sh --preflight
+	@deb=$$(bash packaging/deb/build.sh | tail -1); bash scripts/check-packaging.sh "$$deb"
 
 # --- Housekeeping ----------------------------------------------------------
 
