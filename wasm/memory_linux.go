@@ -22,10 +22,14 @@ func withLinearMemory(ctx context.Context) context.Context {
 
 // mappedMemory is a linear memory in an anonymous mapping that reserves
 // its maximum size up front (address space only, MAP_NORESERVE), so that
-// growing it never moves it.
+// growing it never moves it. Should the mapping fail (address space
+// exhausted, a restrictive overcommit policy), the memory lives on the
+// heap instead, as it would without an allocator.
 type mappedMemory struct {
-	buf []byte
-	max uint64
+	buf    []byte
+	max    uint64
+	mapped bool
+	noMap  bool // tests: act as if the mapping failed
 }
 
 func newMappedMemory(_, max uint64) experimental.LinearMemory {
@@ -39,16 +43,23 @@ func (m *mappedMemory) Reallocate(size uint64) []byte {
 	if size > m.max {
 		return nil
 	}
-	if m.buf == nil {
-		if m.max == 0 {
-			return []byte{}
-		}
+	if m.buf == nil && m.max > 0 && !m.noMap {
 		b, err := syscall.Mmap(-1, 0, int(m.max), syscall.PROT_READ|syscall.PROT_WRITE,
 			syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
-		if err != nil {
-			return nil
+		if err == nil {
+			m.buf, m.mapped = b, true
 		}
-		m.buf = b
+	}
+	if m.mapped {
+		return m.buf[:size:size]
+	}
+	// On the heap: grow by copying (wazero lets an unshared memory move;
+	// nil would read as a failure to grow).
+	if m.buf == nil {
+		m.buf = []byte{}
+	}
+	if size > uint64(len(m.buf)) {
+		m.buf = append(m.buf, make([]byte, size-uint64(len(m.buf)))...)
 	}
 	return m.buf[:size:size]
 }
@@ -56,8 +67,8 @@ func (m *mappedMemory) Reallocate(size uint64) []byte {
 // Free unmaps the memory; wazero calls it when it closes the module, after
 // which nothing may touch the memory.
 func (m *mappedMemory) Free() {
-	if m.buf != nil {
-		_ = syscall.Munmap(m.buf)
-		m.buf = nil
+	if m.mapped {
+		_ = syscall.Munmap(m.buf[:cap(m.buf)])
 	}
+	m.buf, m.mapped = nil, false
 }
