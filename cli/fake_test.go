@@ -323,6 +323,26 @@ func (f *fakeNode) KVDelete(_ context.Context, req *connect.Request[weftv1.KVDel
 	return connect.NewResponse(&weftv1.KVDeleteResponse{}), nil
 }
 
+func (f *fakeNode) DropDatabase(_ context.Context, req *connect.Request[weftv1.DropDatabaseRequest]) (*connect.Response[weftv1.DropDatabaseResponse], error) {
+	if err := f.record("DropDatabase", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.database(req.Msg.GetPackage(), req.Msg.GetDatabase()); err != nil {
+		return nil, err
+	}
+	delete(f.kv[req.Msg.GetPackage()], req.Msg.GetDatabase())
+	return connect.NewResponse(&weftv1.DropDatabaseResponse{Revoked: 2}), nil
+}
+
+func (f *fakeNode) RemoveDrive(_ context.Context, req *connect.Request[weftv1.RemoveDriveRequest]) (*connect.Response[weftv1.RemoveDriveResponse], error) {
+	if err := f.record("RemoveDrive", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&weftv1.RemoveDriveResponse{Revoked: 1}), nil
+}
+
 func (f *fakeNode) KVScan(_ context.Context, req *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error) {
 	if err := f.record("KVScan", req.Header(), req.Msg); err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ import (
 
 var cmdStore = &command{
 	name:    "store",
-	usage:   "weft store ls PKG [DRIVE[/DIR...]] | cat /PKG/DRIVE/PATH [--offset N] [--length N]",
+	usage:   "weft store ls PKG [DRIVE[/DIR...]] | cat /PKG/DRIVE/PATH [--offset N] [--length N] | rm PKG DRIVE",
 	summary: "look into the drives of a package",
 	details: `Store shows what a package ("package:publisher") keeps in its drives, as
 the node's owner.
@@ -33,6 +33,10 @@ the node's owner.
       write the file PATH of DRIVE, of package PKG, to stdout exactly as
       stored, with nothing added, as in
       weft store cat /chat:alice.os/media/2026/cat.jpg > cat.jpg
+  weft store rm PKG DRIVE
+      delete the drive DRIVE with all its files, and revoke every copy of
+      the read and write capabilities on it (an uninstalled package's
+      drives stay until removed)
 
 Flags of cat:
   --offset N    start at byte N of the file (default 0)
@@ -41,14 +45,15 @@ Flags of cat:
 Cat reads 4 MiB a call, each bounded by --timeout, so it writes a file of
 any size; a file written to while cat reads it may come out mixed.
 
-With --json the node's ListDrivesResponse or ReadDirResponse is printed;
-cat writes the file's bytes even then.
+With --json the node's ListDrivesResponse, ReadDirResponse or
+RemoveDriveResponse is printed; cat writes the file's bytes even then.
 
 Examples:
   weft store ls chat:alice.os
   weft store ls chat:alice.os media/2026
   weft store cat /chat:alice.os/notes/todo.txt
   weft store cat /chat:alice.os/logs/app.log --offset 1024 --length 512
+  weft store rm chat:alice.os cache
   weft --json store ls chat:alice.os media | jq -r '.entries[].name'
 `,
 	run: runStore,
@@ -58,7 +63,7 @@ Examples:
 const catPathForm = "/package:publisher/drive/path/to/file"
 
 func runStore(ctx context.Context, r *runner, args []string) error {
-	sub, args, err := subcommand(args, "ls or cat")
+	sub, args, err := subcommand(args, "ls, cat or rm")
 	if err != nil {
 		return err
 	}
@@ -67,8 +72,40 @@ func runStore(ctx context.Context, r *runner, args []string) error {
 		return storeLs(ctx, r, args)
 	case "cat":
 		return storeCat(ctx, r, args)
+	case "rm":
+		return storeRm(ctx, r, args)
 	}
-	return usagef("unknown subcommand %q: want ls or cat", sub)
+	return usagef("unknown subcommand %q: want ls, cat or rm", sub)
+}
+
+func storeRm(ctx context.Context, r *runner, args []string) error {
+	pos, err := exactArgs(newFlagSet(), args, 2, 2, "PKG and DRIVE")
+	if err != nil {
+		return err
+	}
+	c, err := r.dial()
+	if err != nil {
+		return err
+	}
+	cctx, cancel := r.callContext(ctx, 0)
+	defer cancel()
+	resp, err := c.store.RemoveDrive(cctx, connect.NewRequest(&weftv1.RemoveDriveRequest{Package: pos[0], Drive: pos[1]}))
+	if err != nil {
+		return &nodeError{op: "store rm " + pos[0] + " " + pos[1], err: err}
+	}
+	if r.g.json {
+		return r.printJSON(resp.Msg)
+	}
+	_, err = fmt.Fprintf(r.env.Stdout, "removed drive %s of %s (%s revoked)\n", pos[1], pos[0], capabilities(resp.Msg.GetRevoked()))
+	return err
+}
+
+// capabilities is "1 capability" or "N capabilities".
+func capabilities(n uint32) string {
+	if n == 1 {
+		return "1 capability"
+	}
+	return strconv.FormatUint(uint64(n), 10) + " capabilities"
 }
 
 // subcommand splits args into a subcommand and what follows it. A flag
@@ -235,7 +272,7 @@ func parseFilePath(p string) (pkg, drive, path string, err error) {
 
 var cmdKv = &command{
 	name:    "kv",
-	usage:   "weft kv ls PKG [DB [PREFIX]] [--values] | get PKG DB KEY | set PKG DB KEY VALUE | delete PKG DB KEY",
+	usage:   "weft kv ls PKG [DB [PREFIX]] [--values] | get PKG DB KEY | set PKG DB KEY VALUE | delete PKG DB KEY | drop PKG DB",
 	summary: "read and edit the key-value databases of a package",
 	details: `Kv lists, reads and edits what a package ("package:publisher") keeps in
 its key-value databases, as the node's owner.
@@ -253,6 +290,10 @@ its key-value databases, as the node's owner.
       as given); DB is created if it is missing
   weft kv delete PKG DB KEY
       delete KEY; a missing KEY is not an error
+  weft kv drop PKG DB
+      delete the database DB with all its keys, and revoke every copy of
+      the read and write capabilities on it (an uninstalled package's
+      databases stay until dropped)
 
 Keys and values are bytes. ls prints a key or value as text when it is
 printable UTF-8 (no tabs, newlines or control characters) and does not
@@ -263,7 +304,8 @@ starts with "-" goes after "--".
 
 With --json the node's responses are printed: ListDatabasesResponse,
 KVScanResponse (every page in one), KVGetResponse (still exiting with 2
-when the key is missing), KVSetResponse, KVDeleteResponse; bytes are base64.
+when the key is missing), KVSetResponse, KVDeleteResponse,
+DropDatabaseResponse; bytes are base64.
 
 Flags of ls:
   --values    print each key's value after it, separated by a tab
@@ -275,6 +317,7 @@ Examples:
   weft kv set chat:alice.os settings theme dark
   weft kv set chat:alice.os settings motd - < motd.txt
   weft kv delete chat:alice.os settings '"\x00legacy"'
+  weft kv drop chat:alice.os cache
   weft --json kv get chat:alice.os settings theme | jq -r .value | base64 -d
 `,
 	run: runKv,
@@ -284,7 +327,7 @@ Examples:
 const kvPage = 1000
 
 func runKv(ctx context.Context, r *runner, args []string) error {
-	sub, args, err := subcommand(args, "ls, get, set or delete")
+	sub, args, err := subcommand(args, "ls, get, set, delete or drop")
 	if err != nil {
 		return err
 	}
@@ -300,8 +343,10 @@ func runKv(ctx context.Context, r *runner, args []string) error {
 		lo, hi, what = 3, 3, "PKG, DB and KEY"
 	case "set":
 		lo, hi, what = 4, 4, "PKG, DB, KEY and VALUE"
+	case "drop":
+		lo, hi, what = 2, 2, "PKG and DB"
 	default:
-		return usagef("unknown subcommand %q: want ls, get, set or delete", sub)
+		return usagef("unknown subcommand %q: want ls, get, set, delete or drop", sub)
 	}
 	pos, err := exactArgs(fs, args, lo, hi, what)
 	if err != nil {
@@ -385,6 +430,17 @@ func runKv(ctx context.Context, r *runner, args []string) error {
 			fmt.Fprintf(out, "created database %s of %s\n", pos[1], pos[0])
 		}
 		_, err = fmt.Fprintf(out, "set %s\n", quoteUnprintable(string(key)))
+		return err
+
+	case "drop":
+		resp, err := c.store.DropDatabase(cctx, connect.NewRequest(&weftv1.DropDatabaseRequest{Package: pos[0], Database: pos[1]}))
+		if err != nil {
+			return &nodeError{op: op, err: err}
+		}
+		if r.g.json {
+			return r.printJSON(resp.Msg)
+		}
+		_, err = fmt.Fprintf(out, "dropped database %s of %s (%s revoked)\n", pos[1], pos[0], capabilities(resp.Msg.GetRevoked()))
 		return err
 
 	default: // delete

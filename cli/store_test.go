@@ -319,6 +319,27 @@ func TestKvGetSetDelete(t *testing.T) {
 	if m := mustJSON(t, weft(t, sock, "--json", "kv", "delete", "chat:alice.os", "settings", "x").stdout); len(m) != 0 {
 		t.Errorf("kv delete --json = %v", m)
 	}
+
+	weft(t, sock, "kv", "drop", "chat:alice.os", "settings").want(t, 0, "dropped database settings of chat:alice.os (2 capabilities revoked)\n")
+	if req := f.last("DropDatabase").(*weftv1.DropDatabaseRequest); req.GetPackage() != "chat:alice.os" || req.GetDatabase() != "settings" {
+		t.Errorf("kv drop sent %v", req)
+	}
+	weft(t, sock, "kv", "drop", "chat:alice.os", "settings").wantErr(t, ExitNode, "weft: kv drop chat:alice.os settings", "not_found")
+	if m := mustJSON(t, weft(t, sock, "--json", "kv", "drop", "chat:alice.os", "db2").stdout); m["revoked"] != float64(2) {
+		t.Errorf("kv drop --json = %v", m)
+	}
+}
+
+func TestStoreRm(t *testing.T) {
+	f := kvNode()
+	sock := serve(t, f)
+	weft(t, sock, "store", "rm", "chat:alice.os", "media").want(t, 0, "removed drive media of chat:alice.os (1 capability revoked)\n")
+	if req := f.last("RemoveDrive").(*weftv1.RemoveDriveRequest); req.GetPackage() != "chat:alice.os" || req.GetDrive() != "media" {
+		t.Errorf("store rm sent %v", req)
+	}
+	if m := mustJSON(t, weft(t, sock, "--json", "store", "rm", "chat:alice.os", "media").stdout); m["revoked"] != float64(1) {
+		t.Errorf("store rm --json = %v", m)
+	}
 }
 
 func TestStoreNodeErrors(t *testing.T) {
@@ -328,6 +349,7 @@ func TestStoreNodeErrors(t *testing.T) {
 		{"store", "ls", "a:b"}, {"store", "ls", "a:b", "d"}, {"store", "cat", "/a:b/d/f"},
 		{"kv", "ls", "a:b"}, {"kv", "ls", "a:b", "db"}, {"kv", "get", "a:b", "db", "k"},
 		{"kv", "set", "a:b", "db", "k", "v"}, {"kv", "delete", "a:b", "db", "k"},
+		{"kv", "drop", "a:b", "db"}, {"store", "rm", "a:b", "d"},
 	} {
 		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			res := weft(t, sock, args...)
@@ -346,7 +368,9 @@ func TestStoreUsageErrors(t *testing.T) {
 		args []string
 		errs []string
 	}{
-		{[]string{"store"}, []string{"weft store: missing subcommand: ls or cat", "Usage: " + cmdStore.usage}},
+		{[]string{"store"}, []string{"weft store: missing subcommand: ls, cat or rm", "Usage: " + cmdStore.usage}},
+		{[]string{"store", "rm", "a:b"}, []string{"missing PKG and DRIVE"}},
+		{[]string{"store", "rm", "a:b", "d", "e"}, []string{`unexpected argument "e"`}},
 		{[]string{"store", "--frob"}, []string{"unknown flag --frob"}},
 		{[]string{"store", "frob"}, []string{`unknown subcommand "frob"`}},
 		{[]string{"store", "ls"}, []string{"missing PKG"}},
@@ -357,7 +381,9 @@ func TestStoreUsageErrors(t *testing.T) {
 		{[]string{"store", "cat", "/a:b/d/f", "/a:b/d/g"}, []string{`unexpected argument "/a:b/d/g"`}},
 		{[]string{"store", "cat", "/a:b/d/f", "--offset", "-1"}, []string{`invalid value "-1" for --offset`}},
 		{[]string{"store", "cat", "/a:b/d/f", "--length"}, []string{"--length needs a value"}},
-		{[]string{"kv"}, []string{"weft kv: missing subcommand: ls, get, set or delete", "Usage: " + cmdKv.usage}},
+		{[]string{"kv"}, []string{"weft kv: missing subcommand: ls, get, set, delete or drop", "Usage: " + cmdKv.usage}},
+		{[]string{"kv", "drop", "a:b"}, []string{"kv drop: missing PKG and DB"}},
+		{[]string{"kv", "drop", "a:b", "db", "x"}, []string{`kv drop: unexpected argument "x"`}},
 		{[]string{"kv", "frob"}, []string{`unknown subcommand "frob"`}},
 		{[]string{"kv", "ls"}, []string{"kv ls: missing PKG"}},
 		{[]string{"kv", "ls", "a:b", "db", "p", "x"}, []string{`kv ls: unexpected argument "x"`}},

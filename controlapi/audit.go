@@ -22,6 +22,8 @@ var mutating = map[string]bool{
 	weftv1connect.CapabilityServiceRevokeCapabilityProcedure: true,
 	weftv1connect.StoreServiceKVSetProcedure:                 true,
 	weftv1connect.StoreServiceKVDeleteProcedure:              true,
+	weftv1connect.StoreServiceDropDatabaseProcedure:          true,
+	weftv1connect.StoreServiceRemoveDriveProcedure:           true,
 }
 
 // auditInterceptor writes one line at Info, message "audit", for every
@@ -122,6 +124,18 @@ func auditArgs(req, res any) []slog.Attr {
 			slog.String("database", m.GetDatabase()),
 			slog.Int("key_bytes", len(m.GetKey())),
 		}
+	case *weftv1.DropDatabaseRequest:
+		attrs := []slog.Attr{slog.String("package", m.GetPackage()), slog.String("database", m.GetDatabase())}
+		if r, ok := res.(*weftv1.DropDatabaseResponse); ok {
+			attrs = append(attrs, slog.Int("revoked", int(r.GetRevoked())))
+		}
+		return attrs
+	case *weftv1.RemoveDriveRequest:
+		attrs := []slog.Attr{slog.String("package", m.GetPackage()), slog.String("drive", m.GetDrive())}
+		if r, ok := res.(*weftv1.RemoveDriveResponse); ok {
+			attrs = append(attrs, slog.Int("revoked", int(r.GetRevoked())))
+		}
+		return attrs
 	case *weftv1.RevokeCapabilityRequest:
 		return []slog.Attr{
 			slog.String("issuer", m.GetCapability().GetIssuer()),

@@ -18,6 +18,7 @@ import (
 	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/procstore"
 	"github.com/weftos/weft/store"
 )
 
@@ -68,6 +69,7 @@ type server struct {
 	reg      *install.Registry
 	st       *store.Store
 	drives   *store.Drives
+	ps       *procstore.Service // deletes databases and drives with their capabilities
 	version  string
 	started  time.Time
 	log      *slog.Logger
@@ -91,6 +93,7 @@ func New(cfg Config) (http.Handler, error) {
 		started = time.Now()
 	}
 	s := &server{k: cfg.Kernel, reg: cfg.Packages, st: cfg.Store, drives: cfg.Drives, version: cfg.Version, started: started, log: log, stopping: cfg.Stopping}
+	s.ps = procstore.New(cfg.Kernel, cfg.Store, cfg.Drives, log)
 
 	// Outermost first: the daemon's interceptors, the audit log (which
 	// sees the code the client gets), the mapping of domain errors, and

@@ -90,6 +90,18 @@ func (s *server) KVDelete(_ context.Context, req *connect.Request[weftv1.KVDelet
 	return connect.NewResponse(&weftv1.KVDeleteResponse{}), nil
 }
 
+func (s *server) DropDatabase(_ context.Context, req *connect.Request[weftv1.DropDatabaseRequest]) (*connect.Response[weftv1.DropDatabaseResponse], error) {
+	pkg, err := s.kvPackage(req.Msg.GetPackage())
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.ps.DropDB(pkg, req.Msg.GetDatabase())
+	if err != nil {
+		return nil, blame(err, "database", "")
+	}
+	return connect.NewResponse(&weftv1.DropDatabaseResponse{Revoked: uint32(n)}), nil
+}
+
 func (s *server) KVScan(_ context.Context, req *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error) {
 	pkg, err := s.kvPackage(req.Msg.GetPackage())
 	if err != nil {
@@ -131,6 +143,18 @@ func (s *server) ListDrives(_ context.Context, req *connect.Request[weftv1.ListD
 		return nil, driveErr(err, "package")
 	}
 	return connect.NewResponse(&weftv1.ListDrivesResponse{Drives: drives}), nil
+}
+
+func (s *server) RemoveDrive(_ context.Context, req *connect.Request[weftv1.RemoveDriveRequest]) (*connect.Response[weftv1.RemoveDriveResponse], error) {
+	pkg, err := s.drivePackage(req.Msg.GetPackage())
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.ps.RemoveDrive(pkg, req.Msg.GetDrive())
+	if err != nil {
+		return nil, driveErr(err, "drive")
+	}
+	return connect.NewResponse(&weftv1.RemoveDriveResponse{Revoked: uint32(n)}), nil
 }
 
 func (s *server) ReadDir(_ context.Context, req *connect.Request[weftv1.ReadDirRequest]) (*connect.Response[weftv1.ReadDirResponse], error) {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/weftos/weft/api/weftv1"
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
+	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/procstore"
 	"github.com/weftos/weft/store"
 )
 
@@ -488,5 +490,95 @@ func TestStoreNotConfigured(t *testing.T) {
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) { wantCode(t, call(), connect.CodeUnavailable, "storage is not configured") })
+	}
+}
+
+// TestStoreDropAndRemove: the operator deletes a database and a drive,
+// and every copy of the capabilities on them goes too; deleting what is
+// not there is not_found, and a bad name names its field.
+func TestStoreDropAndRemove(t *testing.T) {
+	n := newNode(t, nodeOptions{})
+	ctx := ctxT(t)
+	if err := n.st.CreateDB(storePkg, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.drives.Create(storePkg, "media"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.drives.WriteFile(storePkg, "media", "a.txt", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	node := n.k.NodeID()
+	for _, c := range []kernel.Capability{
+		procstore.KVCapability(node, storePkg, "cfg", procstore.Read),
+		procstore.KVCapability(node, storePkg, "cfg", procstore.Write),
+		procstore.DriveCapability(node, storePkg, "media", procstore.Read),
+	} {
+		if err := n.k.Grant(c, echoID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	drop, err := n.stor.DropDatabase(ctx, connect.NewRequest(&weftv1.DropDatabaseRequest{Package: storePkg, Database: "cfg"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drop.Msg.GetRevoked() != 2 {
+		t.Errorf("DropDatabase revoked %d copies, want 2", drop.Msg.GetRevoked())
+	}
+	rm, err := n.stor.RemoveDrive(ctx, connect.NewRequest(&weftv1.RemoveDriveRequest{Package: storePkg, Drive: "media"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rm.Msg.GetRevoked() != 1 {
+		t.Errorf("RemoveDrive revoked %d copies, want 1", rm.Msg.GetRevoked())
+	}
+	if dbs, _ := n.st.DBs(storePkg); len(dbs) != 0 {
+		t.Errorf("databases left: %v", dbs)
+	}
+	if drives, _ := n.drives.List(storePkg); len(drives) != 0 {
+		t.Errorf("drives left: %v", drives)
+	}
+	caps, err := n.k.CapabilitiesOf(echoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range caps {
+		if sc.Issuer.Process == procstore.KVIssuer || sc.Issuer.Process == procstore.VFSIssuer {
+			t.Errorf("%s still holds %s", echoID, sc.Capability)
+		}
+	}
+
+	_, err = n.stor.DropDatabase(ctx, connect.NewRequest(&weftv1.DropDatabaseRequest{Package: storePkg, Database: "cfg"}))
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("dropping a missing database: %v, want not_found", err)
+	}
+	_, err = n.stor.RemoveDrive(ctx, connect.NewRequest(&weftv1.RemoveDriveRequest{Package: storePkg, Drive: "media"}))
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("removing a missing drive: %v, want not_found", err)
+	}
+	_, err = n.stor.RemoveDrive(ctx, connect.NewRequest(&weftv1.RemoveDriveRequest{Package: storePkg, Drive: "../x"}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "drive") {
+		t.Errorf("removing a badly named drive: %v, want invalid_argument naming drive", err)
+	}
+	_, err = n.stor.DropDatabase(ctx, connect.NewRequest(&weftv1.DropDatabaseRequest{Package: "Bad", Database: "cfg"}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "package") {
+		t.Errorf("dropping with a bad package: %v, want invalid_argument naming package", err)
+	}
+	var drops, removes int
+	for _, r := range n.logs.records(t, "audit") {
+		switch r["procedure"] {
+		case weftv1connect.StoreServiceDropDatabaseProcedure:
+			if drops++; drops == 1 && (r["database"] != "cfg" || r["revoked"] != float64(2) || r["outcome"] != "ok") {
+				t.Errorf("drop audit line %v", r)
+			}
+		case weftv1connect.StoreServiceRemoveDriveProcedure:
+			if removes++; removes == 1 && (r["drive"] != "media" || r["revoked"] != float64(1) || r["outcome"] != "ok") {
+				t.Errorf("remove audit line %v", r)
+			}
+		}
+	}
+	if drops != 3 || removes != 3 {
+		t.Errorf("%d drop and %d remove audit lines, want 3 and 3 (refusals too)", drops, removes)
 	}
 }

@@ -229,6 +229,11 @@ func (k *Kernel) Revoke(c Capability) error {
 	return err
 }
 
+// RevokeCopies is Revoke, reporting how many copies it took away.
+func (k *Kernel) RevokeCopies(c Capability) (int, error) {
+	return k.revoke(nil, c)
+}
+
 // revoke removes every copy of c; by is the process asking (nil: the
 // owner), which must be c's issuer. It reports how many copies went.
 func (k *Kernel) revoke(by *proc, c Capability) (int, error) {

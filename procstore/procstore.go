@@ -260,7 +260,7 @@ func (s *Service) call(h *kernel.Handle, op *abi.StoreOp, pkg, own string, out [
 // open creates database or drive name of pkg when missing and gives the
 // caller read and write capabilities on it; a new one's capabilities go
 // to every process of the package.
-func (s *Service) open(h *kernel.Handle, pkg, name string, create func(pkg, name string) error, exists error, capOf func(node, pkg, name, kind string) kernel.Capability) error {
+func (s *Service) open(h *kernel.Handle, pkg, name string, create func(pkg, name string) error, exists error, capOf capFunc) error {
 	err := create(pkg, name)
 	fresh := err == nil
 	if err != nil && !errors.Is(err, exists) {
@@ -281,23 +281,48 @@ func (s *Service) open(h *kernel.Handle, pkg, name string, create func(pkg, name
 	return nil
 }
 
-// remove deletes database or drive name of pkg, which needs the write
-// capability, and then revokes every copy of both capabilities on it: a
-// later one of the same name starts with no holders.
-func (s *Service) remove(h *kernel.Handle, pkg, name string, del func(pkg, name string) error, capOf func(node, pkg, name, kind string) kernel.Capability) error {
+// remove deletes database or drive name of pkg for a process, which
+// needs the write capability on it (see deleteStore).
+func (s *Service) remove(h *kernel.Handle, pkg, name string, del func(pkg, name string) error, capOf capFunc) error {
 	if c := capOf(h.NodeID(), pkg, name, Write); !h.HasExact(c) {
 		return fmt.Errorf("%w: %s needs %s", ErrNoCapability, h.ID(), c)
 	}
+	_, err := s.deleteStore(pkg, name, del, capOf)
+	return err
+}
+
+// capFunc makes the capability of a kind on a database or drive.
+type capFunc func(node, pkg, name, kind string) kernel.Capability
+
+// DropDB deletes database db of package pkg with all its keys, as the
+// node's owner, and revokes every copy of both capabilities on it. It
+// returns how many copies went.
+func (s *Service) DropDB(pkg, db string) (revoked int, err error) {
+	return s.deleteStore(pkg, db, s.st.DropDB, KVCapability)
+}
+
+// RemoveDrive deletes drive of package pkg with all its files, as the
+// node's owner, and revokes every copy of both capabilities on it. It
+// returns how many copies went.
+func (s *Service) RemoveDrive(pkg, drive string) (revoked int, err error) {
+	return s.deleteStore(pkg, drive, s.drives.Remove, DriveCapability)
+}
+
+// deleteStore deletes database or drive name of pkg and then revokes
+// every copy of both capabilities on it: a later one of the same name
+// starts with no holders.
+func (s *Service) deleteStore(pkg, name string, del func(pkg, name string) error, capOf capFunc) (int, error) {
 	if err := del(pkg, name); err != nil {
-		return err
+		return 0, err
 	}
+	var n int
 	var errs []error
 	for _, kind := range []string{Read, Write} {
-		if err := s.k.Revoke(capOf(h.NodeID(), pkg, name, kind)); err != nil {
-			errs = append(errs, err)
-		}
+		c, err := s.k.RevokeCopies(capOf(s.k.NodeID(), pkg, name, kind))
+		n += c
+		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
 
 // checkOp refuses flags and fields an op does not use.

@@ -2379,6 +2379,103 @@ func (*KVDeleteResponse) Descriptor() ([]byte, []int) {
 	return file_weft_v1_control_proto_rawDescGZIP(), []int{38}
 }
 
+type DropDatabaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	Database      string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropDatabaseRequest) Reset() {
+	*x = DropDatabaseRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropDatabaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropDatabaseRequest) ProtoMessage() {}
+
+func (x *DropDatabaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropDatabaseRequest.ProtoReflect.Descriptor instead.
+func (*DropDatabaseRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DropDatabaseRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+func (x *DropDatabaseRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+type DropDatabaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many copies of its capabilities were revoked.
+	Revoked       uint32 `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropDatabaseResponse) Reset() {
+	*x = DropDatabaseResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropDatabaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropDatabaseResponse) ProtoMessage() {}
+
+func (x *DropDatabaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropDatabaseResponse.ProtoReflect.Descriptor instead.
+func (*DropDatabaseResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *DropDatabaseResponse) GetRevoked() uint32 {
+	if x != nil {
+		return x.Revoked
+	}
+	return 0
+}
+
 type KVScanRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Package  string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
@@ -2393,7 +2490,7 @@ type KVScanRequest struct {
 
 func (x *KVScanRequest) Reset() {
 	*x = KVScanRequest{}
-	mi := &file_weft_v1_control_proto_msgTypes[39]
+	mi := &file_weft_v1_control_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2502,7 @@ func (x *KVScanRequest) String() string {
 func (*KVScanRequest) ProtoMessage() {}
 
 func (x *KVScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[39]
+	mi := &file_weft_v1_control_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2515,7 @@ func (x *KVScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVScanRequest.ProtoReflect.Descriptor instead.
 func (*KVScanRequest) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{39}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *KVScanRequest) GetPackage() string {
@@ -2466,7 +2563,7 @@ type KVPair struct {
 
 func (x *KVPair) Reset() {
 	*x = KVPair{}
-	mi := &file_weft_v1_control_proto_msgTypes[40]
+	mi := &file_weft_v1_control_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2575,7 @@ func (x *KVPair) String() string {
 func (*KVPair) ProtoMessage() {}
 
 func (x *KVPair) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[40]
+	mi := &file_weft_v1_control_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2588,7 @@ func (x *KVPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPair.ProtoReflect.Descriptor instead.
 func (*KVPair) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{40}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *KVPair) GetKey() []byte {
@@ -2519,7 +2616,7 @@ type KVScanResponse struct {
 
 func (x *KVScanResponse) Reset() {
 	*x = KVScanResponse{}
-	mi := &file_weft_v1_control_proto_msgTypes[41]
+	mi := &file_weft_v1_control_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2628,7 @@ func (x *KVScanResponse) String() string {
 func (*KVScanResponse) ProtoMessage() {}
 
 func (x *KVScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[41]
+	mi := &file_weft_v1_control_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2641,7 @@ func (x *KVScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVScanResponse.ProtoReflect.Descriptor instead.
 func (*KVScanResponse) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{41}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *KVScanResponse) GetPairs() []*KVPair {
@@ -2570,7 +2667,7 @@ type ListDrivesRequest struct {
 
 func (x *ListDrivesRequest) Reset() {
 	*x = ListDrivesRequest{}
-	mi := &file_weft_v1_control_proto_msgTypes[42]
+	mi := &file_weft_v1_control_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2582,7 +2679,7 @@ func (x *ListDrivesRequest) String() string {
 func (*ListDrivesRequest) ProtoMessage() {}
 
 func (x *ListDrivesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[42]
+	mi := &file_weft_v1_control_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2595,7 +2692,7 @@ func (x *ListDrivesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDrivesRequest.ProtoReflect.Descriptor instead.
 func (*ListDrivesRequest) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{42}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListDrivesRequest) GetPackage() string {
@@ -2614,7 +2711,7 @@ type ListDrivesResponse struct {
 
 func (x *ListDrivesResponse) Reset() {
 	*x = ListDrivesResponse{}
-	mi := &file_weft_v1_control_proto_msgTypes[43]
+	mi := &file_weft_v1_control_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +2723,7 @@ func (x *ListDrivesResponse) String() string {
 func (*ListDrivesResponse) ProtoMessage() {}
 
 func (x *ListDrivesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[43]
+	mi := &file_weft_v1_control_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +2736,7 @@ func (x *ListDrivesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDrivesResponse.ProtoReflect.Descriptor instead.
 func (*ListDrivesResponse) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{43}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListDrivesResponse) GetDrives() []string {
@@ -2647,6 +2744,103 @@ func (x *ListDrivesResponse) GetDrives() []string {
 		return x.Drives
 	}
 	return nil
+}
+
+type RemoveDriveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       string                 `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	Drive         string                 `protobuf:"bytes,2,opt,name=drive,proto3" json:"drive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveDriveRequest) Reset() {
+	*x = RemoveDriveRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveDriveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveDriveRequest) ProtoMessage() {}
+
+func (x *RemoveDriveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveDriveRequest.ProtoReflect.Descriptor instead.
+func (*RemoveDriveRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *RemoveDriveRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+func (x *RemoveDriveRequest) GetDrive() string {
+	if x != nil {
+		return x.Drive
+	}
+	return ""
+}
+
+type RemoveDriveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many copies of its capabilities were revoked.
+	Revoked       uint32 `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveDriveResponse) Reset() {
+	*x = RemoveDriveResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveDriveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveDriveResponse) ProtoMessage() {}
+
+func (x *RemoveDriveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveDriveResponse.ProtoReflect.Descriptor instead.
+func (*RemoveDriveResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RemoveDriveResponse) GetRevoked() uint32 {
+	if x != nil {
+		return x.Revoked
+	}
+	return 0
 }
 
 type ReadDirRequest struct {
@@ -2660,7 +2854,7 @@ type ReadDirRequest struct {
 
 func (x *ReadDirRequest) Reset() {
 	*x = ReadDirRequest{}
-	mi := &file_weft_v1_control_proto_msgTypes[44]
+	mi := &file_weft_v1_control_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +2866,7 @@ func (x *ReadDirRequest) String() string {
 func (*ReadDirRequest) ProtoMessage() {}
 
 func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[44]
+	mi := &file_weft_v1_control_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +2879,7 @@ func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
 func (*ReadDirRequest) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{44}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReadDirRequest) GetPackage() string {
@@ -2721,7 +2915,7 @@ type DirEntry struct {
 
 func (x *DirEntry) Reset() {
 	*x = DirEntry{}
-	mi := &file_weft_v1_control_proto_msgTypes[45]
+	mi := &file_weft_v1_control_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2927,7 @@ func (x *DirEntry) String() string {
 func (*DirEntry) ProtoMessage() {}
 
 func (x *DirEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[45]
+	mi := &file_weft_v1_control_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2940,7 @@ func (x *DirEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirEntry.ProtoReflect.Descriptor instead.
 func (*DirEntry) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{45}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DirEntry) GetName() string {
@@ -2786,7 +2980,7 @@ type ReadDirResponse struct {
 
 func (x *ReadDirResponse) Reset() {
 	*x = ReadDirResponse{}
-	mi := &file_weft_v1_control_proto_msgTypes[46]
+	mi := &file_weft_v1_control_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +2992,7 @@ func (x *ReadDirResponse) String() string {
 func (*ReadDirResponse) ProtoMessage() {}
 
 func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[46]
+	mi := &file_weft_v1_control_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +3005,7 @@ func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
 func (*ReadDirResponse) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{46}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReadDirResponse) GetEntries() []*DirEntry {
@@ -2834,7 +3028,7 @@ type ReadFileRequest struct {
 
 func (x *ReadFileRequest) Reset() {
 	*x = ReadFileRequest{}
-	mi := &file_weft_v1_control_proto_msgTypes[47]
+	mi := &file_weft_v1_control_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2846,7 +3040,7 @@ func (x *ReadFileRequest) String() string {
 func (*ReadFileRequest) ProtoMessage() {}
 
 func (x *ReadFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[47]
+	mi := &file_weft_v1_control_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2859,7 +3053,7 @@ func (x *ReadFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadFileRequest.ProtoReflect.Descriptor instead.
 func (*ReadFileRequest) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{47}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReadFileRequest) GetPackage() string {
@@ -2906,7 +3100,7 @@ type ReadFileResponse struct {
 
 func (x *ReadFileResponse) Reset() {
 	*x = ReadFileResponse{}
-	mi := &file_weft_v1_control_proto_msgTypes[48]
+	mi := &file_weft_v1_control_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2918,7 +3112,7 @@ func (x *ReadFileResponse) String() string {
 func (*ReadFileResponse) ProtoMessage() {}
 
 func (x *ReadFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_v1_control_proto_msgTypes[48]
+	mi := &file_weft_v1_control_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2931,7 +3125,7 @@ func (x *ReadFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadFileResponse.ProtoReflect.Descriptor instead.
 func (*ReadFileResponse) Descriptor() ([]byte, []int) {
-	return file_weft_v1_control_proto_rawDescGZIP(), []int{48}
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ReadFileResponse) GetData() []byte {
@@ -3100,7 +3294,12 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\apackage\x18\x01 \x01(\tR\apackage\x12\x1a\n" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\fR\x03key\"\x12\n" +
-	"\x10KVDeleteResponse\"\x89\x01\n" +
+	"\x10KVDeleteResponse\"K\n" +
+	"\x13DropDatabaseRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\"0\n" +
+	"\x14DropDatabaseResponse\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\rR\arevoked\"\x89\x01\n" +
 	"\rKVScanRequest\x12\x18\n" +
 	"\apackage\x18\x01 \x01(\tR\apackage\x12\x1a\n" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x16\n" +
@@ -3116,7 +3315,12 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\x11ListDrivesRequest\x12\x18\n" +
 	"\apackage\x18\x01 \x01(\tR\apackage\",\n" +
 	"\x12ListDrivesResponse\x12\x16\n" +
-	"\x06drives\x18\x01 \x03(\tR\x06drives\"T\n" +
+	"\x06drives\x18\x01 \x03(\tR\x06drives\"D\n" +
+	"\x12RemoveDriveRequest\x12\x18\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\x12\x14\n" +
+	"\x05drive\x18\x02 \x01(\tR\x05drive\"/\n" +
+	"\x13RemoveDriveResponse\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\rR\arevoked\"T\n" +
 	"\x0eReadDirRequest\x12\x18\n" +
 	"\apackage\x18\x01 \x01(\tR\apackage\x12\x14\n" +
 	"\x05drive\x18\x02 \x01(\tR\x05drive\x12\x12\n" +
@@ -3164,15 +3368,17 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\x11CapabilityService\x12\\\n" +
 	"\x10ListCapabilities\x12 .weft.v1.ListCapabilitiesRequest\x1a!.weft.v1.ListCapabilitiesResponse\"\x03\x90\x02\x01\x12T\n" +
 	"\x0fGrantCapability\x12\x1f.weft.v1.GrantCapabilityRequest\x1a .weft.v1.GrantCapabilityResponse\x12W\n" +
-	"\x10RevokeCapability\x12 .weft.v1.RevokeCapabilityRequest\x1a!.weft.v1.RevokeCapabilityResponse2\xae\x04\n" +
+	"\x10RevokeCapability\x12 .weft.v1.RevokeCapabilityRequest\x1a!.weft.v1.RevokeCapabilityResponse2\xc5\x05\n" +
 	"\fStoreService\x12S\n" +
 	"\rListDatabases\x12\x1d.weft.v1.ListDatabasesRequest\x1a\x1e.weft.v1.ListDatabasesResponse\"\x03\x90\x02\x01\x12;\n" +
 	"\x05KVGet\x12\x15.weft.v1.KVGetRequest\x1a\x16.weft.v1.KVGetResponse\"\x03\x90\x02\x01\x126\n" +
 	"\x05KVSet\x12\x15.weft.v1.KVSetRequest\x1a\x16.weft.v1.KVSetResponse\x12?\n" +
-	"\bKVDelete\x12\x18.weft.v1.KVDeleteRequest\x1a\x19.weft.v1.KVDeleteResponse\x12>\n" +
+	"\bKVDelete\x12\x18.weft.v1.KVDeleteRequest\x1a\x19.weft.v1.KVDeleteResponse\x12K\n" +
+	"\fDropDatabase\x12\x1c.weft.v1.DropDatabaseRequest\x1a\x1d.weft.v1.DropDatabaseResponse\x12>\n" +
 	"\x06KVScan\x12\x16.weft.v1.KVScanRequest\x1a\x17.weft.v1.KVScanResponse\"\x03\x90\x02\x01\x12J\n" +
 	"\n" +
-	"ListDrives\x12\x1a.weft.v1.ListDrivesRequest\x1a\x1b.weft.v1.ListDrivesResponse\"\x03\x90\x02\x01\x12A\n" +
+	"ListDrives\x12\x1a.weft.v1.ListDrivesRequest\x1a\x1b.weft.v1.ListDrivesResponse\"\x03\x90\x02\x01\x12H\n" +
+	"\vRemoveDrive\x12\x1b.weft.v1.RemoveDriveRequest\x1a\x1c.weft.v1.RemoveDriveResponse\x12A\n" +
 	"\aReadDir\x12\x17.weft.v1.ReadDirRequest\x1a\x18.weft.v1.ReadDirResponse\"\x03\x90\x02\x01\x12D\n" +
 	"\bReadFile\x12\x18.weft.v1.ReadFileRequest\x1a\x19.weft.v1.ReadFileResponse\"\x03\x90\x02\x01B*Z(github.com/weftos/weft/api/weftv1;weftv1b\x06proto3"
 
@@ -3189,7 +3395,7 @@ func file_weft_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_weft_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_weft_v1_control_proto_goTypes = []any{
 	(ProcessState)(0),                // 0: weft.v1.ProcessState
 	(EnvelopeKind)(0),                // 1: weft.v1.EnvelopeKind
@@ -3232,33 +3438,37 @@ var file_weft_v1_control_proto_goTypes = []any{
 	(*KVSetResponse)(nil),            // 38: weft.v1.KVSetResponse
 	(*KVDeleteRequest)(nil),          // 39: weft.v1.KVDeleteRequest
 	(*KVDeleteResponse)(nil),         // 40: weft.v1.KVDeleteResponse
-	(*KVScanRequest)(nil),            // 41: weft.v1.KVScanRequest
-	(*KVPair)(nil),                   // 42: weft.v1.KVPair
-	(*KVScanResponse)(nil),           // 43: weft.v1.KVScanResponse
-	(*ListDrivesRequest)(nil),        // 44: weft.v1.ListDrivesRequest
-	(*ListDrivesResponse)(nil),       // 45: weft.v1.ListDrivesResponse
-	(*ReadDirRequest)(nil),           // 46: weft.v1.ReadDirRequest
-	(*DirEntry)(nil),                 // 47: weft.v1.DirEntry
-	(*ReadDirResponse)(nil),          // 48: weft.v1.ReadDirResponse
-	(*ReadFileRequest)(nil),          // 49: weft.v1.ReadFileRequest
-	(*ReadFileResponse)(nil),         // 50: weft.v1.ReadFileResponse
-	nil,                              // 51: weft.v1.GetInfoResponse.SendErrorsEntry
-	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 53: google.protobuf.Duration
-	(*Capability)(nil),               // 54: weft.v1.Capability
-	(*Request)(nil),                  // 55: weft.v1.Request
-	(*Blob)(nil),                     // 56: weft.v1.Blob
-	(*Response)(nil),                 // 57: weft.v1.Response
-	(*SendError)(nil),                // 58: weft.v1.SendError
-	(SendErrorKind)(0),               // 59: weft.v1.SendErrorKind
+	(*DropDatabaseRequest)(nil),      // 41: weft.v1.DropDatabaseRequest
+	(*DropDatabaseResponse)(nil),     // 42: weft.v1.DropDatabaseResponse
+	(*KVScanRequest)(nil),            // 43: weft.v1.KVScanRequest
+	(*KVPair)(nil),                   // 44: weft.v1.KVPair
+	(*KVScanResponse)(nil),           // 45: weft.v1.KVScanResponse
+	(*ListDrivesRequest)(nil),        // 46: weft.v1.ListDrivesRequest
+	(*ListDrivesResponse)(nil),       // 47: weft.v1.ListDrivesResponse
+	(*RemoveDriveRequest)(nil),       // 48: weft.v1.RemoveDriveRequest
+	(*RemoveDriveResponse)(nil),      // 49: weft.v1.RemoveDriveResponse
+	(*ReadDirRequest)(nil),           // 50: weft.v1.ReadDirRequest
+	(*DirEntry)(nil),                 // 51: weft.v1.DirEntry
+	(*ReadDirResponse)(nil),          // 52: weft.v1.ReadDirResponse
+	(*ReadFileRequest)(nil),          // 53: weft.v1.ReadFileRequest
+	(*ReadFileResponse)(nil),         // 54: weft.v1.ReadFileResponse
+	nil,                              // 55: weft.v1.GetInfoResponse.SendErrorsEntry
+	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 57: google.protobuf.Duration
+	(*Capability)(nil),               // 58: weft.v1.Capability
+	(*Request)(nil),                  // 59: weft.v1.Request
+	(*Blob)(nil),                     // 60: weft.v1.Blob
+	(*Response)(nil),                 // 61: weft.v1.Response
+	(*SendError)(nil),                // 62: weft.v1.SendError
+	(SendErrorKind)(0),               // 63: weft.v1.SendErrorKind
 }
 var file_weft_v1_control_proto_depIdxs = []int32{
-	52, // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
-	53, // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
-	51, // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
-	54, // 3: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
+	56, // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
+	57, // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
+	55, // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
+	58, // 3: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
 	5,  // 4: weft.v1.PackageInfo.requested:type_name -> weft.v1.RequestedCapability
-	52, // 5: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
+	56, // 5: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
 	5,  // 6: weft.v1.PackageInfo.approved:type_name -> weft.v1.RequestedCapability
 	4,  // 7: weft.v1.InspectPackageRequest.archive:type_name -> weft.v1.PackageArchive
 	6,  // 8: weft.v1.InspectPackageResponse.package:type_name -> weft.v1.PackageInfo
@@ -3267,27 +3477,27 @@ var file_weft_v1_control_proto_depIdxs = []int32{
 	6,  // 11: weft.v1.InstallPackageResponse.package:type_name -> weft.v1.PackageInfo
 	6,  // 12: weft.v1.ListPackagesResponse.packages:type_name -> weft.v1.PackageInfo
 	0,  // 13: weft.v1.ProcessInfo.state:type_name -> weft.v1.ProcessState
-	52, // 14: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
+	56, // 14: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
 	15, // 15: weft.v1.ListProcessesResponse.processes:type_name -> weft.v1.ProcessInfo
 	15, // 16: weft.v1.KillProcessResponse.process:type_name -> weft.v1.ProcessInfo
 	15, // 17: weft.v1.RestartProcessResponse.process:type_name -> weft.v1.ProcessInfo
-	55, // 18: weft.v1.SendRequest.request:type_name -> weft.v1.Request
-	56, // 19: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
-	57, // 20: weft.v1.SendResponse.response:type_name -> weft.v1.Response
-	58, // 21: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
-	56, // 22: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
-	52, // 23: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
+	59, // 18: weft.v1.SendRequest.request:type_name -> weft.v1.Request
+	60, // 19: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
+	61, // 20: weft.v1.SendResponse.response:type_name -> weft.v1.Response
+	62, // 21: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
+	60, // 22: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
+	56, // 23: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
 	1,  // 24: weft.v1.Envelope.kind:type_name -> weft.v1.EnvelopeKind
-	53, // 25: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
-	59, // 26: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
+	57, // 25: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
+	63, // 26: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
 	25, // 27: weft.v1.TapResponse.envelope:type_name -> weft.v1.Envelope
-	54, // 28: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
-	54, // 29: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
-	54, // 30: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
-	54, // 31: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
-	42, // 32: weft.v1.KVScanResponse.pairs:type_name -> weft.v1.KVPair
-	52, // 33: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
-	47, // 34: weft.v1.ReadDirResponse.entries:type_name -> weft.v1.DirEntry
+	58, // 28: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
+	58, // 29: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
+	58, // 30: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
+	58, // 31: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
+	44, // 32: weft.v1.KVScanResponse.pairs:type_name -> weft.v1.KVPair
+	56, // 33: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
+	51, // 34: weft.v1.ReadDirResponse.entries:type_name -> weft.v1.DirEntry
 	2,  // 35: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
 	7,  // 36: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
 	9,  // 37: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
@@ -3305,33 +3515,37 @@ var file_weft_v1_control_proto_depIdxs = []int32{
 	35, // 49: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
 	37, // 50: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
 	39, // 51: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
-	41, // 52: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
-	44, // 53: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
-	46, // 54: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
-	49, // 55: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
-	3,  // 56: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
-	8,  // 57: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
-	10, // 58: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
-	12, // 59: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
-	14, // 60: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
-	17, // 61: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
-	19, // 62: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
-	21, // 63: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
-	23, // 64: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
-	26, // 65: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
-	28, // 66: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
-	30, // 67: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
-	32, // 68: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
-	34, // 69: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
-	36, // 70: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
-	38, // 71: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
-	40, // 72: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
-	43, // 73: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
-	45, // 74: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
-	48, // 75: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
-	50, // 76: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
-	56, // [56:77] is the sub-list for method output_type
-	35, // [35:56] is the sub-list for method input_type
+	41, // 52: weft.v1.StoreService.DropDatabase:input_type -> weft.v1.DropDatabaseRequest
+	43, // 53: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
+	46, // 54: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
+	48, // 55: weft.v1.StoreService.RemoveDrive:input_type -> weft.v1.RemoveDriveRequest
+	50, // 56: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
+	53, // 57: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
+	3,  // 58: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
+	8,  // 59: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
+	10, // 60: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
+	12, // 61: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
+	14, // 62: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
+	17, // 63: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
+	19, // 64: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
+	21, // 65: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
+	23, // 66: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
+	26, // 67: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
+	28, // 68: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
+	30, // 69: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
+	32, // 70: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
+	34, // 71: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
+	36, // 72: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
+	38, // 73: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
+	40, // 74: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
+	42, // 75: weft.v1.StoreService.DropDatabase:output_type -> weft.v1.DropDatabaseResponse
+	45, // 76: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
+	47, // 77: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
+	49, // 78: weft.v1.StoreService.RemoveDrive:output_type -> weft.v1.RemoveDriveResponse
+	52, // 79: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
+	54, // 80: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
+	58, // [58:81] is the sub-list for method output_type
+	35, // [35:58] is the sub-list for method input_type
 	35, // [35:35] is the sub-list for extension type_name
 	35, // [35:35] is the sub-list for extension extendee
 	0,  // [0:35] is the sub-list for field type_name
@@ -3354,7 +3568,7 @@ func file_weft_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weft_v1_control_proto_rawDesc), len(file_weft_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   6,
 		},

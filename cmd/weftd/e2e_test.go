@@ -612,5 +612,27 @@ func TestNotesThroughTheNode(t *testing.T) {
 	if got := send(n, `{"op":"list"}`); strings.Contains(got, "ideas") || !strings.Contains(got, "groceries") {
 		t.Errorf("list after a restart: %s", got)
 	}
+	// Uninstalling keeps the data; the operator removes it.
+	if out, errOut, code := n.weft(t, "uninstall", "notes:examples"); code != 0 {
+		t.Fatalf("weft uninstall: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, _, code := n.weft(t, "store", "cat", "/notes:examples/notes/groceries.md"); code != 0 || out != "Groceries\nmilk, eggs" {
+		t.Errorf("after uninstall, weft store cat: code %d, stdout %q", code, out)
+	}
+	if out, errOut, code := n.weft(t, "kv", "drop", "notes:examples", "index"); code != 0 || !strings.Contains(out, "dropped database index of notes:examples") {
+		t.Errorf("weft kv drop: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, errOut, code := n.weft(t, "store", "rm", "notes:examples", "notes"); code != 0 || !strings.Contains(out, "removed drive notes of notes:examples") {
+		t.Errorf("weft store rm: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, _, code := n.weft(t, "store", "ls", "notes:examples"); code != 0 || out != "" {
+		t.Errorf("weft store ls after rm: code %d, stdout %q", code, out)
+	}
+	if out, _, code := n.weft(t, "kv", "ls", "notes:examples"); code != 0 || out != "" {
+		t.Errorf("weft kv ls after drop: code %d, stdout %q", code, out)
+	}
+	if _, errOut, code := n.weft(t, "kv", "drop", "notes:examples", "index"); code != 2 || !strings.Contains(errOut, "not_found") {
+		t.Errorf("weft kv drop again: code %d, stderr %q; want 2 and not_found", code, errOut)
+	}
 	n.stop(t)
 }

@@ -98,10 +98,16 @@ const (
 	StoreServiceKVSetProcedure = "/weft.v1.StoreService/KVSet"
 	// StoreServiceKVDeleteProcedure is the fully-qualified name of the StoreService's KVDelete RPC.
 	StoreServiceKVDeleteProcedure = "/weft.v1.StoreService/KVDelete"
+	// StoreServiceDropDatabaseProcedure is the fully-qualified name of the StoreService's DropDatabase
+	// RPC.
+	StoreServiceDropDatabaseProcedure = "/weft.v1.StoreService/DropDatabase"
 	// StoreServiceKVScanProcedure is the fully-qualified name of the StoreService's KVScan RPC.
 	StoreServiceKVScanProcedure = "/weft.v1.StoreService/KVScan"
 	// StoreServiceListDrivesProcedure is the fully-qualified name of the StoreService's ListDrives RPC.
 	StoreServiceListDrivesProcedure = "/weft.v1.StoreService/ListDrives"
+	// StoreServiceRemoveDriveProcedure is the fully-qualified name of the StoreService's RemoveDrive
+	// RPC.
+	StoreServiceRemoveDriveProcedure = "/weft.v1.StoreService/RemoveDrive"
 	// StoreServiceReadDirProcedure is the fully-qualified name of the StoreService's ReadDir RPC.
 	StoreServiceReadDirProcedure = "/weft.v1.StoreService/ReadDir"
 	// StoreServiceReadFileProcedure is the fully-qualified name of the StoreService's ReadFile RPC.
@@ -748,11 +754,17 @@ type StoreServiceClient interface {
 	KVSet(context.Context, *connect.Request[weftv1.KVSetRequest]) (*connect.Response[weftv1.KVSetResponse], error)
 	// KVDelete deletes one key; a missing key is not an error.
 	KVDelete(context.Context, *connect.Request[weftv1.KVDeleteRequest]) (*connect.Response[weftv1.KVDeleteResponse], error)
+	// DropDatabase deletes a database with all its keys and revokes every
+	// copy of the capabilities on it.
+	DropDatabase(context.Context, *connect.Request[weftv1.DropDatabaseRequest]) (*connect.Response[weftv1.DropDatabaseResponse], error)
 	// KVScan lists pairs whose keys start with prefix, in key order, a page
 	// at a time: pass the last key of a page as after to get the next.
 	KVScan(context.Context, *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error)
 	// ListDrives lists a package's drives.
 	ListDrives(context.Context, *connect.Request[weftv1.ListDrivesRequest]) (*connect.Response[weftv1.ListDrivesResponse], error)
+	// RemoveDrive deletes a drive with all its files and revokes every
+	// copy of the capabilities on it.
+	RemoveDrive(context.Context, *connect.Request[weftv1.RemoveDriveRequest]) (*connect.Response[weftv1.RemoveDriveResponse], error)
 	// ReadDir lists a directory of a drive ("" or "/" is its root).
 	ReadDir(context.Context, *connect.Request[weftv1.ReadDirRequest]) (*connect.Response[weftv1.ReadDirResponse], error)
 	// ReadFile reads a file of a drive, or length bytes of it from offset
@@ -797,6 +809,12 @@ func NewStoreServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(storeServiceMethods.ByName("KVDelete")),
 			connect.WithClientOptions(opts...),
 		),
+		dropDatabase: connect.NewClient[weftv1.DropDatabaseRequest, weftv1.DropDatabaseResponse](
+			httpClient,
+			baseURL+StoreServiceDropDatabaseProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("DropDatabase")),
+			connect.WithClientOptions(opts...),
+		),
 		kVScan: connect.NewClient[weftv1.KVScanRequest, weftv1.KVScanResponse](
 			httpClient,
 			baseURL+StoreServiceKVScanProcedure,
@@ -809,6 +827,12 @@ func NewStoreServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			baseURL+StoreServiceListDrivesProcedure,
 			connect.WithSchema(storeServiceMethods.ByName("ListDrives")),
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		removeDrive: connect.NewClient[weftv1.RemoveDriveRequest, weftv1.RemoveDriveResponse](
+			httpClient,
+			baseURL+StoreServiceRemoveDriveProcedure,
+			connect.WithSchema(storeServiceMethods.ByName("RemoveDrive")),
 			connect.WithClientOptions(opts...),
 		),
 		readDir: connect.NewClient[weftv1.ReadDirRequest, weftv1.ReadDirResponse](
@@ -834,8 +858,10 @@ type storeServiceClient struct {
 	kVGet         *connect.Client[weftv1.KVGetRequest, weftv1.KVGetResponse]
 	kVSet         *connect.Client[weftv1.KVSetRequest, weftv1.KVSetResponse]
 	kVDelete      *connect.Client[weftv1.KVDeleteRequest, weftv1.KVDeleteResponse]
+	dropDatabase  *connect.Client[weftv1.DropDatabaseRequest, weftv1.DropDatabaseResponse]
 	kVScan        *connect.Client[weftv1.KVScanRequest, weftv1.KVScanResponse]
 	listDrives    *connect.Client[weftv1.ListDrivesRequest, weftv1.ListDrivesResponse]
+	removeDrive   *connect.Client[weftv1.RemoveDriveRequest, weftv1.RemoveDriveResponse]
 	readDir       *connect.Client[weftv1.ReadDirRequest, weftv1.ReadDirResponse]
 	readFile      *connect.Client[weftv1.ReadFileRequest, weftv1.ReadFileResponse]
 }
@@ -860,6 +886,11 @@ func (c *storeServiceClient) KVDelete(ctx context.Context, req *connect.Request[
 	return c.kVDelete.CallUnary(ctx, req)
 }
 
+// DropDatabase calls weft.v1.StoreService.DropDatabase.
+func (c *storeServiceClient) DropDatabase(ctx context.Context, req *connect.Request[weftv1.DropDatabaseRequest]) (*connect.Response[weftv1.DropDatabaseResponse], error) {
+	return c.dropDatabase.CallUnary(ctx, req)
+}
+
 // KVScan calls weft.v1.StoreService.KVScan.
 func (c *storeServiceClient) KVScan(ctx context.Context, req *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error) {
 	return c.kVScan.CallUnary(ctx, req)
@@ -868,6 +899,11 @@ func (c *storeServiceClient) KVScan(ctx context.Context, req *connect.Request[we
 // ListDrives calls weft.v1.StoreService.ListDrives.
 func (c *storeServiceClient) ListDrives(ctx context.Context, req *connect.Request[weftv1.ListDrivesRequest]) (*connect.Response[weftv1.ListDrivesResponse], error) {
 	return c.listDrives.CallUnary(ctx, req)
+}
+
+// RemoveDrive calls weft.v1.StoreService.RemoveDrive.
+func (c *storeServiceClient) RemoveDrive(ctx context.Context, req *connect.Request[weftv1.RemoveDriveRequest]) (*connect.Response[weftv1.RemoveDriveResponse], error) {
+	return c.removeDrive.CallUnary(ctx, req)
 }
 
 // ReadDir calls weft.v1.StoreService.ReadDir.
@@ -890,11 +926,17 @@ type StoreServiceHandler interface {
 	KVSet(context.Context, *connect.Request[weftv1.KVSetRequest]) (*connect.Response[weftv1.KVSetResponse], error)
 	// KVDelete deletes one key; a missing key is not an error.
 	KVDelete(context.Context, *connect.Request[weftv1.KVDeleteRequest]) (*connect.Response[weftv1.KVDeleteResponse], error)
+	// DropDatabase deletes a database with all its keys and revokes every
+	// copy of the capabilities on it.
+	DropDatabase(context.Context, *connect.Request[weftv1.DropDatabaseRequest]) (*connect.Response[weftv1.DropDatabaseResponse], error)
 	// KVScan lists pairs whose keys start with prefix, in key order, a page
 	// at a time: pass the last key of a page as after to get the next.
 	KVScan(context.Context, *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error)
 	// ListDrives lists a package's drives.
 	ListDrives(context.Context, *connect.Request[weftv1.ListDrivesRequest]) (*connect.Response[weftv1.ListDrivesResponse], error)
+	// RemoveDrive deletes a drive with all its files and revokes every
+	// copy of the capabilities on it.
+	RemoveDrive(context.Context, *connect.Request[weftv1.RemoveDriveRequest]) (*connect.Response[weftv1.RemoveDriveResponse], error)
 	// ReadDir lists a directory of a drive ("" or "/" is its root).
 	ReadDir(context.Context, *connect.Request[weftv1.ReadDirRequest]) (*connect.Response[weftv1.ReadDirResponse], error)
 	// ReadFile reads a file of a drive, or length bytes of it from offset
@@ -935,6 +977,12 @@ func NewStoreServiceHandler(svc StoreServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(storeServiceMethods.ByName("KVDelete")),
 		connect.WithHandlerOptions(opts...),
 	)
+	storeServiceDropDatabaseHandler := connect.NewUnaryHandler(
+		StoreServiceDropDatabaseProcedure,
+		svc.DropDatabase,
+		connect.WithSchema(storeServiceMethods.ByName("DropDatabase")),
+		connect.WithHandlerOptions(opts...),
+	)
 	storeServiceKVScanHandler := connect.NewUnaryHandler(
 		StoreServiceKVScanProcedure,
 		svc.KVScan,
@@ -947,6 +995,12 @@ func NewStoreServiceHandler(svc StoreServiceHandler, opts ...connect.HandlerOpti
 		svc.ListDrives,
 		connect.WithSchema(storeServiceMethods.ByName("ListDrives")),
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	storeServiceRemoveDriveHandler := connect.NewUnaryHandler(
+		StoreServiceRemoveDriveProcedure,
+		svc.RemoveDrive,
+		connect.WithSchema(storeServiceMethods.ByName("RemoveDrive")),
 		connect.WithHandlerOptions(opts...),
 	)
 	storeServiceReadDirHandler := connect.NewUnaryHandler(
@@ -973,10 +1027,14 @@ func NewStoreServiceHandler(svc StoreServiceHandler, opts ...connect.HandlerOpti
 			storeServiceKVSetHandler.ServeHTTP(w, r)
 		case StoreServiceKVDeleteProcedure:
 			storeServiceKVDeleteHandler.ServeHTTP(w, r)
+		case StoreServiceDropDatabaseProcedure:
+			storeServiceDropDatabaseHandler.ServeHTTP(w, r)
 		case StoreServiceKVScanProcedure:
 			storeServiceKVScanHandler.ServeHTTP(w, r)
 		case StoreServiceListDrivesProcedure:
 			storeServiceListDrivesHandler.ServeHTTP(w, r)
+		case StoreServiceRemoveDriveProcedure:
+			storeServiceRemoveDriveHandler.ServeHTTP(w, r)
 		case StoreServiceReadDirProcedure:
 			storeServiceReadDirHandler.ServeHTTP(w, r)
 		case StoreServiceReadFileProcedure:
@@ -1006,12 +1064,20 @@ func (UnimplementedStoreServiceHandler) KVDelete(context.Context, *connect.Reque
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.KVDelete is not implemented"))
 }
 
+func (UnimplementedStoreServiceHandler) DropDatabase(context.Context, *connect.Request[weftv1.DropDatabaseRequest]) (*connect.Response[weftv1.DropDatabaseResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.DropDatabase is not implemented"))
+}
+
 func (UnimplementedStoreServiceHandler) KVScan(context.Context, *connect.Request[weftv1.KVScanRequest]) (*connect.Response[weftv1.KVScanResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.KVScan is not implemented"))
 }
 
 func (UnimplementedStoreServiceHandler) ListDrives(context.Context, *connect.Request[weftv1.ListDrivesRequest]) (*connect.Response[weftv1.ListDrivesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.ListDrives is not implemented"))
+}
+
+func (UnimplementedStoreServiceHandler) RemoveDrive(context.Context, *connect.Request[weftv1.RemoveDriveRequest]) (*connect.Response[weftv1.RemoveDriveResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.RemoveDrive is not implemented"))
 }
 
 func (UnimplementedStoreServiceHandler) ReadDir(context.Context, *connect.Request[weftv1.ReadDirRequest]) (*connect.Response[weftv1.ReadDirResponse], error) {
