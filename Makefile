@@ -78,11 +78,16 @@ $(GO_TOOL_BINS) &: tools/go.mod tools/go.sum
 
 # --- Build -----------------------------------------------------------------
 
+# The version the commands report: the Debian package's upstream version
+# (packaging/deb/VERSION plus the commit), as make deb stamps it.
+VERSION = $(shell v=$$(bash packaging/deb/build.sh --print-version 2>/dev/null) && echo "$${v%-*}" || echo dev)
+VERSION_LDFLAGS = -X main.version=$(VERSION) -X github.com/weftos/weft/cli.Version=$(VERSION)
+
 .PHONY: build
 build: apt-tools ## build every package, the commands under cmd/ into bin/, and the examples
 	$(GO) build ./...
 ifneq ($(wildcard cmd/*/*.go),)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ ./cmd/...
 else
 	@echo "build: no commands under cmd/ yet"
 endif
