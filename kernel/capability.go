@@ -192,6 +192,20 @@ func canonToken(dec *json.Decoder, out *bytes.Buffer, tok json.Token, depth int)
 	return nil
 }
 
+// QuoteJSON returns s as a JSON string in the form CanonicalParams writes
+// strings, for callers that build canonical params themselves (the
+// store's capabilities). s must be valid UTF-8.
+func QuoteJSON(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			var b bytes.Buffer
+			writeJSONString(&b, s)
+			return b.String()
+		}
+	}
+	return `"` + s + `"`
+}
+
 func writeJSONString(out *bytes.Buffer, s string) {
 	const hex = "0123456789abcdef"
 	out.WriteByte('"')

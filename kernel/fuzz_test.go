@@ -1,8 +1,10 @@
 package kernel
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // The name parsers meet untrusted text (manifests, API requests, the
@@ -76,6 +78,27 @@ func FuzzCanonicalParams(f *testing.F) {
 		again, err := CanonicalParams(c, 4096)
 		if err != nil || again != c {
 			t.Fatalf("not idempotent: %q → %q → %q, %v", s, c, again, err)
+		}
+	})
+}
+
+// QuoteJSON writes a string exactly as CanonicalParams does.
+func FuzzQuoteJSON(f *testing.F) {
+	for _, s := range []string{"", "index", `we"ird\pkg`, "tab\there\n", "é\x01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		q := QuoteJSON(s)
+		canon, err := CanonicalParams(q, 0)
+		if err != nil || canon != q {
+			t.Fatalf("QuoteJSON(%q) = %s, not canonical (%s, %v)", s, q, canon, err)
+		}
+		var back string
+		if err := json.Unmarshal([]byte(q), &back); err != nil || back != s {
+			t.Fatalf("QuoteJSON(%q) = %s reads back as %q (%v)", s, q, back, err)
 		}
 	})
 }

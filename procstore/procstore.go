@@ -59,38 +59,9 @@ func DriveCapability(node, pkg, drive, kind string) kernel.Capability {
 
 // quote returns s as a JSON string in canonical form. Package, database
 // and drive names that reach it have passed the store's name checks
-// ([a-z0-9.:-]), so nothing needs escaping; anything else is escaped the
-// canonical way all the same (kernel.CanonicalParams), so the params
-// stay canonical whatever the input.
-func quote(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			params, err := kernel.CanonicalParams(jsonString(s), 0)
-			if err != nil {
-				return `""`
-			}
-			return params
-		}
-	}
-	return `"` + s + `"`
-}
-
-// jsonString is a valid (not canonical) JSON string of s; invalid UTF-8
-// never gets here (abi's str fields are checked).
-func jsonString(s string) string {
-	b := []byte{'"'}
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b = append(b, '\\', byte(r))
-		case r < 0x20:
-			b = fmt.Appendf(b, `\u%04x`, r)
-		default:
-			b = append(b, string(r)...)
-		}
-	}
-	return string(append(b, '"'))
-}
+// ([a-z0-9.:-]) or abi's UTF-8 check, so kernel.QuoteJSON's form is the
+// canonical one whatever the input.
+func quote(s string) string { return kernel.QuoteJSON(s) }
 
 // Service performs store operations for processes.
 type Service struct {
