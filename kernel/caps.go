@@ -201,25 +201,43 @@ func (k *Kernel) Grant(c Capability, to ProcessId) error {
 	if t == nil {
 		return fmt.Errorf("kernel: grant: %s: %w", to, ErrNotFound)
 	}
+	_, err := k.grantTo(c, []*proc{t})
+	return err
+}
+
+// grantTo gives c to each of ps that lacks it, as the node's owner (see
+// Grant), persists those, and returns how many they were.
+func (k *Kernel) grantTo(c Capability, ps []*proc) (int, error) {
 	k.capMu.Lock()
 	nc, key, err := k.normalize(c)
 	if err != nil {
 		k.capMu.Unlock()
-		return fmt.Errorf("kernel: grant: %w", err)
+		return 0, fmt.Errorf("kernel: grant: %w", err)
 	}
 	rec := k.caps[key]
 	if rec == nil {
 		if rec, err = k.mintLocked(nc); err != nil {
 			k.capMu.Unlock()
-			return fmt.Errorf("kernel: grant: %w", err)
+			return 0, fmt.Errorf("kernel: grant: %w", err)
 		}
 	}
-	added := k.grantLocked(rec, t)
-	k.capMu.Unlock()
-	if added {
-		return k.persist(t)
+	var added []*proc
+	for _, p := range ps {
+		if k.grantLocked(rec, p) {
+			added = append(added, p)
+		}
 	}
-	return nil
+	if len(added) == 0 {
+		k.collectLocked(rec) // minted for nobody
+	}
+	k.capMu.Unlock()
+	var errs []error
+	for _, p := range added {
+		if err := k.persist(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(added), errors.Join(errs...)
 }
 
 // Revoke takes every copy of a capability away from every holder, as the
@@ -365,34 +383,5 @@ func (k *Kernel) GrantPackage(c Capability, pkg PackageId) (int, error) {
 		}
 	}
 	k.mu.RUnlock()
-	k.capMu.Lock()
-	nc, key, err := k.normalize(c)
-	if err != nil {
-		k.capMu.Unlock()
-		return 0, fmt.Errorf("kernel: grant: %w", err)
-	}
-	rec := k.caps[key]
-	if rec == nil {
-		if rec, err = k.mintLocked(nc); err != nil {
-			k.capMu.Unlock()
-			return 0, fmt.Errorf("kernel: grant: %w", err)
-		}
-	}
-	var added []*proc
-	for _, p := range ps {
-		if k.grantLocked(rec, p) {
-			added = append(added, p)
-		}
-	}
-	if len(added) == 0 {
-		k.collectLocked(rec)
-	}
-	k.capMu.Unlock()
-	var errs []error
-	for _, p := range added {
-		if err := k.persist(p); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return len(added), errors.Join(errs...)
+	return k.grantTo(c, ps)
 }
