@@ -93,7 +93,10 @@ func BenchmarkSpawn(b *testing.B) {
 			// (memory_linux.go keeps linear memories in mappings of
 			// their own, off the heap: resident set, not heap). The heap's
 			// own pages are resident from the timed loop already, so the
-			// resident set grows by the mappings' touched pages alone.
+			// resident set grows by the mappings' touched pages alone. The
+			// pool of closed instances' memories is emptied first: idle
+			// processes would take their resident pages from it.
+			e.host.mems.drain()
 			runtime.GC()
 			heap0, rss0 := heapInuse(), residentBytes(b)
 			for i := 0; i < idle; i++ {

@@ -50,6 +50,7 @@ type Host struct {
 	store   atomic.Pointer[procstore.Service]
 	cache   wazero.CompilationCache
 	funcs   []extism.HostFunction
+	mems    *memoryPool // linear memories of closed instances, for reuse
 
 	// epoch counts watchdog ticks; instances record it when they enter
 	// guest code (see inst.guestSince).
@@ -93,6 +94,7 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		live:    make(map[*inst]struct{}),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		mems:    newMemoryPool(),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -155,6 +157,7 @@ func (h *Host) Close(ctx context.Context) error {
 	if err := h.cache.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("wasm: close compilation cache: %w", err))
 	}
+	h.mems.close()
 	return errors.Join(errs...)
 }
 

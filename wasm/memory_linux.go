@@ -2,22 +2,27 @@ package wasm
 
 import (
 	"context"
+	"os"
+	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/experimental"
 )
 
 // withLinearMemory makes the instances instantiated with ctx keep their
 // linear memories in anonymous mappings of their own rather than on Go's
-// heap. Every instance has two memories — the guest's and Extism's kernel
-// module's, 1 MiB at least, most of it never touched — and on the heap
-// each is zeroed when made (memclr), scanned by the collector's
-// bookkeeping and returned by the scavenger: two thirds of a C process's
-// spawn time. A fresh mapping costs one mmap, its pages are zero and
-// become resident only when the guest touches them, and munmap gives them
-// back at once when wazero closes the module.
-func withLinearMemory(ctx context.Context) context.Context {
-	return experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(newMappedMemory))
+// heap, taken from pool when it has one of the right size. Every instance
+// has two memories — the guest's and Extism's kernel module's, 1 MiB at
+// least, most of it never touched — and on the heap each is zeroed when
+// made (memclr), scanned by the collector's bookkeeping and returned by
+// the scavenger: two thirds of a C process's spawn time. A fresh mapping
+// costs one mmap, its pages are zero and become resident only when the
+// guest touches them.
+func withLinearMemory(ctx context.Context, pool *memoryPool) context.Context {
+	return experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(initial, max uint64) experimental.LinearMemory {
+		return &mappedMemory{initial: initial, max: max, populate: initial >= populateBytes, pool: pool}
+	}))
 }
 
 // mappedMemory is a linear memory in an anonymous mapping that reserves
@@ -27,14 +32,13 @@ func withLinearMemory(ctx context.Context) context.Context {
 // heap instead, as it would without an allocator.
 type mappedMemory struct {
 	buf      []byte
+	initial  uint64 // the pool's size class is (initial, max)
 	max      uint64
+	used     uint64 // the largest size handed out: what the guest could touch
 	mapped   bool
 	noMap    bool // tests: act as if the mapping failed
 	populate bool // fault the initial size in when mapping (populateBytes)
-}
-
-func newMappedMemory(initial, max uint64) experimental.LinearMemory {
-	return &mappedMemory{max: max, populate: initial >= populateBytes}
+	pool     *memoryPool
 }
 
 // populateBytes: a memory that starts at least this large is faulted in
@@ -52,22 +56,31 @@ const populateBytes = 2 << 20
 // syscall does not name.
 const madvPopulateWrite = 23
 
-// Reallocate returns the first size bytes of the mapping, mapping it on
-// first use; nil (the guest's memory.grow fails) past the maximum.
+// Reallocate returns the first size bytes of the mapping, mapping it (or
+// taking one from the pool) on first use; nil (the guest's memory.grow
+// fails) past the maximum.
 func (m *mappedMemory) Reallocate(size uint64) []byte {
 	if size > m.max {
 		return nil
 	}
 	if m.buf == nil && m.max > 0 && !m.noMap {
-		b, err := syscall.Mmap(-1, 0, int(m.max), syscall.PROT_READ|syscall.PROT_WRITE,
-			syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
-		if err == nil {
+		b := m.pool.get(m.initial, m.max)
+		if b == nil {
+			var err error
+			b, err = syscall.Mmap(-1, 0, int(m.max), syscall.PROT_READ|syscall.PROT_WRITE,
+				syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+			if err != nil {
+				b = nil
+			}
+		}
+		if b != nil {
 			m.buf, m.mapped = b, true
 			if m.populate && size > 0 {
 				_ = syscall.Madvise(b[:size], madvPopulateWrite)
 			}
 		}
 	}
+	m.used = max(m.used, size)
 	if m.mapped {
 		return m.buf[:size:size]
 	}
@@ -82,11 +95,193 @@ func (m *mappedMemory) Reallocate(size uint64) []byte {
 	return m.buf[:size:size]
 }
 
-// Free unmaps the memory; wazero calls it when it closes the module, after
-// which nothing may touch the memory.
+// Free hands the mapping back to the pool, zeroed, or unmaps it; wazero
+// calls it when it closes the module, after which nothing may touch the
+// memory.
 func (m *mappedMemory) Free() {
-	if m.mapped {
+	if m.mapped && !m.pool.put(m.buf[:cap(m.buf)], m.initial, m.used) {
 		_ = syscall.Munmap(m.buf[:cap(m.buf)])
 	}
-	m.buf, m.mapped = nil, false
+	m.buf, m.mapped, m.used = nil, false, 0
+}
+
+// memoryPool keeps the mappings of closed instances' memories, zeroed,
+// for the next instances. Unmapping a memory when its process exits, and
+// faulting its pages in again in the next one, cost a C process a third
+// of its spawn (BenchmarkSpawn/c): munmap and madvise(MADV_DONTNEED)
+// alike change page tables that both vCPUs may cache, and each waits
+// for the other to flush its TLB. Zeroing the few pages a small guest
+// touched, with ordinary stores, changes no page table.
+//
+// A memory is zeroed page by page where it is resident (mincore). The
+// rest of what the guest could have touched is pages it never touched,
+// which are zero, or, when the machine has swap, pages swapped out, which
+// still hold its data: with swap on, those runs are dropped with
+// MADV_DONTNEED, which flushes nothing when no page there is present.
+// (Without swap no page can be out: swapoff brings every page back in
+// before it returns.) So a pooled mapping is zero wherever the next guest
+// can look. A memory
+// with more resident than maxResident, or more than maxHoles runs of
+// pages that are not, is unmapped instead, and so is anything past the
+// pool's bounds: maxMappings mappings holding maxPoolResident of
+// resident pages. The pool's pages count in the node's resident set.
+type memoryPool struct {
+	mu       sync.Mutex
+	free     map[[2]uint64][]pooledMapping // by initial size and length
+	count    int
+	resident int
+	closed   bool
+	swapOn   func() bool // machineHasSwap; tests replace it
+}
+
+type pooledMapping struct {
+	buf      []byte
+	resident int
+}
+
+const (
+	poolMaxMappings = 64
+	poolMaxResident = 32 << 20
+	poolMaxMemory   = 4 << 20 // resident bytes of one memory
+	poolMaxHoles    = 8
+)
+
+var pageSize = os.Getpagesize()
+
+func newMemoryPool() *memoryPool {
+	return &memoryPool{free: make(map[[2]uint64][]pooledMapping), swapOn: machineHasSwap}
+}
+
+// get returns a zeroed mapping of length n for a memory that starts at
+// initial bytes, or nil. Memories are pooled by both: an instance's two
+// memories, the guest's and Extism's, then take back the pages each
+// touched before.
+func (p *memoryPool) get(initial, n uint64) []byte {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := [2]uint64{initial, n}
+	s := p.free[k]
+	if len(s) == 0 {
+		return nil
+	}
+	e := s[len(s)-1]
+	p.free[k] = s[:len(s)-1]
+	p.count--
+	p.resident -= e.resident
+	return e.buf
+}
+
+// put zeroes buf's first used bytes and keeps buf, or reports false and
+// leaves buf to its owner to unmap.
+func (p *memoryPool) put(buf []byte, initial, used uint64) bool {
+	if p == nil || used > uint64(len(buf)) || len(buf)%pageSize != 0 {
+		return false
+	}
+	p.mu.Lock()
+	full := p.closed || p.count >= poolMaxMappings
+	p.mu.Unlock()
+	if full {
+		return false
+	}
+	pages := (int(used) + pageSize - 1) / pageSize
+	vec := make([]byte, pages)
+	if pages > 0 {
+		if mincore(buf[:pages*pageSize], vec) != nil {
+			return false
+		}
+	}
+	resident, holes := 0, 0
+	forRuns(vec, func(lo, hi int, in bool) {
+		if in {
+			resident += (hi - lo) * pageSize
+		} else {
+			holes++
+		}
+	})
+	if resident > poolMaxMemory || holes > poolMaxHoles {
+		return false
+	}
+	ok, swap := true, p.swapOn()
+	forRuns(vec, func(lo, hi int, in bool) {
+		b := buf[lo*pageSize : hi*pageSize]
+		if in {
+			clear(b)
+		} else if swap && syscall.Madvise(b, syscall.MADV_DONTNEED) != nil {
+			ok = false
+		}
+	})
+	if !ok {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.count >= poolMaxMappings || p.resident+resident > poolMaxResident {
+		return false
+	}
+	k := [2]uint64{initial, uint64(len(buf))}
+	p.free[k] = append(p.free[k], pooledMapping{buf: buf, resident: resident})
+	p.count++
+	p.resident += resident
+	return true
+}
+
+// len is the number of pooled mappings.
+func (p *memoryPool) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count
+}
+
+// forRuns calls f for each run of pages [lo, hi) that are all resident
+// (in) or all not, by mincore's vector.
+func forRuns(vec []byte, f func(lo, hi int, in bool)) {
+	for lo := 0; lo < len(vec); {
+		in := vec[lo]&1 != 0
+		hi := lo + 1
+		for hi < len(vec) && (vec[hi]&1 != 0) == in {
+			hi++
+		}
+		f(lo, hi, in)
+		lo = hi
+	}
+}
+
+// close unmaps every pooled mapping; the pool keeps nothing after.
+func (p *memoryPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.drain()
+}
+
+// drain unmaps every pooled mapping.
+func (p *memoryPool) drain() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, s := range p.free {
+		for _, e := range s {
+			_ = syscall.Munmap(e.buf)
+		}
+		delete(p.free, k)
+	}
+	p.count, p.resident = 0, 0
+}
+
+// mincore fills vec with the residency of b's pages (bit 0 set: resident).
+func mincore(b, vec []byte) error {
+	_, _, e := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// machineHasSwap reports whether the machine has any swap space
+// (sysinfo(2)); if it cannot tell, it says yes.
+func machineHasSwap() bool {
+	var si syscall.Sysinfo_t
+	return syscall.Sysinfo(&si) != nil || si.Totalswap > 0
 }

@@ -121,7 +121,7 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 		WithSysNanotime().
 		WithSysNanosleep().
 		WithRandSource(rand.Reader)
-	plug, err := m.compiled.Instance(withLinearMemory(ctx), extism.PluginInstanceConfig{ModuleConfig: mc})
+	plug, err := m.compiled.Instance(withLinearMemory(ctx, host.mems), extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
 		return fmt.Errorf("wasm: %s: instantiate: %w", m.name, err)
 	}

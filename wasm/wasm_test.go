@@ -469,3 +469,35 @@ func TestLogAndCaps(t *testing.T) {
 		t.Errorf("second cap_drop: %q, want %q", got, want)
 	}
 }
+
+// TestMemoryReuse: when a process exits its linear memories go back to
+// the host's pool, zeroed; the next process gets the same mappings and
+// finds nothing of the last one's in them.
+func TestMemoryReuse(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	m := e.compile(t, "guest.wasm", buildC(t, "guest"))
+	a := e.start(t, "a", m, false, ProcessOptions{})
+	if got := e.mustCall(t, a, "dirty"); got != "dirty" {
+		t.Fatalf("dirty: %q", got)
+	}
+	if got := e.mustCall(t, a, "scan"); !strings.HasPrefix(got, "found") {
+		t.Fatalf("scan did not find the pattern in its own memory: %q", got)
+	}
+	if _, err := e.call(t, a, "exit", nil); err == nil {
+		t.Fatal("exit answered")
+	}
+	e.waitFor(t, a, "exited", func(in kernel.ProcessInfo) bool { return in.State == kernel.StateExited })
+	// Both memories, the guest's (2.3 MiB resident after dirty and scan)
+	// and Extism's kernel's.
+	pooled := e.host.mems.len()
+	if pooled != 2 {
+		t.Fatalf("%d of the exited process's 2 memories were pooled", pooled)
+	}
+	b := e.start(t, "b", m, false, ProcessOptions{})
+	if got := e.mustCall(t, b, "scan"); got != "clean" {
+		t.Fatalf("the next process found the last one's data: %q", got)
+	}
+	if now := e.host.mems.len(); now != 0 {
+		t.Fatalf("the next process did not take its memories from the pool (%d pooled before, %d after)", pooled, now)
+	}
+}

@@ -319,6 +319,31 @@ __attribute__((export_name("init"))) int32_t init(void) {
 			fflush(stdout);
 			fprintf(stderr, "hello from stderr\n");
 			respond_text();
+		} else if (starts(&m, "dirty")) {
+			/* Fill 1 MiB of fresh heap with a pattern that the next
+			   instance must not find (TestMemoryReuse). */
+			uint8_t *p = malloc(1 << 20);
+			if (!p) { respond("nomem", 5); continue; }
+			for (uint32_t j = 0; j < 1 << 20; j++) p[j] = (uint8_t)((j * 7 + 3) % 251);
+			sink += (uintptr_t)p;
+			respond("dirty", 5);
+		} else if (starts(&m, "scan")) {
+			/* Grow the memory by 2 MiB, then look through all of it for
+			   the start of "dirty"'s pattern. */
+			uint8_t want[16];
+			for (uint32_t j = 0; j < sizeof want; j++) want[j] = (uint8_t)((j * 7 + 3) % 251);
+			__builtin_wasm_memory_grow(0, 32);
+			const uint8_t *lo = (const uint8_t *)(uintptr_t)16, *hi = (const uint8_t *)(__builtin_wasm_memory_size(0) * 65536);
+			unsigned found = 0;
+			const uint8_t *at = 0;
+			for (const uint8_t *q = lo; q + sizeof want <= hi; q++) {
+				q = memchr(q, want[0], hi - sizeof want - q + 1);
+				if (!q) break;
+				if (q != want && memcmp(q, want, sizeof want) == 0) { if (!found) at = q; found++; }
+			}
+			char out[64];
+			int k = found ? snprintf(out, sizeof out, "found %u at %lu", found, (unsigned long)(uintptr_t)at) : snprintf(out, sizeof out, "clean");
+			respond(out, k);
 		} else if (starts(&m, "log ")) {
 			const char *v = arg(&m, "log ");
 			w_log(2, v, strlen(v));
