@@ -109,7 +109,6 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 	runCtx := ctx
 	ctx, in.cancel = context.WithCancel(ctx)
 	defer in.cancel()
-	ctx = context.WithValue(ctx, instKey{}, in)
 
 	maxLine := h.Limits().MaxLogLineBytes
 	stdout := &lineWriter{h: h, level: slog.LevelInfo, max: maxLine}
@@ -142,7 +141,7 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 
 	host.track(in)
 	in.guestSince.Store(host.epoch.Load())
-	rc, err := callInit(ctx, plug, kmod, mod)
+	rc, err := callInit(ctx, in, plug, kmod, mod)
 	in.guestSince.Store(0)
 	host.untrack(in)
 	stdout.flush()
@@ -190,11 +189,13 @@ func pluginModule(p *extism.Plugin, field string) (api.Module, error) {
 // lookup and a call that allocates, and writes into the kernel's memory —
 // ≈ 170 µs of a C process's 420 µs spawn (BenchmarkSpawn/c), for an input
 // and output the guest ABI never uses (the Extism input is empty, as it
-// was).
-func callInit(ctx context.Context, plug *extism.Plugin, kmod, mod api.Module) (uint32, error) {
+// was). The instance is the context's last value, the first found: every
+// host call looks it up.
+func callInit(ctx context.Context, in *inst, plug *extism.Plugin, kmod, mod api.Module) (uint32, error) {
 	ctx = context.WithValue(ctx, extism.PluginCtxKey("extism"), kmod)
-	ctx = context.WithValue(ctx, extism.PluginCtxKey("plugin"), plug)
 	ctx = context.WithValue(ctx, extism.InputOffsetKey("inputOffset"), uint64(0))
+	ctx = context.WithValue(ctx, extism.PluginCtxKey("plugin"), plug)
+	ctx = context.WithValue(ctx, instKey{}, in)
 	if f := mod.ExportedFunction("_initialize"); f != nil {
 		if _, err := f.Call(ctx); exitErr(err) != nil {
 			return 1, fmt.Errorf("_initialize: %w", err)
