@@ -298,7 +298,8 @@ func (h *Host) watchdog() {
 		select {
 		case <-h.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			h.mems.trim(now)
 		}
 		e := h.epoch.Add(1)
 		victims = victims[:0]

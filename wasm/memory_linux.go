@@ -124,11 +124,14 @@ func (m *mappedMemory) Free() {
 // before it returns.) So a pooled mapping is zero wherever the next guest
 // can look — but for one window: machineHasSwap trusts an answer of no
 // swap for 10 ms, and a page swapped out within 10 ms of a swapon, in an
-// instance that exits in that time, would keep its data. A memory
-// with more resident than maxResident, or more than maxHoles runs of
-// pages that are not, is unmapped instead, and so is anything past the
-// pool's bounds: maxMappings mappings holding maxPoolResident of
-// resident pages. The pool's pages count in the node's resident set.
+// instance that exits in that time, would keep its data.
+//
+// A memory with more resident than poolMaxMemory, or more than
+// poolMaxHoles runs of pages that are not, is unmapped instead, and so is
+// anything past the pool's bounds: poolMaxMappings mappings holding
+// poolMaxResident of resident pages. The pool's pages count in the node's
+// resident set; a pool from which nothing was taken for poolIdle is
+// emptied (trim).
 type memoryPool struct {
 	mu       sync.Mutex
 	free     map[[2]uint64][]pooledMapping // by initial size and length
@@ -136,6 +139,7 @@ type memoryPool struct {
 	resident int
 	closed   bool
 	swapOn   func() bool // machineHasSwap; tests replace it
+	lastGet  time.Time   // when a mapping last left the pool (trim)
 }
 
 type pooledMapping struct {
@@ -148,6 +152,7 @@ const (
 	poolMaxResident = 32 << 20
 	poolMaxMemory   = 4 << 20 // resident bytes of one memory
 	poolMaxHoles    = 8
+	poolIdle        = 30 * time.Second
 )
 
 var pageSize = os.Getpagesize()
@@ -175,7 +180,20 @@ func (p *memoryPool) get(initial, n uint64) []byte {
 	p.free[k] = s[:len(s)-1]
 	p.count--
 	p.resident -= e.resident
+	p.lastGet = time.Now()
 	return e.buf
+}
+
+// trim empties the pool when no mapping has left it for poolIdle, so that
+// a node that stopped spawning gives the pool's pages back. The CPU guard
+// (Host.watchdog) calls it on every tick.
+func (p *memoryPool) trim(now time.Time) {
+	p.mu.Lock()
+	idle := p.count > 0 && now.Sub(p.lastGet) >= poolIdle
+	p.mu.Unlock()
+	if idle {
+		p.drain()
+	}
 }
 
 // put zeroes buf's first used bytes and keeps buf, or reports false and

@@ -116,6 +116,22 @@ func testMemoryPool(t *testing.T, p *memoryPool) {
 		t.Fatal("a mapping of another initial size came out of the pool")
 	}
 
+	// Idle for poolIdle: emptied.
+	m7 := &mappedMemory{max: max, pool: p}
+	m7.Reallocate(1 << 16)[0] = 1
+	m7.Free()
+	if p.len() == 0 {
+		t.Fatal("nothing pooled before trim")
+	}
+	p.trim(p.lastGet.Add(poolIdle / 2))
+	if p.len() == 0 {
+		t.Fatal("trim emptied a pool in use")
+	}
+	p.trim(p.lastGet.Add(poolIdle))
+	if p.len() != 0 {
+		t.Fatalf("trim left %d mappings in an idle pool", p.len())
+	}
+
 	p.close()
 	if p.count != 0 {
 		t.Fatalf("closed pool holds %d", p.count)

@@ -2,7 +2,10 @@
 
 package wasm
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // withLinearMemory leaves linear memories on Go's heap where anonymous
 // mappings are not set up (memory_linux.go).
@@ -18,3 +21,5 @@ func (p *memoryPool) close() {}
 func (p *memoryPool) drain() {}
 
 func (p *memoryPool) len() int { return 0 }
+
+func (p *memoryPool) trim(time.Time) {}
