@@ -291,8 +291,7 @@ func (k *Kernel) Restart(ctx context.Context, id ProcessId) error {
 	}
 	p.mu.Lock()
 	p.killReq = false
-	p.killCh = make(chan struct{})
-	p.killOnce = sync.Once{}
+	p.killCh, p.killClosed = make(chan struct{}), false
 	p.done = make(chan struct{})
 	// Running from here on: requests sent before Run starts wait in the
 	// mailbox instead of finding the process killed.

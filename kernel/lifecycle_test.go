@@ -515,3 +515,34 @@ func TestErrorKinds(t *testing.T) {
 		t.Fatalf("kinds %v", got)
 	}
 }
+
+// Kill and Restart of one process at once, many times over: each ends
+// with the process killed or running again, and under -race nothing races
+// (Restart used to replace the sync.Once guarding the kill channel while
+// a concurrent kill could be inside it).
+func TestKillAndRestartAtOnce(t *testing.T) {
+	e := newEnv(t)
+	e.start("svc:p:test", false, echo)
+	id := pid("svc:p:test")
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		errs := make(chan error, 2)
+		go func() { errs <- e.k.Kill(ctx, id) }()
+		go func() { errs <- e.k.Restart(ctx, id) }()
+		for j := 0; j < 2; j++ {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		}
+		in, err := e.k.Process(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.State != StateKilled && in.State != StateRunning {
+			t.Fatalf("round %d: state %v", i, in.State)
+		}
+		if err := e.k.Restart(ctx, id); err != nil {
+			t.Fatalf("round %d: restart after: %v", i, err)
+		}
+	}
+}

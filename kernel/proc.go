@@ -45,20 +45,20 @@ type proc struct {
 	blob      *Blob               // the blob of the last message it took
 	caps      map[*capRecord]struct{}
 
-	state     ProcState
-	gen       uint64          // incarnation; a Handle of an older one is stale
-	stop      <-chan struct{} // closed when the current incarnation must stop
-	cancel    context.CancelFunc
-	killReq   bool
-	killCh    chan struct{} // closed by kill; ends a restart backoff
-	killOnce  sync.Once
-	done      chan struct{} // closed when the supervisor returns
-	restarts  int
-	lastErr   string
-	startedAt time.Time
-	logs      logBucket
-	changed   chan struct{} // closed and replaced on every state change
-	gone      atomic.Bool   // removed from the table
+	state      ProcState
+	gen        uint64          // incarnation; a Handle of an older one is stale
+	stop       <-chan struct{} // closed when the current incarnation must stop
+	cancel     context.CancelFunc
+	killReq    bool
+	killCh     chan struct{} // closed by kill; ends a restart backoff
+	killClosed bool          // killCh is closed; p.mu
+	done       chan struct{} // closed when the supervisor returns
+	restarts   int
+	lastErr    string
+	startedAt  time.Time
+	logs       logBucket
+	changed    chan struct{} // closed and replaced on every state change
+	gone       atomic.Bool   // removed from the table
 }
 
 func (k *Kernel) newProc(id ProcessId, parent *proc, s Spec) *proc {
@@ -262,10 +262,13 @@ func (k *Kernel) unregister(p *proc) {
 func (p *proc) kill(ctx context.Context) error {
 	p.mu.Lock()
 	p.killReq = true
+	if !p.killClosed {
+		close(p.killCh)
+		p.killClosed = true
+	}
 	cancel := p.cancel
 	done := p.done
 	p.mu.Unlock()
-	p.killOnce.Do(func() { close(p.killCh) })
 	if cancel != nil {
 		cancel()
 	}
