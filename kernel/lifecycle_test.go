@@ -546,3 +546,39 @@ func TestKillAndRestartAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// Removing a process (uninstall) takes away what it held, but not the
+// capabilities it issued: installing it again is how a package is
+// upgraded, and whoever the operator let message it still may. Revoking
+// cuts that off (docs/operations.md).
+func TestRemoveKeepsIssuedCapabilities(t *testing.T) {
+	e := newEnv(t)
+	e.start("svc:p:test", false, echo)
+	_, client := e.driven("client:q:test", false)
+	msgCap := Capability{Issuer: addr("our@svc:p:test"), Params: MessagingParams}
+	if err := e.k.Grant(msgCap, pid("client:q:test")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := e.k.Remove(ctx, pid("svc:p:test")); err != nil {
+		t.Fatal(err)
+	}
+	e.start("svc:p:test", false, echo)
+	ask := func() error {
+		var err error
+		client.run(t, func(h *Handle) {
+			_, err = h.SendAndAwait(&Request{Target: addr("our@svc:p:test"), Body: []byte("hi"), ExpectsResponse: time.Minute})
+		})
+		return err
+	}
+	if err := ask(); err != nil {
+		t.Fatalf("after uninstall and install again: %v", err)
+	}
+	if err := e.k.Revoke(msgCap); err != nil {
+		t.Fatal(err)
+	}
+	var se *SendError
+	if err := ask(); !errors.As(err, &se) || se.Kind != ErrNoCapability {
+		t.Fatalf("after revoke: %v", err)
+	}
+}
