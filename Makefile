@@ -137,11 +137,11 @@ test: tools check-generate lint check-packaging ## what CI runs: tools, check-ge
 	echo "packages: $$ok passed, 0 failed"
 
 .PHONY: fuzz-smoke
-fuzz-smoke: ## fuzz every Fuzz target briefly (FUZZTIME=20000x executions each)
+fuzz-smoke: tools ## fuzz every Fuzz target briefly (FUZZTIME=20000x executions each)
 	@bash scripts/fuzz.sh $(FUZZTIME)
 
 .PHONY: fuzz
-fuzz: ## fuzz every Fuzz target for longer (FUZZTIME=1000000x executions each)
+fuzz: tools ## fuzz every Fuzz target for longer (FUZZTIME=1000000x executions each)
 	@bash scripts/fuzz.sh $(FUZZTIME)
 
 .PHONY: soak
@@ -152,7 +152,7 @@ soak: ## kill-and-reopen the store many more times than make test does (SOAK_KIL
 SOAK_KILLS ?= 1000
 
 .PHONY: bench
-bench: ## run every benchmark once, with allocations
+bench: tools ## run every benchmark once, with allocations (the Wasm ones build their guests with clang and wat2wasm)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
 # --- Debian package --------------------------------------------------------
