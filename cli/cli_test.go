@@ -120,6 +120,13 @@ func TestPackagesUninstall(t *testing.T) {
 	if len(m["processes"].([]any)) != 1 {
 		t.Errorf("uninstall --json = %v", m)
 	}
+	if f.last("UninstallPackage").(*weftv1.UninstallPackageRequest).GetPurge() {
+		t.Error("uninstall without --purge asked to purge")
+	}
+	weft(t, sock, "uninstall", "--purge", "chat:alice.os").want(t, 0, "purged chat:alice.os", "stopped chat:chat:alice.os", "dropped database history", "removed drive files")
+	if !f.last("UninstallPackage").(*weftv1.UninstallPackageRequest).GetPurge() {
+		t.Error("uninstall --purge did not ask to purge")
+	}
 }
 
 func TestSend(t *testing.T) {

@@ -160,7 +160,11 @@ func (f *fakeNode) UninstallPackage(_ context.Context, req *connect.Request[weft
 	if err := f.record("UninstallPackage", req.Header(), req.Msg); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&weftv1.UninstallPackageResponse{Processes: []string{"chat:chat:alice.os"}}), nil
+	out := &weftv1.UninstallPackageResponse{Processes: []string{"chat:chat:alice.os"}}
+	if req.Msg.GetPurge() {
+		out.Databases, out.Drives = []string{"history"}, []string{"files"}
+	}
+	return connect.NewResponse(out), nil
 }
 
 func (f *fakeNode) ListProcesses(_ context.Context, req *connect.Request[weftv1.ListProcessesRequest]) (*connect.Response[weftv1.ListProcessesResponse], error) {

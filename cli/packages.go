@@ -242,20 +242,30 @@ func capsTable(rcs []*weftv1.RequestedCapability) string {
 
 var cmdUninstall = &command{
 	name:    "uninstall",
-	usage:   "weft uninstall PACKAGE",
+	usage:   "weft uninstall [--purge] PACKAGE",
 	summary: "stop and forget an installed package",
 	details: `Uninstall stops the package's processes, then forgets them, the package's
 files, its processes' state and the capabilities they held. PACKAGE is
-"package:publisher".
+"package:publisher". The package's key-value databases and drives stay,
+as apt remove keeps a package's data, unless --purge is given: then they
+are deleted too, with every capability on them. A package uninstalled
+before, whose data stayed, may be purged later.
+
+Flags:
+  --purge   also delete the package's databases and drives
 
 Examples:
   weft uninstall echo:examples
+  weft uninstall --purge notes:examples
 `,
 	run: runUninstall,
 }
 
 func runUninstall(ctx context.Context, r *runner, args []string) error {
-	pos, err := exactArgs(newFlagSet(), args, 1, 1, "PACKAGE (package:publisher)")
+	fs := newFlagSet()
+	var purge bool
+	fs.boolVar(&purge, "purge")
+	pos, err := exactArgs(fs, args, 1, 1, "PACKAGE (package:publisher)")
 	if err != nil {
 		return err
 	}
@@ -265,16 +275,26 @@ func runUninstall(ctx context.Context, r *runner, args []string) error {
 	}
 	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
-	resp, err := c.packages.UninstallPackage(cctx, connect.NewRequest(&weftv1.UninstallPackageRequest{Package: pos[0]}))
+	resp, err := c.packages.UninstallPackage(cctx, connect.NewRequest(&weftv1.UninstallPackageRequest{Package: pos[0], Purge: purge}))
 	if err != nil {
 		return &nodeError{op: "uninstall " + pos[0], err: err}
 	}
 	if r.g.json {
 		return r.printJSON(resp.Msg)
 	}
-	fmt.Fprintf(r.env.Stdout, "uninstalled %s\n", pos[0])
+	verb := "uninstalled"
+	if purge {
+		verb = "purged"
+	}
+	fmt.Fprintf(r.env.Stdout, "%s %s\n", verb, pos[0])
 	for _, p := range resp.Msg.GetProcesses() {
 		fmt.Fprintf(r.env.Stdout, "  stopped %s\n", p)
+	}
+	for _, db := range resp.Msg.GetDatabases() {
+		fmt.Fprintf(r.env.Stdout, "  dropped database %s\n", db)
+	}
+	for _, d := range resp.Msg.GetDrives() {
+		fmt.Fprintf(r.env.Stdout, "  removed drive %s\n", d)
 	}
 	return nil
 }

@@ -83,7 +83,11 @@ func auditArgs(req, res any) []slog.Attr {
 		}
 		return attrs
 	case *weftv1.UninstallPackageRequest:
-		return []slog.Attr{slog.String("package", m.GetPackage())}
+		attrs := []slog.Attr{slog.String("package", m.GetPackage()), slog.Bool("purge", m.GetPurge())}
+		if r, ok := res.(*weftv1.UninstallPackageResponse); ok && m.GetPurge() {
+			attrs = append(attrs, slog.Any("databases", r.GetDatabases()), slog.Any("drives", r.GetDrives()))
+		}
+		return attrs
 	case *weftv1.KillProcessRequest:
 		return []slog.Attr{slog.String("process", m.GetProcess())}
 	case *weftv1.RestartProcessRequest:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -13,6 +14,7 @@ import (
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/kernel/pbconv"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/store"
 )
 
 // errNoRegistry answers package calls on a node served without a
@@ -85,15 +87,56 @@ func (s *server) UninstallPackage(ctx context.Context, req *connect.Request[weft
 	if s.reg == nil {
 		return nil, errNoRegistry
 	}
+	purge := req.Msg.GetPurge()
 	removed, err := s.reg.Uninstall(ctx, id)
-	if err != nil {
+	notInstalled := errors.Is(err, install.ErrNotInstalled)
+	if err != nil && !(purge && notInstalled) {
 		return nil, err
 	}
 	out := &weftv1.UninstallPackageResponse{}
 	for _, p := range removed {
 		out.Processes = append(out.Processes, p.String())
 	}
+	if purge {
+		if out.Databases, out.Drives, err = s.purge(id.String()); err != nil {
+			return nil, err
+		}
+		if notInstalled && len(out.Databases) == 0 && len(out.Drives) == 0 {
+			return nil, fmt.Errorf("purge %s: %w: and it has no databases or drives", id, install.ErrNotInstalled)
+		}
+	}
 	return connect.NewResponse(out), nil
+}
+
+// purge drops every database and removes every drive of pkg, revoking
+// the capabilities on them, and returns their names. A node without
+// storage has nothing to purge.
+func (s *server) purge(pkg string) (dbs, drives []string, err error) {
+	if s.st != nil {
+		names, err := s.st.DBs(pkg)
+		if err != nil {
+			return nil, nil, blame(err, "package", "")
+		}
+		for _, db := range names {
+			if _, err := s.ps.DropDB(pkg, db); err != nil && !errors.Is(err, store.ErrNoDB) {
+				return dbs, nil, fmt.Errorf("purge %s: database %s: %w", pkg, db, err)
+			}
+			dbs = append(dbs, db)
+		}
+	}
+	if s.drives != nil {
+		names, err := s.drives.List(pkg)
+		if err != nil {
+			return dbs, nil, driveErr(err, "package")
+		}
+		for _, d := range names {
+			if _, err := s.ps.RemoveDrive(pkg, d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return dbs, drives, fmt.Errorf("purge %s: drive %s: %w", pkg, d, err)
+			}
+			drives = append(drives, d)
+		}
+	}
+	return dbs, drives, nil
 }
 
 // archive returns the zip of a package archive, refusing none.

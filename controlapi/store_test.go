@@ -582,3 +582,58 @@ func TestStoreDropAndRemove(t *testing.T) {
 		t.Errorf("%d drop and %d remove audit lines, want 3 and 3 (refusals too)", drops, removes)
 	}
 }
+
+// TestUninstallPurge: uninstall with purge deletes the package's
+// databases and drives and the capabilities on them, also for a package
+// uninstalled before whose data stayed; without purge, or with nothing
+// left to purge, it is not_found.
+func TestUninstallPurge(t *testing.T) {
+	n, _ := packageNode(t)
+	ctx := ctxT(t)
+	if err := n.st.CreateDB(storePkg, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.drives.Create(storePkg, "media"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.k.Grant(procstore.KVCapability(n.k.NodeID(), storePkg, "cfg", procstore.Read), echoID); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := n.pkgs.UninstallPackage(ctx, connect.NewRequest(&weftv1.UninstallPackageRequest{Package: storePkg}))
+	wantCode(t, err, connect.CodeNotFound)
+	res, err := n.pkgs.UninstallPackage(ctx, connect.NewRequest(&weftv1.UninstallPackageRequest{Package: storePkg, Purge: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Msg.GetDatabases(), []string{"cfg"}) || !slices.Equal(res.Msg.GetDrives(), []string{"media"}) || len(res.Msg.GetProcesses()) != 0 {
+		t.Errorf("purge answered %v", res.Msg)
+	}
+	if dbs, _ := n.st.DBs(storePkg); len(dbs) != 0 {
+		t.Errorf("databases left: %v", dbs)
+	}
+	if drives, _ := n.drives.List(storePkg); len(drives) != 0 {
+		t.Errorf("drives left: %v", drives)
+	}
+	caps, err := n.k.CapabilitiesOf(echoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range caps {
+		if sc.Issuer.Process == procstore.KVIssuer {
+			t.Errorf("%s still holds %s", echoID, sc.Capability)
+		}
+	}
+	_, err = n.pkgs.UninstallPackage(ctx, connect.NewRequest(&weftv1.UninstallPackageRequest{Package: storePkg, Purge: true}))
+	wantCode(t, err, connect.CodeNotFound)
+
+	var lines []map[string]any
+	for _, r := range n.logs.records(t, "audit") {
+		if r["procedure"] == weftv1connect.PackageServiceUninstallPackageProcedure && r["purge"] == true {
+			lines = append(lines, r)
+		}
+	}
+	if len(lines) != 2 || lines[0]["outcome"] != "ok" || fmt.Sprint(lines[0]["databases"]) != "[cfg]" || fmt.Sprint(lines[0]["drives"]) != "[media]" {
+		t.Errorf("purge audit lines %v", lines)
+	}
+}

@@ -789,7 +789,13 @@ func (x *ListPackagesResponse) GetPackages() []*PackageInfo {
 type UninstallPackageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// package:publisher
-	Package       string `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	Package string `protobuf:"bytes,1,opt,name=package,proto3" json:"package,omitempty"`
+	// Also drop the package's key-value databases and remove its drives,
+	// revoking every capability on them. Without it they stay, as apt
+	// remove keeps a package's data. A package uninstalled before (whose
+	// data stayed) may be purged; one with neither an install nor data is
+	// not_found.
+	Purge         bool `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -831,10 +837,20 @@ func (x *UninstallPackageRequest) GetPackage() string {
 	return ""
 }
 
+func (x *UninstallPackageRequest) GetPurge() bool {
+	if x != nil {
+		return x.Purge
+	}
+	return false
+}
+
 type UninstallPackageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The processes stopped and forgotten.
-	Processes     []string `protobuf:"bytes,1,rep,name=processes,proto3" json:"processes,omitempty"`
+	Processes []string `protobuf:"bytes,1,rep,name=processes,proto3" json:"processes,omitempty"`
+	// With purge: the databases dropped and the drives removed.
+	Databases     []string `protobuf:"bytes,2,rep,name=databases,proto3" json:"databases,omitempty"`
+	Drives        []string `protobuf:"bytes,3,rep,name=drives,proto3" json:"drives,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -872,6 +888,20 @@ func (*UninstallPackageResponse) Descriptor() ([]byte, []int) {
 func (x *UninstallPackageResponse) GetProcesses() []string {
 	if x != nil {
 		return x.Processes
+	}
+	return nil
+}
+
+func (x *UninstallPackageResponse) GetDatabases() []string {
+	if x != nil {
+		return x.Databases
+	}
+	return nil
+}
+
+func (x *UninstallPackageResponse) GetDrives() []string {
+	if x != nil {
+		return x.Drives
 	}
 	return nil
 }
@@ -3186,11 +3216,14 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\x11already_installed\x18\x02 \x01(\bR\x10alreadyInstalled\"\x15\n" +
 	"\x13ListPackagesRequest\"H\n" +
 	"\x14ListPackagesResponse\x120\n" +
-	"\bpackages\x18\x01 \x03(\v2\x14.weft.v1.PackageInfoR\bpackages\"3\n" +
+	"\bpackages\x18\x01 \x03(\v2\x14.weft.v1.PackageInfoR\bpackages\"I\n" +
 	"\x17UninstallPackageRequest\x12\x18\n" +
-	"\apackage\x18\x01 \x01(\tR\apackage\"8\n" +
+	"\apackage\x18\x01 \x01(\tR\apackage\x12\x14\n" +
+	"\x05purge\x18\x02 \x01(\bR\x05purge\"n\n" +
 	"\x18UninstallPackageResponse\x12\x1c\n" +
-	"\tprocesses\x18\x01 \x03(\tR\tprocesses\"\xe1\x02\n" +
+	"\tprocesses\x18\x01 \x03(\tR\tprocesses\x12\x1c\n" +
+	"\tdatabases\x18\x02 \x03(\tR\tdatabases\x12\x16\n" +
+	"\x06drives\x18\x03 \x03(\tR\x06drives\"\xe1\x02\n" +
 	"\vProcessInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06parent\x18\x02 \x01(\tR\x06parent\x12+\n" +

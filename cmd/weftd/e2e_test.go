@@ -634,5 +634,24 @@ func TestNotesThroughTheNode(t *testing.T) {
 	if _, errOut, code := n.weft(t, "kv", "drop", "notes:examples", "index"); code != 2 || !strings.Contains(errOut, "not_found") {
 		t.Errorf("weft kv drop again: code %d, stderr %q; want 2 and not_found", code, errOut)
 	}
+
+	// Installed again with data, then uninstalled with --purge: the
+	// data goes with it.
+	if out, errOut, code := n.weft(t, "install", "--approve-all", exampleDir(t, "notes")); code != 0 {
+		t.Fatalf("weft install notes again: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if got := send(n, `{"op":"put","id":"later","text":"x"}`); got != `{"ok":true}` {
+		t.Fatalf("put after reinstall: %s", got)
+	}
+	out, errOut, code := n.weft(t, "uninstall", "--purge", "notes:examples")
+	if code != 0 || !strings.Contains(out, "purged notes:examples") || !strings.Contains(out, "dropped database index") || !strings.Contains(out, "removed drive notes") {
+		t.Errorf("weft uninstall --purge: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, _, code := n.weft(t, "store", "ls", "notes:examples"); code != 0 || out != "" {
+		t.Errorf("weft store ls after purge: code %d, stdout %q", code, out)
+	}
+	if out, _, code := n.weft(t, "kv", "ls", "notes:examples"); code != 0 || out != "" {
+		t.Errorf("weft kv ls after purge: code %d, stdout %q", code, out)
+	}
 	n.stop(t)
 }

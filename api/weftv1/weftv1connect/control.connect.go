@@ -203,7 +203,8 @@ type PackageServiceClient interface {
 	// ListPackages lists the installed packages.
 	ListPackages(context.Context, *connect.Request[weftv1.ListPackagesRequest]) (*connect.Response[weftv1.ListPackagesResponse], error)
 	// UninstallPackage stops the package's processes, then forgets them, the
-	// package's files, its processes' state and the capabilities they held.
+	// package's files, its processes' state and the capabilities they held;
+	// with purge, it also deletes the package's databases and drives.
 	UninstallPackage(context.Context, *connect.Request[weftv1.UninstallPackageRequest]) (*connect.Response[weftv1.UninstallPackageResponse], error)
 }
 
@@ -290,7 +291,8 @@ type PackageServiceHandler interface {
 	// ListPackages lists the installed packages.
 	ListPackages(context.Context, *connect.Request[weftv1.ListPackagesRequest]) (*connect.Response[weftv1.ListPackagesResponse], error)
 	// UninstallPackage stops the package's processes, then forgets them, the
-	// package's files, its processes' state and the capabilities they held.
+	// package's files, its processes' state and the capabilities they held;
+	// with purge, it also deletes the package's databases and drives.
 	UninstallPackage(context.Context, *connect.Request[weftv1.UninstallPackageRequest]) (*connect.Response[weftv1.UninstallPackageResponse], error)
 }
 
