@@ -307,6 +307,9 @@ type reader struct {
 	b    []byte
 	what string
 	err  *DecodeError
+	// fromNode: the bytes were encoded by the node, which writes only
+	// valid UTF-8 in strings; str does not check them again.
+	fromNode bool
 }
 
 func (r *reader) fail(field, reason string) {
@@ -388,7 +391,7 @@ func (r *reader) str(field string) string {
 	if len(v) == 0 {
 		return ""
 	}
-	if !utf8.Valid(v) {
+	if !r.fromNode && !utf8.Valid(v) {
 		r.fail(field, "not valid UTF-8")
 		return ""
 	}
@@ -474,12 +477,15 @@ func DecodeCaps(b []byte) ([]Capability, error) {
 	return cs, nil
 }
 
-// DecodeMessage decodes a message encoding. Besides the layout it checks
+// DecodeMessage decodes a message encoding, which the node wrote (a
+// guest decodes what message_read gives it). Besides the layout it checks
 // that the kind is known, that the error kind is 0 except on an error
 // (where it is 1–7), and that a message without the blob flag has no blob
-// mime or length.
+// mime or length. It does not check that strings are UTF-8, which the
+// node guarantees (docs/abi.md): in a Go guest under the CPU guard the
+// check cost ≈ 3.5 µs a message, a quarter of a round trip.
 func DecodeMessage(b []byte) (Message, error) {
-	r := reader{b: b, what: "message"}
+	r := reader{b: b, what: "message", fromNode: true}
 	var m Message
 	m.Kind = r.u8("kind")
 	fl := r.u8("flags")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	extism "github.com/extism/go-sdk"
@@ -241,7 +242,9 @@ func (in *inst) setCurrent(m *kernel.Message) int32 {
 	}
 	if m.Kind == kernel.KindError && m.Error != nil {
 		am.ErrorKind = uint8(m.Error.Kind)
-		am.ErrorDetail = m.Error.Error()
+		// Strings reach guests as valid UTF-8 (docs/abi.md); a detail
+		// may quote what another node or a driver said.
+		am.ErrorDetail = strings.ToValidUTF8(m.Error.Error(), "\uFFFD")
 		am.Target = m.Error.Target.String()
 	}
 	if len(m.Capabilities) > 0 {
