@@ -215,6 +215,58 @@ func decSpawn(b []byte) error { _, err := DecodeSpawn(b); return err }
 
 // TestTruncations decodes every prefix of valid encodings: each must fail
 // cleanly, never panic.
+// Messages without capabilities take the straight-line decoder, which
+// gives what the reader gives; others, and every malformed one, go to the
+// reader.
+func TestDecodeMessageFast(t *testing.T) {
+	fast := 0
+	for i, m := range sampleMessages() {
+		b := AppendMessage(nil, &m)
+		var fm Message
+		ok := decodeMessageFast(b, &fm)
+		if ok != (len(m.Capabilities) == 0) {
+			t.Errorf("message %d (%d capabilities): fast path %v", i, len(m.Capabilities), ok)
+		}
+		if !ok {
+			continue
+		}
+		fast++
+		if sm, err := decodeMessage(b); err != nil || !reflect.DeepEqual(fm, sm) {
+			t.Errorf("message %d: fast %+v, reader %+v (%v)", i, fm, sm, err)
+		}
+		for j := range b {
+			if decodeMessageFast(b[:j], new(Message)) {
+				t.Fatalf("message %d: prefix %d of %d decoded", i, j, len(b))
+			}
+		}
+		if decodeMessageFast(append(b, 0), new(Message)) {
+			t.Fatalf("message %d: a trailing byte decoded", i)
+		}
+	}
+	if fast == 0 {
+		t.Fatal("no sample message took the fast path")
+	}
+}
+
+// DecodeMessageInto overwrites every field, and leaves all zero on
+// failure.
+func TestDecodeMessageInto(t *testing.T) {
+	junk := Message{Kind: KindError, ErrorKind: 3, ID: 9, Source: "x", Body: []byte("old"), Capabilities: []Capability{{"a", "b"}}, BlobLen: 4, ErrorDetail: "old"}
+	for i, want := range sampleMessages() {
+		m := junk
+		if err := DecodeMessageInto(AppendMessage(nil, &want), &m); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(m, want) {
+			t.Errorf("message %d: got %+v, want %+v", i, m, want)
+		}
+	}
+	m := junk
+	if err := DecodeMessageInto([]byte{1, 2, 3}, &m); err == nil || !reflect.DeepEqual(m, Message{}) {
+		t.Errorf("bad input: %v, left %+v", err, m)
+	}
+}
+
 func TestTruncations(t *testing.T) {
 	for _, m := range sampleMessages() {
 		b := AppendMessage(nil, &m)

@@ -2,6 +2,7 @@ package abi
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 )
 
@@ -10,6 +11,18 @@ import (
 
 func FuzzDecodeMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The straight-line decoder agrees with the reader's wherever it
+		// answers.
+		var fm Message
+		if decodeMessageFast(b, &fm) {
+			sm, err := decodeMessage(b)
+			if err != nil {
+				t.Fatalf("fast decoder accepted what the reader refuses (%v):\n %x", err, b)
+			}
+			if !reflect.DeepEqual(fm, sm) {
+				t.Fatalf("decoders disagree on %x:\n fast   %+v\n reader %+v", b, fm, sm)
+			}
+		}
 		m, err := DecodeMessage(b)
 		if err != nil {
 			return
