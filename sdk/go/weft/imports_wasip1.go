@@ -59,9 +59,11 @@ func weftStore(ptr unsafe.Pointer, len uint32, out unsafe.Pointer, outcap uint32
 //go:wasmimport weft store_result
 func weftStoreResult(ptr unsafe.Pointer, cap uint32) int32
 
-func init() { sdk.node = wasmNode{} }
+func init() { sdk.node = &wasmNode{} }
 
-// wasmNode is the node reached through the real imports.
+// wasmNode is the node reached through the real imports. Its methods take
+// a pointer, as the interface holds one: a value in an interface would be
+// called through a generated wrapper, a call more per host call.
 type wasmNode struct{}
 
 // ptr returns the address of p's first byte (nil for an empty slice,
@@ -73,35 +75,35 @@ func ptr(p []byte) (unsafe.Pointer, uint32) {
 	return unsafe.Pointer(unsafe.SliceData(p)), uint32(len(p))
 }
 
-func (wasmNode) await() int32                  { return weftAwait() }
-func (wasmNode) messageRead(p []byte) int32    { return weftMessageRead(ptr(p)) }
-func (wasmNode) blobRead(p []byte) int32       { return weftBlobRead(ptr(p)) }
-func (wasmNode) send(req []byte) int64         { return weftSend(ptr(req)) }
-func (wasmNode) sendAndAwait(req []byte) int32 { return weftSendAndAwait(ptr(req)) }
-func (wasmNode) respond(resp []byte) int32     { return weftRespond(ptr(resp)) }
-func (wasmNode) stateGet(p []byte) int32       { return weftStateGet(ptr(p)) }
-func (wasmNode) stateSet(v []byte) int32       { return weftStateSet(ptr(v)) }
-func (wasmNode) stateClear() int32             { return weftStateClear() }
-func (wasmNode) capsRead(p []byte) int32       { return weftCapsRead(ptr(p)) }
-func (wasmNode) capDrop(c []byte) int32        { return weftCapDrop(ptr(c)) }
-func (wasmNode) selfRead(p []byte) int32       { return weftSelfRead(ptr(p)) }
-func (wasmNode) lastError(p []byte) int32      { return weftLastError(ptr(p)) }
+func (*wasmNode) await() int32                  { return weftAwait() }
+func (*wasmNode) messageRead(p []byte) int32    { return weftMessageRead(ptr(p)) }
+func (*wasmNode) blobRead(p []byte) int32       { return weftBlobRead(ptr(p)) }
+func (*wasmNode) send(req []byte) int64         { return weftSend(ptr(req)) }
+func (*wasmNode) sendAndAwait(req []byte) int32 { return weftSendAndAwait(ptr(req)) }
+func (*wasmNode) respond(resp []byte) int32     { return weftRespond(ptr(resp)) }
+func (*wasmNode) stateGet(p []byte) int32       { return weftStateGet(ptr(p)) }
+func (*wasmNode) stateSet(v []byte) int32       { return weftStateSet(ptr(v)) }
+func (*wasmNode) stateClear() int32             { return weftStateClear() }
+func (*wasmNode) capsRead(p []byte) int32       { return weftCapsRead(ptr(p)) }
+func (*wasmNode) capDrop(c []byte) int32        { return weftCapDrop(ptr(c)) }
+func (*wasmNode) selfRead(p []byte) int32       { return weftSelfRead(ptr(p)) }
+func (*wasmNode) lastError(p []byte) int32      { return weftLastError(ptr(p)) }
 
-func (wasmNode) spawn(spec, out []byte) int32 {
+func (*wasmNode) spawn(spec, out []byte) int32 {
 	sp, sn := ptr(spec)
 	op, on := ptr(out)
 	return weftSpawn(sp, sn, op, on)
 }
 
-func (wasmNode) storeResult(p []byte) int32 { return weftStoreResult(ptr(p)) }
+func (*wasmNode) storeResult(p []byte) int32 { return weftStoreResult(ptr(p)) }
 
-func (wasmNode) store(op, out []byte) int32 {
+func (*wasmNode) store(op, out []byte) int32 {
 	sp, sn := ptr(op)
 	op2, on := ptr(out)
 	return weftStore(sp, sn, op2, on)
 }
 
-func (wasmNode) log(level int32, msg []byte) {
+func (*wasmNode) log(level int32, msg []byte) {
 	p, n := ptr(msg)
 	weftLog(level, p, n)
 }

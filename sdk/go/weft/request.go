@@ -19,7 +19,9 @@ type RequestBuilder struct {
 // (node may be "our"), or a process id name:package:publisher, meaning
 // this node.
 func Request(target string) *RequestBuilder {
-	return &RequestBuilder{r: abi.Request{Target: address(target)}}
+	// Small enough to be inlined, so that a builder used in one statement
+	// stays off the heap: Send and SendAndAwait complete the address.
+	return &RequestBuilder{r: abi.Request{Target: target}}
 }
 
 // address makes a process id an address on this node.
@@ -79,6 +81,7 @@ func (b *RequestBuilder) Send() (uint64, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	b.r.Target = address(b.r.Target)
 	s := &sdk
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,6 +113,7 @@ func (b *RequestBuilder) SendAndAwait() (*Message, error) {
 	if b.r.ExpectsResponse == 0 {
 		return nil, &Error{Code: abi.EINVAL, Op: "send_and_await", Detail: "the request needs a timeout: call Expects"}
 	}
+	b.r.Target = address(b.r.Target)
 	s := &sdk
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,8 +1,6 @@
 package weft
 
 import (
-	"sync"
-
 	"github.com/weftos/weft/abi"
 )
 
@@ -11,7 +9,7 @@ import (
 // is being handled (respond answers it), and reusable buffers. One per
 // module, in sdk.
 type state struct {
-	mu   sync.Mutex
+	mu   lock
 	node node
 
 	// cur is the current message: the last one Await or SendAndAwait
