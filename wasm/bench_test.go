@@ -13,10 +13,14 @@ import (
 )
 
 // benchGuest builds the guest of a benchmark: the lean C guest
-// (testdata/bench.c) or the Go one (testdata/goecho).
+// (testdata/bench.c), the Go one on the bare ABI (testdata/goecho) or the
+// Go one an app author would write with the SDK (testdata/gosdk).
 func benchGuest(b *testing.B, lang string) []byte {
-	if lang == "go" {
+	switch lang {
+	case "go":
 		return buildGo(b)
+	case "go-sdk":
+		return buildGoGuest(b, "gosdk")
 	}
 	return buildC(b, "bench", "-mbulk-memory")
 }
@@ -28,7 +32,7 @@ func benchGuest(b *testing.B, lang string) []byte {
 // The -noguard variants turn wazero's CloseOnContextDone off (which the
 // CPU guard needs) to show what the guard costs.
 func BenchmarkRoundTrip(b *testing.B) {
-	for _, name := range []string{"c", "go", "c-noguard", "go-noguard"} {
+	for _, name := range []string{"c", "go", "go-sdk", "c-noguard", "go-noguard", "go-sdk-noguard"} {
 		b.Run(name, func(b *testing.B) {
 			lang, noGuard := strings.CutSuffix(name, "-noguard")
 			wasm := benchGuest(b, lang)

@@ -98,12 +98,17 @@ func buildWAT(tb testing.TB, name string) []byte {
 }
 
 // buildGo builds testdata/goecho for wasip1.
-func buildGo(tb testing.TB) []byte {
+func buildGo(tb testing.TB) []byte { return buildGoGuest(tb, "goecho") }
+
+// buildGoGuest builds testdata/NAME for wasip1 (it may use the abi package
+// and the Go SDK).
+func buildGoGuest(tb testing.TB, name string) []byte {
 	files, _ := filepath.Glob(filepath.Join("..", "abi", "*.go"))
-	files = append(files, filepath.Join("testdata", "goecho", "main.go"))
-	key := "go-goecho-" + hashFiles(tb, runtime.Version(), files...)
+	sdk, _ := filepath.Glob(filepath.Join("..", "sdk", "go", "weft", "*.go"))
+	files = append(append(files, sdk...), filepath.Join("testdata", name, "main.go"))
+	key := "go-" + name + "-" + hashFiles(tb, runtime.Version(), files...)
 	return cached(tb, key, ".wasm", func(out string) ([]byte, error) {
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/goecho")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/"+name)
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		return cmd.CombinedOutput()
 	})
