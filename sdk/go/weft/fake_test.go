@@ -1,3 +1,8 @@
+//go:build !wasip1
+
+// The SDK's tests run on the host, against a fake node (in a Wasm guest
+// state.node is the real imports, not an interface).
+
 package weft
 
 import (

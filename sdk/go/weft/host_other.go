@@ -9,6 +9,10 @@ import "github.com/weftos/weft/abi"
 // plainly when run.
 func init() { sdk.node = absent{} }
 
+// nodeImpl is the type of state.node outside a Wasm guest: the interface,
+// which tests fill with fakes.
+type nodeImpl = node
+
 type absent struct{}
 
 const absentText = "not running inside a weft node (build with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared)"

@@ -61,17 +61,22 @@ func weftStoreResult(ptr unsafe.Pointer, cap uint32) int32
 
 func init() { sdk.node = &wasmNode{} }
 
-// wasmNode is the node reached through the real imports. Its methods take
-// a pointer, as the interface holds one: a value in an interface would be
-// called through a generated wrapper, a call more per host call.
+// nodeImpl is the type of state.node: in a Wasm guest the real imports,
+// called directly, without the node interface's dynamic call (a call more
+// per host call, and every call in a guest pays the CPU guard's check).
+type nodeImpl = *wasmNode
+
+var _ node = (*wasmNode)(nil)
+
+// wasmNode is the node reached through the real imports; state.node holds
+// a pointer to one (nodeImpl), and its methods are small enough to be
+// inlined.
 type wasmNode struct{}
 
-// ptr returns the address of p's first byte (nil for an empty slice,
-// which the node accepts with length 0) and p's length.
+// ptr returns the address of p's first byte and p's length. For an empty
+// slice the address is nil or somewhere in the Go heap, inside this
+// module's memory either way, which the node accepts with length 0.
 func ptr(p []byte) (unsafe.Pointer, uint32) {
-	if len(p) == 0 {
-		return nil, 0
-	}
 	return unsafe.Pointer(unsafe.SliceData(p)), uint32(len(p))
 }
 

@@ -92,7 +92,14 @@ func (m *Message) IsRequest() bool { return m.Kind == KindRequest }
 // fromABI converts a decoded message. Its strings and slices alias the
 // encoding, which the caller gives to m alone.
 func fromABI(am *abi.Message) *Message {
-	m := &Message{
+	m := new(Message)
+	m.setABI(am)
+	return m
+}
+
+// setABI sets every field of m but raw and blob from am.
+func (m *Message) setABI(am *abi.Message) {
+	*m = Message{
 		Kind:            Kind(am.Kind),
 		ID:              am.ID,
 		Source:          am.Source,
@@ -117,8 +124,17 @@ func fromABI(am *abi.Message) *Message {
 			Context: am.Context,
 		}
 	}
-	return m
 }
+
+// boxedMessage holds a message and, when it is small, its encoding: one
+// allocation rather than two. In a Go guest an allocation is some five
+// calls, each paying the CPU guard's check (docs/performance.md).
+type boxedMessage struct {
+	m   Message
+	buf [boxedBytes]byte
+}
+
+const boxedBytes = 256
 
 func fromABICaps(cs []abi.Capability) []Capability {
 	if len(cs) == 0 {
@@ -151,15 +167,20 @@ func toABICaps(cs []Capability) []abi.Capability {
 // response or error taken makes the request that was being handled when
 // its request was sent the one being handled again.
 func Await() (*Message, error) {
+	// No defer here, in Respond or in SendAndAwait: a deferred call is a
+	// call, and a Go guest pays the CPU guard's check on each. A panic in
+	// between ends the process (Run), so nothing waits for the lock after.
 	s := &sdk
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := s.node.await()
 	if n < 0 {
-		return nil, s.fail("await", n)
+		err := s.fail("await", n)
+		s.mu.Unlock()
+		return nil, err
 	}
 	m, err := s.readMessage(n)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
 	s.cur = m
@@ -169,6 +190,7 @@ func Await() (*Message, error) {
 		s.handling = s.stash[m.ID]
 		delete(s.stash, m.ID)
 	}
+	s.mu.Unlock()
 	return m, nil
 }
 
@@ -178,7 +200,14 @@ func (s *state) readMessage(n int32) (*Message, error) {
 	// One read into a buffer of the length the node gave is the common
 	// case; calling the node directly spares readExact's function value,
 	// a call a message in a guest (docs/performance.md).
-	raw := make([]byte, n)
+	var m *Message
+	var raw []byte
+	if n <= boxedBytes {
+		box := new(boxedMessage)
+		m, raw = &box.m, box.buf[:n:n]
+	} else {
+		m, raw = new(Message), make([]byte, n)
+	}
 	switch got := s.node.messageRead(raw); {
 	case got < 0:
 		return nil, s.fail("message_read", got)
@@ -194,7 +223,7 @@ func (s *state) readMessage(n int32) (*Message, error) {
 	if err := abi.DecodeMessageInto(raw, &am); err != nil {
 		return nil, &Error{Code: abi.EINTERNAL, Op: "message_read", Detail: err.Error()}
 	}
-	m := fromABI(&am)
+	m.setABI(&am)
 	m.raw = raw
 	return m, nil
 }
@@ -240,13 +269,13 @@ type Response struct {
 // Await) and must expect a response that was not given yet; otherwise it
 // fails with ErrNoRequest.
 func (m *Message) Respond(r Response) error {
-	s := &sdk
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if m.Kind != KindRequest {
 		return &Error{Code: abi.ENOREQUEST, Op: "respond", Detail: "a " + m.Kind.String() + " cannot be answered"}
 	}
+	s := &sdk
+	s.mu.Lock() // not deferred: see Await
 	if m != s.handling {
+		s.mu.Unlock()
 		return &Error{Code: abi.ENOREQUEST, Op: "respond", Detail: "request " + strconv.FormatUint(m.ID, 10) + " is not the one being handled"}
 	}
 	ar := abi.Response{
@@ -259,9 +288,12 @@ func (m *Message) Respond(r Response) error {
 		ar.Blob = &abi.Blob{Mime: r.Blob.Mime, Bytes: r.Blob.Bytes}
 	}
 	enc := abi.AppendResponse(s.out[:0], &ar)
-	defer s.release(enc)
-	if rc := s.node.respond(enc); rc < 0 {
-		return s.fail("respond", rc)
+	rc := s.node.respond(enc)
+	s.release(enc)
+	var err error
+	if rc < 0 {
+		err = s.fail("respond", rc)
 	}
-	return nil
+	s.mu.Unlock()
+	return err
 }

@@ -42,10 +42,14 @@ func (b *RequestBuilder) Metadata(md string) *RequestBuilder { b.r.Metadata = md
 // Without it the request expects none; SendAndAwait requires it.
 func (b *RequestBuilder) Expects(timeout time.Duration) *RequestBuilder {
 	if timeout <= 0 {
-		b.err = &Error{Code: abi.EINVAL, Op: "request", Detail: "Expects needs a positive timeout, got " + timeout.String()}
-		return b
+		return b.badTimeout(timeout) // out of line, so that Expects is inlined
 	}
 	b.r.ExpectsResponse = uint64(timeout)
+	return b
+}
+
+func (b *RequestBuilder) badTimeout(timeout time.Duration) *RequestBuilder {
+	b.err = &Error{Code: abi.EINVAL, Op: "request", Detail: "Expects needs a positive timeout, got " + timeout.String()}
 	return b
 }
 
@@ -115,19 +119,22 @@ func (b *RequestBuilder) SendAndAwait() (*Message, error) {
 	}
 	b.r.Target = address(b.r.Target)
 	s := &sdk
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.Lock() // not deferred: see Await
 	enc := abi.AppendRequest(s.out[:0], &b.r)
-	defer s.release(enc)
 	n := s.node.sendAndAwait(enc)
+	s.release(enc)
 	if n < 0 {
-		return nil, s.sendFail("send_and_await", n, b.r.Target)
+		err := s.sendFail("send_and_await", n, b.r.Target)
+		s.mu.Unlock()
+		return nil, err
 	}
 	m, err := s.readMessage(n)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
 	s.cur = m
+	s.mu.Unlock()
 	if m.SendError != nil { // not expected: the node returns its code
 		return nil, m.SendError
 	}

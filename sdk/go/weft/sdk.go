@@ -10,7 +10,7 @@ import (
 // module, in sdk.
 type state struct {
 	mu   lock
-	node node
+	node nodeImpl
 
 	// cur is the current message: the last one Await or SendAndAwait
 	// took. Its blob can be read until the next one is taken.
