@@ -166,6 +166,7 @@ type Module struct {
 	host     *Host
 	name     string
 	compiled *extism.CompiledPlugin
+	reactor  bool // exports _initialize (a WASI reactor)
 }
 
 // Name is the name the module was compiled under.
@@ -227,7 +228,8 @@ func (h *Host) Compile(name string, wasm []byte) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wasm: %s: compile: %w", name, err)
 	}
-	m := &Module{host: h, name: name, compiled: cp}
+	_, reactor := info.exports["_initialize"]
+	m := &Module{host: h, name: name, compiled: cp, reactor: reactor}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

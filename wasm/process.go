@@ -141,7 +141,7 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 
 	host.track(in)
 	in.guestSince.Store(host.epoch.Load())
-	rc, err := callInit(ctx, in, plug, kmod, mod)
+	rc, err := callInit(ctx, in, plug, kmod, mod, m.reactor)
 	in.guestSince.Store(0)
 	host.untrack(in)
 	stdout.flush()
@@ -191,13 +191,18 @@ func pluginModule(p *extism.Plugin, field string) (api.Module, error) {
 // and output the guest ABI never uses (the Extism input is empty, as it
 // was). The instance is the context's last value, the first found: every
 // host call looks it up.
-func callInit(ctx context.Context, in *inst, plug *extism.Plugin, kmod, mod api.Module) (uint32, error) {
+func callInit(ctx context.Context, in *inst, plug *extism.Plugin, kmod, mod api.Module, reactor bool) (uint32, error) {
 	ctx = context.WithValue(ctx, extism.PluginCtxKey("extism"), kmod)
 	ctx = context.WithValue(ctx, extism.InputOffsetKey("inputOffset"), uint64(0))
 	ctx = context.WithValue(ctx, extism.PluginCtxKey("plugin"), plug)
 	ctx = context.WithValue(ctx, instKey{}, in)
-	if f := mod.ExportedFunction("_initialize"); f != nil {
-		if _, err := f.Call(ctx); exitErr(err) != nil {
+	if reactor {
+		initialize := extismReactorInit(plug)
+		if initialize == nil {
+			f := mod.ExportedFunction("_initialize")
+			initialize = func(ctx context.Context) error { _, err := f.Call(ctx); return err }
+		}
+		if err := initialize(ctx); exitErr(err) != nil {
 			return 1, fmt.Errorf("_initialize: %w", err)
 		}
 	}
@@ -217,6 +222,31 @@ func callInit(ctx context.Context, in *inst, plug *extism.Plugin, kmod, mod api.
 		return 0, nil
 	}
 	return api.DecodeU32(res[0]), nil
+}
+
+// extismReactorInit returns the function Extism made, when it made the
+// instance, to call the guest's _initialize (its guest runtime's init;
+// Extism looks the export up for every instance and keeps it), or nil if
+// this Extism keeps none where v1.7.1 does. Calling it rather than
+// looking the export up again spares every spawn a lookup, which makes
+// wazero allocate a 10 KiB machine stack: a fifth of what a C process's
+// spawn allocates, and the collector's work with it (docs/performance.md).
+// A module is a reactor here only if it exports _initialize, which Extism
+// then prefers over every other start-up (reactorModule).
+func extismReactorInit(p *extism.Plugin) func(context.Context) error {
+	gr := reflect.ValueOf(p).Elem().FieldByName("guestRuntime")
+	if !gr.IsValid() || gr.Kind() != reflect.Struct {
+		return nil
+	}
+	mr := gr.FieldByName("mainRuntime")
+	if !mr.IsValid() || mr.Kind() != reflect.Struct {
+		return nil
+	}
+	f := mr.FieldByName("init")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[func(context.Context) error]() {
+		return nil
+	}
+	return *(*func(context.Context) error)(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 // exitErr turns a proc_exit(0) during _initialize into no error.
