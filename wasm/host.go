@@ -270,6 +270,9 @@ func checkModule(info *moduleInfo) error {
 	if !ex.typ.equal(nil, []byte{0x7f}) {
 		return fmt.Errorf("init has type %s; want () -> (i32)", ex.typ)
 	}
+	if ex, ok := info.exports["_initialize"]; ok && (ex.kind != kindFunc || !ex.typ.equal(nil, nil)) {
+		return fmt.Errorf("_initialize is not a function of type () -> (): a WASI reactor's takes and returns nothing")
+	}
 	for _, im := range info.imports {
 		switch im.module {
 		case "weft":

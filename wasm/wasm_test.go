@@ -286,6 +286,7 @@ func TestCompileRefuses(t *testing.T) {
 		{"noinit.wasm", buildWAT(t, "noinit"), `noinit.wasm: exports no function named "init"`},
 		{"nomem.wasm", buildWAT(t, "nomem"), `nomem.wasm: exports no memory named "memory"`},
 		{"badinit.wasm", buildWAT(t, "badinit"), "badinit.wasm: init has type (i32) -> (i32); want () -> (i32)"},
+		{"badinitialize.wasm", buildWAT(t, "badinitialize"), "badinitialize.wasm: _initialize is not a function of type () -> ()"},
 		{"badimport.wasm", buildWAT(t, "badimport"), "badimport.wasm: imports weft.nonesuch, which this node does not provide"},
 		{"badimporttype.wasm", buildWAT(t, "badimporttype"), "badimporttype.wasm: imports weft.await with type () -> (i64); it has type () -> (i32)"},
 		{"big.wasm", append(buildWAT(t, "v2"), make([]byte, 1<<20)...), "big.wasm: module is 10486"},

@@ -1,0 +1,5 @@
+(module
+  (memory (export "memory") 1)
+  (func (export "weft_abi_v1"))
+  (func (export "_initialize") (param i32))
+  (func (export "init") (result i32) (i32.const 0)))
