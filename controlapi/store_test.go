@@ -533,21 +533,7 @@ func TestStoreDropAndRemove(t *testing.T) {
 	if rm.Msg.GetRevoked() != 1 {
 		t.Errorf("RemoveDrive revoked %d copies, want 1", rm.Msg.GetRevoked())
 	}
-	if dbs, _ := n.st.DBs(storePkg); len(dbs) != 0 {
-		t.Errorf("databases left: %v", dbs)
-	}
-	if drives, _ := n.drives.List(storePkg); len(drives) != 0 {
-		t.Errorf("drives left: %v", drives)
-	}
-	caps, err := n.k.CapabilitiesOf(echoID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sc := range caps {
-		if sc.Issuer.Process == procstore.KVIssuer || sc.Issuer.Process == procstore.VFSIssuer {
-			t.Errorf("%s still holds %s", echoID, sc.Capability)
-		}
-	}
+	wantNoStorage(t, n)
 
 	_, err = n.stor.DropDatabase(ctx, connect.NewRequest(&weftv1.DropDatabaseRequest{Package: storePkg, Database: "cfg"}))
 	if connect.CodeOf(err) != connect.CodeNotFound {
@@ -583,6 +569,27 @@ func TestStoreDropAndRemove(t *testing.T) {
 	}
 }
 
+// wantNoStorage fails unless storePkg has no database and no drive left,
+// and echoID holds no capability on any.
+func wantNoStorage(t *testing.T, n *node) {
+	t.Helper()
+	if dbs, _ := n.st.DBs(storePkg); len(dbs) != 0 {
+		t.Errorf("databases left: %v", dbs)
+	}
+	if drives, _ := n.drives.List(storePkg); len(drives) != 0 {
+		t.Errorf("drives left: %v", drives)
+	}
+	caps, err := n.k.CapabilitiesOf(echoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range caps {
+		if sc.Issuer.Process == procstore.KVIssuer || sc.Issuer.Process == procstore.VFSIssuer {
+			t.Errorf("%s still holds %s", echoID, sc.Capability)
+		}
+	}
+}
+
 // TestUninstallPurge: uninstall with purge deletes the package's
 // databases and drives and the capabilities on them, also for a package
 // uninstalled before whose data stayed; without purge, or with nothing
@@ -609,21 +616,7 @@ func TestUninstallPurge(t *testing.T) {
 	if !slices.Equal(res.Msg.GetDatabases(), []string{"cfg"}) || !slices.Equal(res.Msg.GetDrives(), []string{"media"}) || len(res.Msg.GetProcesses()) != 0 {
 		t.Errorf("purge answered %v", res.Msg)
 	}
-	if dbs, _ := n.st.DBs(storePkg); len(dbs) != 0 {
-		t.Errorf("databases left: %v", dbs)
-	}
-	if drives, _ := n.drives.List(storePkg); len(drives) != 0 {
-		t.Errorf("drives left: %v", drives)
-	}
-	caps, err := n.k.CapabilitiesOf(echoID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sc := range caps {
-		if sc.Issuer.Process == procstore.KVIssuer {
-			t.Errorf("%s still holds %s", echoID, sc.Capability)
-		}
-	}
+	wantNoStorage(t, n)
 	_, err = n.pkgs.UninstallPackage(ctx, connect.NewRequest(&weftv1.UninstallPackageRequest{Package: storePkg, Purge: true}))
 	wantCode(t, err, connect.CodeNotFound)
 
