@@ -2,7 +2,10 @@ package ctest
 
 import (
 	"bytes"
+	"context"
 	"testing"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 // fromReports rebuilds the message that report_message of
@@ -41,6 +44,39 @@ func fromReports(t *testing.T, rs []report) message {
 	return m
 }
 
+// fuzzGuest is one guest instance serving every input of a fuzz target:
+// its memory grows once, and each input is written to end exactly at the
+// end of memory, where the guest (which does not allocate in its
+// t_decode* exports) never looks otherwise.
+type fuzzGuest struct {
+	h   *host
+	ctx context.Context
+	mod api.Module
+}
+
+// maxFuzzInput is the longest input a fuzzGuest takes.
+const maxFuzzInput = 1 << 16
+
+func newFuzzGuest(f *testing.F) *fuzzGuest {
+	h, ctx, mod := guest(f)
+	if _, ok := mod.Memory().Grow(maxFuzzInput>>16 + 1); !ok {
+		f.Fatal("memory.grow failed")
+	}
+	return &fuzzGuest{h: h, ctx: ctx, mod: mod}
+}
+
+// decode runs export on in and returns its result and what it reported.
+func (g *fuzzGuest) decode(t *testing.T, export string, in []byte) (int64, []report) {
+	g.h.t, g.h.reports = t, nil
+	mem := g.mod.Memory()
+	ptr := mem.Size() - uint32(len(in))
+	if !mem.Write(ptr, in) {
+		t.Fatal("write failed")
+	}
+	rc := call(t, g.ctx, g.mod, export, uint64(ptr), uint64(len(in)))
+	return rc, g.h.reports
+}
+
 // FuzzDecode runs weft_message_decode of weft.h on arbitrary bytes placed
 // at the very end of the guest's memory: it must never read past them (a
 // trap), must answer 0 or WEFT_EINVAL, and what it accepts must encode
@@ -52,36 +88,23 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0})
 	f.Add(append(full.encode(), 0))
 
-	// One instance serves every input: its memory grows once, and each
-	// input is written to end exactly at the end of memory, where the
-	// guest (which does not allocate in t_decode) never looks otherwise.
-	const maxInput = 1 << 16
-	h, ctx, mod := guest(f)
-	mem := mod.Memory()
-	if _, ok := mem.Grow(maxInput>>16 + 1); !ok {
-		f.Fatal("memory.grow failed")
-	}
+	g := newFuzzGuest(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if len(in) > maxInput {
-			t.Skip("longer than maxInput")
+		if len(in) > maxFuzzInput {
+			t.Skip("longer than maxFuzzInput")
 		}
-		h.t, h.reports = t, nil
-		ptr := mem.Size() - uint32(len(in))
-		if !mem.Write(ptr, in) {
-			t.Fatal("write failed")
-		}
-		rc := call(t, ctx, mod, "t_decode", uint64(ptr), uint64(len(in)))
+		rc, reports := g.decode(t, "t_decode", in)
 		switch rc {
 		case eINVAL:
-			if len(h.reports) != 0 {
-				t.Fatalf("refused, yet reported %v", h.reports)
+			if len(reports) != 0 {
+				t.Fatalf("refused, yet reported %v", reports)
 			}
 		case 0:
 			// The reserved byte (offset 3) is the sender's to zero and
 			// the reader's to ignore, so that it can gain a meaning.
 			want := bytes.Clone(in)
 			want[3] = 0
-			if got := fromReports(t, h.reports).encode(); !bytes.Equal(got, want) {
+			if got := fromReports(t, reports).encode(); !bytes.Equal(got, want) {
 				t.Fatalf("accepted % x\nbut its fields encode to % x", in, got)
 			}
 		default:
@@ -189,32 +212,22 @@ func FuzzStoreDecoders(f *testing.F) {
 	f.Add([]byte{2, 1, 0, 0, 0})
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0})
 
-	const maxInput = 1 << 16
-	h, ctx, mod := guest(f)
-	mem := mod.Memory()
-	if _, ok := mem.Grow(maxInput>>16 + 1); !ok {
-		f.Fatal("memory.grow failed")
-	}
+	g := newFuzzGuest(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if len(in) == 0 || len(in) > maxInput {
-			t.Skip("empty or longer than maxInput")
+		if len(in) == 0 || len(in) > maxFuzzInput {
+			t.Skip("empty or longer than maxFuzzInput")
 		}
 		export := storeDecoders[int(in[0])%len(storeDecoders)]
 		in = in[1:]
-		h.t, h.reports = t, nil
-		ptr := mem.Size() - uint32(len(in))
-		if !mem.Write(ptr, in) {
-			t.Fatal("write failed")
-		}
-		switch rc := call(t, ctx, mod, export, uint64(ptr), uint64(len(in))); rc {
+		switch rc, reports := g.decode(t, export, in); rc {
 		case eINVAL:
-			if len(h.reports) != 0 {
-				t.Fatalf("%s refused, yet reported %v", export, h.reports)
+			if len(reports) != 0 {
+				t.Fatalf("%s refused, yet reported %v", export, reports)
 			}
 		case 0:
-			got, ok := reencode(export, h.reports)
+			got, ok := reencode(export, reports)
 			if !ok {
-				t.Fatalf("%s reported %v", export, h.reports)
+				t.Fatalf("%s reported %v", export, reports)
 			}
 			if want := zeroReserved(export, in); !bytes.Equal(got, want) {
 				t.Fatalf("%s accepted % x\nbut its fields encode to % x", export, in, got)
