@@ -74,11 +74,10 @@ func runCaps(ctx context.Context, r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
 	out := r.env.Stdout
 

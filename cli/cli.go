@@ -273,6 +273,17 @@ func (r *runner) printJSON(m proto.Message) error {
 	return err
 }
 
+// dialCall dials the node (dial) and bounds one unary call on it
+// (callContext); the caller defers cancel.
+func (r *runner) dialCall(ctx context.Context, extra time.Duration) (*conn, context.Context, context.CancelFunc, error) {
+	c, err := r.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cctx, cancel := r.callContext(ctx, extra)
+	return c, cctx, cancel, nil
+}
+
 // callContext bounds one unary call by --timeout (zero: no bound), plus
 // extra for a call that waits on purpose.
 func (r *runner) callContext(ctx context.Context, extra time.Duration) (context.Context, context.CancelFunc) {

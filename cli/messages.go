@@ -90,11 +90,10 @@ func runSend(ctx context.Context, r *runner, args []string) error {
 		}
 		req.Blob = &weftv1.Blob{Mime: mime, Bytes: b}
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, await)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, await)
 	defer cancel()
 	resp, err := c.messages.Send(cctx, connect.NewRequest(req))
 	if err != nil {

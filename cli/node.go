@@ -33,11 +33,10 @@ func runStatus(ctx context.Context, r *runner, args []string) error {
 	if _, err := noArgs(args); err != nil {
 		return err
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
 	resp, err := c.node.GetInfo(cctx, connect.NewRequest(&weftv1.GetInfoRequest{}))
 	if err != nil {

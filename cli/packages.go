@@ -269,11 +269,10 @@ func runUninstall(ctx context.Context, r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
 	resp, err := c.packages.UninstallPackage(cctx, connect.NewRequest(&weftv1.UninstallPackageRequest{Package: pos[0], Purge: purge}))
 	if err != nil {
@@ -317,11 +316,10 @@ func runPackages(ctx context.Context, r *runner, args []string) error {
 	if _, err := noArgs(args); err != nil {
 		return err
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
 	resp, err := c.packages.ListPackages(cctx, connect.NewRequest(&weftv1.ListPackagesRequest{}))
 	if err != nil {

@@ -38,11 +38,10 @@ func runPs(ctx context.Context, r *runner, args []string) error {
 	if len(pos) == 1 {
 		req.Package = pos[0]
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
 	resp, err := c.procs.ListProcesses(cctx, connect.NewRequest(req))
 	if err != nil {
@@ -130,11 +129,10 @@ func processCall(ctx context.Context, r *runner, args []string, verb, done strin
 	if err != nil {
 		return err
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
 	info, msg, err := call(cctx, c, pos[0])
 	if err != nil {

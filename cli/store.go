@@ -83,11 +83,10 @@ func storeRm(ctx context.Context, r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
 	resp, err := c.store.RemoveDrive(cctx, connect.NewRequest(&weftv1.RemoveDriveRequest{Package: pos[0], Drive: pos[1]}))
 	if err != nil {
@@ -133,11 +132,10 @@ func storeLs(ctx context.Context, r *runner, args []string) error {
 			return usagef("bad directory %q: want DRIVE or DRIVE/DIR/...", pos[1])
 		}
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
 	out := r.env.Stdout
 
@@ -371,11 +369,10 @@ func runKv(ctx context.Context, r *runner, args []string) error {
 			}
 		}
 	}
-	c, err := r.dial()
+	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := r.callContext(ctx, 0)
 	defer cancel()
 	out := r.env.Stdout
 	op := "kv " + sub + " " + strings.Join(pos[:min(len(pos), 3)], " ")
