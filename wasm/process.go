@@ -166,19 +166,57 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 // guest's, or "extism", Extism's own kernel module. Extism v1.7.1 gives
 // host functions only its kernel's memory (CurrentPlugin.Memory), not
 // the guest's, and keeps both modules in unexported fields. A field is
-// read by name and checked by type, so a future Extism without it fails
-// here with an error, never with a wrong pointer.
+// found by name and checked by type (pluginField), so a future Extism
+// without it fails here with an error, never with a wrong pointer.
 func pluginModule(p *extism.Plugin, field string) (api.Module, error) {
-	v := reflect.ValueOf(p).Elem()
-	f := v.FieldByName(field)
-	if !f.IsValid() || f.Type() != reflect.TypeFor[api.Module]() {
+	idx := moduleFields[field]
+	if idx == nil {
 		return nil, fmt.Errorf("this Extism version keeps no %s api.Module in Plugin; weft cannot run its instances", field)
 	}
-	mod := *(*api.Module)(unsafe.Pointer(f.UnsafeAddr()))
+	mod := *(*api.Module)(pluginFieldAddr(p, idx))
 	if mod == nil {
 		return nil, fmt.Errorf("Extism plugin has no %s module", field)
 	}
 	return mod, nil
+}
+
+// The unexported fields of extism.Plugin the host reads, found once: the
+// two modules, and the function Extism made to call a reactor's
+// _initialize (extismReactorInit). nil where this Extism has no such
+// field of that type.
+var (
+	moduleFields = map[string][]int{
+		"mainModule": pluginField(reflect.TypeFor[api.Module](), "mainModule"),
+		"extism":     pluginField(reflect.TypeFor[api.Module](), "extism"),
+	}
+	reactorInitField = pluginField(reflect.TypeFor[func(context.Context) error](), "guestRuntime", "mainRuntime", "init")
+)
+
+// pluginField returns the index path of the field of extism.Plugin named
+// by path (through nested structs), or nil unless it exists with type t.
+func pluginField(t reflect.Type, path ...string) []int {
+	var idx []int
+	cur := reflect.TypeFor[extism.Plugin]()
+	for _, name := range path {
+		if cur.Kind() != reflect.Struct {
+			return nil
+		}
+		f, ok := cur.FieldByName(name)
+		if !ok || len(f.Index) != 1 {
+			return nil
+		}
+		idx = append(idx, f.Index[0])
+		cur = f.Type
+	}
+	if cur != t {
+		return nil
+	}
+	return idx
+}
+
+// pluginFieldAddr is the address of p's field at index path idx.
+func pluginFieldAddr(p *extism.Plugin, idx []int) unsafe.Pointer {
+	return unsafe.Pointer(reflect.ValueOf(p).Elem().FieldByIndex(idx).UnsafeAddr())
 }
 
 // callInit runs the guest: its _initialize when it exports one (a WASI
@@ -234,19 +272,10 @@ func callInit(ctx context.Context, in *inst, plug *extism.Plugin, kmod, mod api.
 // A module is a reactor here only if it exports _initialize, which Extism
 // then prefers over every other start-up (reactorModule).
 func extismReactorInit(p *extism.Plugin) func(context.Context) error {
-	gr := reflect.ValueOf(p).Elem().FieldByName("guestRuntime")
-	if !gr.IsValid() || gr.Kind() != reflect.Struct {
+	if reactorInitField == nil {
 		return nil
 	}
-	mr := gr.FieldByName("mainRuntime")
-	if !mr.IsValid() || mr.Kind() != reflect.Struct {
-		return nil
-	}
-	f := mr.FieldByName("init")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[func(context.Context) error]() {
-		return nil
-	}
-	return *(*func(context.Context) error)(unsafe.Pointer(f.UnsafeAddr()))
+	return *(*func(context.Context) error)(pluginFieldAddr(p, reactorInitField))
 }
 
 // exitErr turns a proc_exit(0) during _initialize into no error.

@@ -502,3 +502,17 @@ func TestMemoryReuse(t *testing.T) {
 		t.Fatalf("the next process did not take its memories from the pool (%d pooled before, %d after)", pooled, now)
 	}
 }
+
+// The Extism version weft pins keeps the private fields the host reads
+// where pluginField looks: were one missing, spawns would fail (the
+// modules) or quietly take the slower path (_initialize).
+func TestExtismFieldsFound(t *testing.T) {
+	for name, idx := range moduleFields {
+		if idx == nil {
+			t.Errorf("extism.Plugin has no api.Module field %s", name)
+		}
+	}
+	if reactorInitField == nil {
+		t.Error("extism.Plugin has no guestRuntime.mainRuntime.init func(context.Context) error")
+	}
+}
