@@ -961,8 +961,20 @@ func TestKVDropWhileWriting(t *testing.T) {
 	errs := make(chan error, writers+1)
 	var mu sync.Mutex
 	ok, missing := 0, 0
+	// The drops start once every writer has made its first write, which
+	// therefore lands: whether any would otherwise was up to the scheduler.
+	var first sync.WaitGroup
+	first.Add(writers)
 	for g := range writers {
 		wg.Go(func() {
+			signalled := false
+			signal := func() {
+				if !signalled {
+					signalled = true
+					first.Done()
+				}
+			}
+			defer signal()
 			for i := range iterations {
 				key := fmt.Appendf(nil, "w%d/%d", g, i%4)
 				err := s.KVTx(kvPkg, kvDB, []store.KVOp{
@@ -982,6 +994,7 @@ func TestKVDropWhileWriting(t *testing.T) {
 					errs <- fmt.Errorf("writer %d: %w", g, err)
 				}
 				mu.Unlock()
+				signal()
 				if err != nil && !errors.Is(err, store.ErrNoDB) {
 					return
 				}
@@ -989,6 +1002,7 @@ func TestKVDropWhileWriting(t *testing.T) {
 		})
 	}
 	wg.Go(func() {
+		first.Wait()
 		for range rounds {
 			if err := s.DropDB(kvPkg, kvDB); err != nil {
 				errs <- err
