@@ -81,7 +81,7 @@ $(GO_TOOL_BINS) &: tools/go.mod tools/go.sum
 # The version the commands report: the Debian package's upstream version
 # (packaging/deb/VERSION plus the commit), as make deb stamps it.
 VERSION = $(shell v=$$(bash packaging/deb/build.sh --print-version 2>/dev/null) && echo "$${v%-*}" || echo dev)
-VERSION_LDFLAGS = -X main.version=$(VERSION) -X github.com/weftos/weft/cli.Version=$(VERSION)
+VERSION_LDFLAGS = -X main.version=$(VERSION) -X github.com/weftos/weft/cmd/weft/cli.Version=$(VERSION)
 
 .PHONY: build
 build: apt-tools ## build every package, the commands under cmd/ into bin/, and the examples

@@ -507,7 +507,7 @@ func DecodeCaps(b []byte) ([]Capability, error) {
 // (where it is 1–7), and that a message without the blob flag has no blob
 // mime or length. It does not check that strings are UTF-8, which the
 // node guarantees (docs/abi.md): in a Go guest under the CPU guard the
-// check cost ≈ 3.5 µs a message, a quarter of a round trip.
+// check cost a quarter of a round trip (docs/performance.md).
 func DecodeMessage(b []byte) (Message, error) {
 	var m Message
 	err := DecodeMessageInto(b, &m)
@@ -530,8 +530,8 @@ func DecodeMessageInto(b []byte, m *Message) error {
 // straight-line code, and reports false for anything else, valid or not,
 // which decodeMessage then decodes or explains. In a Go guest under the
 // CPU guard every call that is not inlined and every loop iteration costs
-// a check (≈ 80 ns); the reader's way, a call or two per field, cost
-// ≈ 4 µs a message (docs/performance.md). FuzzDecodeMessage holds the two
+// a check; the reader's way, a call or two per field, cost a sixth of a
+// round trip (docs/performance.md). FuzzDecodeMessage holds the two
 // to the same answers.
 func decodeMessageFast(b []byte, m *Message) bool {
 	// Where int has 32 bits a u32 length could overflow lengthPrefixed's

@@ -15,9 +15,9 @@ import (
 	"connectrpc.com/grpcreflect"
 
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
-	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/procstore"
 	"github.com/weftos/weft/store"
 )
@@ -107,8 +107,8 @@ func New(cfg Config) (http.Handler, error) {
 			return connect.NewError(connect.CodeInternal, errors.New(internalMessage))
 		}),
 		connect.WithReadMaxBytes(ReadMaxBytes),
-		// Gzip costs ≈ 100 µs a message (most of it resetting the
-		// compressor), more than a whole call to echo takes otherwise:
+		// Gzip costs more than a whole call to echo takes otherwise
+		// (most of it resetting the compressor; docs/performance.md):
 		// compress only what is large enough to gain from it.
 		connect.WithCompressMinBytes(compressMinBytes),
 	}

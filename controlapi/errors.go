@@ -8,10 +8,10 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/kernel/pbconv"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/store"
 )
 

@@ -12,10 +12,10 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/weftos/weft/controlapi"
-	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/kernel/pbconv"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/packages/install"
 )
 
 func TestErrorCodes(t *testing.T) {

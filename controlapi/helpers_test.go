@@ -21,8 +21,8 @@ import (
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
 	"github.com/weftos/weft/controlapi"
 	"github.com/weftos/weft/identity"
-	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/store"
 	"github.com/weftos/weft/wasm"
 )

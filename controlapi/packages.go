@@ -10,10 +10,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/weftos/weft/api/weftv1"
-	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/kernel/pbconv"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/store"
 )
 

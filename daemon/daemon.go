@@ -26,10 +26,10 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/weftos/weft/controlapi"
+	"github.com/weftos/weft/daemon/metrics"
 	"github.com/weftos/weft/identity"
-	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
-	"github.com/weftos/weft/metrics"
+	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/procstore"
 	"github.com/weftos/weft/store"
 	"github.com/weftos/weft/wasm"

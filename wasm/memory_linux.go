@@ -302,9 +302,9 @@ func mincore(b, vec []byte) error {
 }
 
 // machineHasSwap reports whether the machine has any swap space
-// (sysinfo(2)); if it cannot tell, it says yes. A system call costs
-// ≈ 1.5 µs on these VMs and each exiting instance frees two memories, so
-// an answer of no swap is kept for swapRecheck; once swap is seen the
+// (sysinfo(2)); if it cannot tell, it says yes. A system call is dear
+// next to the rest of a spawn (docs/performance.md) and each exiting
+// instance frees two memories, so an answer of no swap is kept for swapRecheck; once swap is seen the
 // answer stays yes. The window this leaves is a swapon followed, within
 // swapRecheck, by the swapping out of a page of an instance that then
 // exits: see memoryPool.

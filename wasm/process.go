@@ -224,10 +224,10 @@ func pluginFieldAddr(p *extism.Plugin, idx []int) unsafe.Pointer {
 // exports itself, with the context values Extism's host functions look
 // for, rather than through Plugin.Call: Extism's call sets an input, then
 // reads back an error and an output through its kernel module, each a
-// lookup and a call that allocates, and writes into the kernel's memory —
-// ≈ 170 µs of a C process's 420 µs spawn (BenchmarkSpawn/c), for an input
-// and output the guest ABI never uses (the Extism input is empty, as it
-// was). The instance is the context's last value, the first found: every
+// lookup and a call that allocates, and writes into the kernel's memory:
+// the largest part of a C process's spawn (docs/performance.md, "Wasm
+// processes"), for an input and output the guest ABI never uses (the
+// Extism input is empty, as it was). The instance is the context's last value, the first found: every
 // host call looks it up.
 func callInit(ctx context.Context, in *inst, plug *extism.Plugin, kmod, mod api.Module, reactor bool) (uint32, error) {
 	ctx = context.WithValue(ctx, extism.PluginCtxKey("extism"), kmod)

@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/weftos/weft/cli"
+	"github.com/weftos/weft/cmd/weft/cli"
 )
 
 func main() {

@@ -73,7 +73,7 @@ mkdir -p "$stage/DEBIAN" "$out"
 
 # The binaries: static (cgo off), stripped, without local paths.
 CGO_ENABLED=0 GOOS=linux GOARCH=$goarch "$GO" build -C "$root" -trimpath \
-	-ldflags "-s -w -X main.version=$upstream -X github.com/weftos/weft/cli.Version=$upstream" \
+	-ldflags "-s -w -X main.version=$upstream -X github.com/weftos/weft/cmd/weft/cli.Version=$upstream" \
 	-o "$work/bin/" ./cmd/weftd ./cmd/weft
 install -D -m 0755 "$work/bin/weftd" "$stage/usr/bin/weftd"
 install -D -m 0755 "$work/bin/weft" "$stage/usr/bin/weft"

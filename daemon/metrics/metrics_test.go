@@ -17,9 +17,9 @@ import (
 
 	"github.com/weftos/weft/api/weftv1"
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
+	"github.com/weftos/weft/daemon/metrics"
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/kernel"
-	"github.com/weftos/weft/metrics"
 )
 
 func newKernel(t *testing.T) *kernel.Kernel {

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/weftos/weft/identity"
-	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/packages/pkgzip"
 	"github.com/weftos/weft/store"
 	"github.com/weftos/weft/wasm"

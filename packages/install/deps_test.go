@@ -22,7 +22,7 @@ func TestImports(t *testing.T) {
 		"github.com/weftos/weft/procstore",
 		"github.com/weftos/weft/store",
 	)
-	deptest.Check(t, "github.com/weftos/weft/install", func(pkg string) bool {
+	deptest.Check(t, "github.com/weftos/weft/packages/install", func(pkg string) bool {
 		return !strings.HasPrefix(pkg, "github.com/weftos/weft/") || own(pkg)
 	})
 }

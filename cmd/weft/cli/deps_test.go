@@ -10,7 +10,7 @@ import (
 // it depends on the API's generated types and clients, Connect, protobuf
 // and pkgzip only — no kernel, no Wasm runtime, no store, no daemon.
 func TestImports(t *testing.T) {
-	deptest.Check(t, "github.com/weftos/weft/cli", func(pkg string) bool {
+	deptest.Check(t, "github.com/weftos/weft/cmd/weft/cli", func(pkg string) bool {
 		return deptest.Exact(
 			"github.com/weftos/weft/api/weftv1",
 			"github.com/weftos/weft/api/weftv1/weftv1connect",

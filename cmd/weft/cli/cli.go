@@ -23,7 +23,7 @@ import (
 )
 
 // Version is the CLI's version, set with
-// -ldflags "-X github.com/weftos/weft/cli.Version=1.2.3".
+// -ldflags "-X github.com/weftos/weft/cmd/weft/cli.Version=1.2.3".
 var Version = "dev"
 
 // The exit codes of Main, as documented in `weft help`.

@@ -24,8 +24,8 @@ type capRecord struct {
 	// first need for a minted one (signature). Inside the node nothing
 	// reads it; a capability is signed when it first leaves the kernel
 	// (to disk, to the API), which spares every spawn an Ed25519 signing
-	// of the child's messaging capability (≈ 20 µs, a tenth of a C
-	// process's spawn).
+	// of the child's messaging capability (a tenth of a C process's spawn;
+	// docs/performance.md).
 	sigOnce sync.Once
 	sig     []byte
 	keys    Keyring

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/weftos/weft/identity"
-	"github.com/weftos/weft/install"
 	"github.com/weftos/weft/internal/wasmtest"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
+	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/store"
 	"github.com/weftos/weft/wasm"
 )
