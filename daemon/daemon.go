@@ -120,189 +120,77 @@ func (d *Daemon) Run(ctx context.Context, ready func(Info)) error {
 	return err
 }
 
-// run is Run; it fills *info when the node is ready. Its deferred calls
-// stop everything in the reverse of the order it started.
-func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err error) {
-	cfg := d.cfg
-	dir, err := filepath.Abs(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("weftd: data dir: %w", err)
+// node is one node's parts as they start: each part fills its own fields
+// and may use those of the parts before it.
+type node struct {
+	cfg Config
+	log *slog.Logger
+	dir string // the data dir, absolute
+
+	lock     *dirLock
+	key      *identity.Key
+	barrier  *store.Barrier
+	st       *store.Store
+	drives   *store.Drives
+	host     *wasm.Host
+	k        *kernel.Kernel
+	reg      *install.Registry
+	restored kernel.RestoreReport
+	srvs     *servers
+	stopTaps func()
+	met      *metrics.Metrics
+	api      Info // the listeners' addresses and the time the API started
+}
+
+// parts lists the node's subsystems in the order they start; they stop in
+// the reverse order. Adding one is a part here and its start and stop
+// methods: put it after every part it uses.
+func (n *node) parts() []part {
+	return []part{
+		{"data dir", n.lockDataDir, n.unlockDataDir},
+		{"node key", n.loadKey, nil},
+		{"store", n.openStore, n.closeStore},
+		{"drives", n.openDrives, n.closeDrives},
+		{"Wasm host", n.startHost, n.closeHost},
+		{"kernel", n.startKernel, n.stopKernel},
+		{"packages", n.restorePackages, nil},
+		{"control API", n.serveAPI, n.stopAPI},
 	}
-	d.log.Info("weftd starting", "version", cfg.Version, "data_dir", dir, "pid", os.Getpid())
+}
+
+// run is Run; it fills *info when the node is ready.
+func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err error) {
+	dir, err := filepath.Abs(d.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	d.log.Info("weftd starting", "version", d.cfg.Version, "data_dir", dir, "pid", os.Getpid())
 	notify(d.log, "STATUS=Starting")
 
-	if err := prepareDataDir(dir); err != nil {
+	n := &node{cfg: d.cfg, log: d.log, dir: dir}
+	parts, ok, err := startParts(ctx, d.log, d.cfg.ShutdownTimeout, n.parts())
+	if !ok {
 		return err
 	}
-	lock, err := lockDataDir(dir)
-	if err != nil {
-		return fmt.Errorf("weftd: %w", err)
-	}
-	defer func() {
-		if uerr := lock.release(); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("weftd: unlock data dir: %w", uerr))
-		}
-	}()
-
-	key, created, err := identity.LoadOrCreate(dir)
-	if err != nil {
-		return fmt.Errorf("weftd: load node key: %w", err)
-	}
-	if created {
-		d.log.Info("node key created", "node_id", key.NodeID(), "path", filepath.Join(dir, identity.KeyFile))
-	} else {
-		d.log.Info("node key loaded", "node_id", key.NodeID(), "path", filepath.Join(dir, identity.KeyFile))
-	}
-
-	// One quota and one write barrier over the database and the drives:
-	// a snapshot (store.Snapshot) then sees both at one instant.
-	usage := store.NewUsage(cfg.PackageQuota)
-	barrier := &store.Barrier{}
-	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{Usage: usage, Barrier: barrier})
-	if err != nil {
-		return fmt.Errorf("weftd: open store: %w", err)
-	}
-	defer func() {
-		if cerr := st.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("weftd: close store: %w", cerr))
-		}
-	}()
-
-	drives, err := store.OpenDrives(filepath.Join(dir, DrivesDir), usage)
-	if err != nil {
-		return fmt.Errorf("weftd: open drives: %w", err)
-	}
-	drives.UseBarrier(barrier)
-	defer func() {
-		if cerr := drives.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("weftd: close drives: %w", cerr))
-		}
-	}()
-
-	host, err := wasm.NewHost(context.Background(), wasm.Config{
-		CacheDir: filepath.Join(dir, CacheDir, "wazero"),
-		Limits:   cfg.Limits,
-		Logger:   d.log,
-	})
-	if err != nil {
-		return fmt.Errorf("weftd: start the Wasm host: %w", err)
-	}
-	defer func() {
-		if cerr := host.Close(context.Background()); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("weftd: close the Wasm host: %w", cerr))
-		}
-	}()
-
-	k, err := kernel.New(kernel.Config{
-		Keyring: key,
-		State:   st,
-		Table:   st,
-		Limits:  cfg.Limits,
-		Logger:  d.log,
-	})
-	if err != nil {
-		return fmt.Errorf("weftd: start kernel: %w", err)
-	}
-	// Registered after the store's and the host's, so it runs first:
-	// processes stop before their store and their runtime close.
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		if cerr := k.Close(cctx); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("weftd: stop kernel: %w", cerr))
-		}
-	}()
-	host.SetStore(procstore.New(k, st, drives, d.log))
-	if err := k.StartSystem(kernel.Spec{ID: HealthProcess, Process: kernel.ProcessFunc(echo)}); err != nil {
-		return fmt.Errorf("weftd: start %s: %w", HealthProcess, err)
-	}
-
-	reg, err := install.OpenRegistry(filepath.Join(dir, PackagesDir), k, host, d.log)
-	if err != nil {
-		return fmt.Errorf("weftd: open the package registry: %w", err)
-	}
-	reg.UseBarrier(barrier)
-	notify(d.log, "STATUS=Restoring processes")
-	rep, err := reg.Restore()
-	if err != nil {
-		return fmt.Errorf("weftd: restore processes: %w", err)
-	}
-	for _, id := range slices.Sorted(maps.Keys(rep.Failed)) {
-		d.log.Error("process not restored; its record stays in the table", "process", id, "err", rep.Failed[id])
-	}
-	for _, p := range cfg.Install {
-		if err := d.installAtStart(reg, p); err != nil {
-			return err
-		}
-	}
+	defer func() { err = errors.Join(err, parts.stop()) }()
 	if ctx.Err() != nil {
-		// Told to stop while starting: never claim to be ready.
-		return nil
+		return nil // told to stop while starting: never claim to be ready
 	}
 
-	// Serve the control API.
-	started := time.Now()
-	stopping := make(chan struct{})
-	var stopOnce sync.Once
-	stopTaps := func() { stopOnce.Do(func() { close(stopping) }) }
-	defer stopTaps()
-	met := metrics.New(k)
-	apiCfg := controlapi.Config{
-		Kernel:       k,
-		Packages:     reg,
-		Store:        st,
-		Drives:       drives,
-		Version:      cfg.Version,
-		Started:      started,
-		Logger:       d.log,
-		Stopping:     stopping,
-		Interceptors: []connect.Interceptor{met.Interceptor()},
-	}
-	srvs := &servers{log: d.log}
-	defer func() {
-		// Runs before the kernel stops: calls in flight finish first.
-		stopTaps()
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		srvs.shutdown(sctx)
-	}()
-	sock, err := d.serveUnix(srvs, apiCfg, cfg.Socket)
-	if err != nil {
-		return err
-	}
-	listen := ""
-	if cfg.Listen != "" {
-		if listen, err = d.serveTCP(srvs, apiCfg, dir); err != nil {
-			return err
-		}
-	}
-	metricsAddr := ""
-	if cfg.MetricsListen != "" {
-		if metricsAddr, err = d.serveMetrics(srvs, met.Handler(), cfg.MetricsListen); err != nil {
-			return err
-		}
-	}
-	if err := selfCheck(ctx, sock); err != nil {
-		return fmt.Errorf("weftd: the control API on %s does not answer: %w", sock, err)
-	}
-	if ctx.Err() != nil {
-		return nil
-	}
-
-	*info = Info{NodeID: key.NodeID(), DataDir: dir, Socket: sock, Listen: listen, MetricsAddr: metricsAddr, Started: started}
-	running := countRunning(k)
-	d.log.Info("node ready", "node_id", info.NodeID, "data_dir", dir, "socket", sock,
-		"listen", listen, "metrics", metricsAddr,
-		"processes_restored", len(rep.Started), "processes_not_restored", len(rep.Failed),
-		"processes_running", running, "packages", len(reg.List()))
-	notify(d.log, "READY=1\nSTATUS="+status(k, reg))
+	*info = n.api
+	info.NodeID, info.DataDir = n.key.NodeID(), dir
+	d.log.Info("node ready", "node_id", info.NodeID, "data_dir", dir, "socket", info.Socket,
+		"listen", info.Listen, "metrics", info.MetricsAddr,
+		"processes_restored", len(n.restored.Started), "processes_not_restored", len(n.restored.Failed),
+		"processes_running", countRunning(n.k), "packages", len(n.reg.List()))
+	notify(d.log, "READY=1\nSTATUS="+status(n.k, n.reg))
 	if ready != nil {
 		ready(*info)
 	}
 
 	wctx, stopWatchdog := context.WithCancel(ctx)
 	defer stopWatchdog()
-	go d.watchdog(wctx, k, reg)
+	go d.watchdog(wctx, n.k, n.reg)
 
 	<-ctx.Done()
 	d.log.Info("weftd stopping", "reason", context.Cause(ctx))
@@ -310,20 +198,207 @@ func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err err
 	return nil
 }
 
+// lockDataDir makes the data dir if it is missing, checks it, and locks
+// it against a second weftd.
+func (n *node) lockDataDir(context.Context) error {
+	if err := prepareDataDir(n.dir); err != nil {
+		return err
+	}
+	lock, err := lockDataDir(n.dir)
+	if err != nil {
+		return err
+	}
+	n.lock = lock
+	return nil
+}
+
+func (n *node) unlockDataDir(context.Context) error { return n.lock.release() }
+
+// loadKey loads the node key, making one on first start.
+func (n *node) loadKey(context.Context) error {
+	key, created, err := identity.LoadOrCreate(n.dir)
+	if err != nil {
+		return err
+	}
+	n.key = key
+	msg := "node key loaded"
+	if created {
+		msg = "node key created"
+	}
+	n.log.Info(msg, "node_id", key.NodeID(), "path", filepath.Join(n.dir, identity.KeyFile))
+	return nil
+}
+
+// openStore opens the database. One quota and one write barrier cover the
+// database and the drives, so a snapshot (store.Snapshot) sees both at
+// one instant.
+func (n *node) openStore(context.Context) error {
+	n.barrier = &store.Barrier{}
+	st, err := store.Open(filepath.Join(n.dir, store.FileName), store.Options{Usage: store.NewUsage(n.cfg.PackageQuota), Barrier: n.barrier})
+	if err != nil {
+		return err
+	}
+	n.st = st
+	return nil
+}
+
+func (n *node) closeStore(context.Context) error { return n.st.Close() }
+
+// openDrives opens the packages' file drives, under the store's quota and
+// barrier.
+func (n *node) openDrives(context.Context) error {
+	drives, err := store.OpenDrives(filepath.Join(n.dir, DrivesDir), n.st.Usage())
+	if err != nil {
+		return err
+	}
+	drives.UseBarrier(n.barrier)
+	n.drives = drives
+	return nil
+}
+
+func (n *node) closeDrives(context.Context) error { return n.drives.Close() }
+
+// startHost starts the Wasm host, with its compilation cache in the data
+// dir.
+func (n *node) startHost(context.Context) error {
+	host, err := wasm.NewHost(context.Background(), wasm.Config{
+		CacheDir: filepath.Join(n.dir, CacheDir, "wazero"),
+		Limits:   n.cfg.Limits,
+		Logger:   n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.host = host
+	return nil
+}
+
+func (n *node) closeHost(ctx context.Context) error { return n.host.Close(ctx) }
+
+// startKernel starts the kernel and the node's own processes, and gives
+// the Wasm host the store as processes reach it.
+func (n *node) startKernel(context.Context) error {
+	k, err := kernel.New(kernel.Config{
+		Keyring: n.key,
+		State:   n.st,
+		Table:   n.st,
+		Limits:  n.cfg.Limits,
+		Logger:  n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.host.SetStore(procstore.New(k, n.st, n.drives, n.log))
+	if err := k.StartSystem(kernel.Spec{ID: HealthProcess, Process: kernel.ProcessFunc(echo)}); err != nil {
+		return errors.Join(fmt.Errorf("%s: %w", HealthProcess, err), k.Close(context.Background()))
+	}
+	n.k = k
+	return nil
+}
+
+// stopKernel stops every process; it runs before the host and the store
+// close, so processes stop before their runtime and their data.
+func (n *node) stopKernel(ctx context.Context) error { return n.k.Close(ctx) }
+
+// restorePackages opens the install registry, starts again the processes
+// of the installed packages, and installs the packages the config names.
+func (n *node) restorePackages(context.Context) error {
+	reg, err := install.OpenRegistry(filepath.Join(n.dir, PackagesDir), n.k, n.host, n.log)
+	if err != nil {
+		return fmt.Errorf("open the registry: %w", err)
+	}
+	reg.UseBarrier(n.barrier)
+	n.reg = reg
+	notify(n.log, "STATUS=Restoring processes")
+	rep, err := reg.Restore()
+	if err != nil {
+		return fmt.Errorf("restore processes: %w", err)
+	}
+	n.restored = rep
+	for _, id := range slices.Sorted(maps.Keys(rep.Failed)) {
+		n.log.Error("process not restored; its record stays in the table", "process", id, "err", rep.Failed[id])
+	}
+	for _, p := range n.cfg.Install {
+		if err := n.installAtStart(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serveAPI serves the control API on the Unix socket and, as configured,
+// on TCP, and metrics; it returns once the API answers on the socket.
+func (n *node) serveAPI(ctx context.Context) error {
+	started := time.Now()
+	stopping := make(chan struct{})
+	var once sync.Once
+	n.stopTaps = func() { once.Do(func() { close(stopping) }) }
+	n.srvs = &servers{log: n.log}
+	n.met = metrics.New(n.k)
+	apiCfg := controlapi.Config{
+		Kernel:       n.k,
+		Packages:     n.reg,
+		Store:        n.st,
+		Drives:       n.drives,
+		Version:      n.cfg.Version,
+		Started:      started,
+		Logger:       n.log,
+		Stopping:     stopping,
+		Interceptors: []connect.Interceptor{n.met.Interceptor()},
+	}
+	err := n.listen(ctx, apiCfg)
+	if err != nil {
+		// Nothing after this part will stop what did start.
+		n.stopAPI(context.Background())
+		return err
+	}
+	n.api.Started = started
+	return nil
+}
+
+// listen starts the listeners serveAPI serves, filling n.api.
+func (n *node) listen(ctx context.Context, apiCfg controlapi.Config) (err error) {
+	if n.api.Socket, err = n.serveUnix(apiCfg, n.cfg.Socket); err != nil {
+		return err
+	}
+	if n.cfg.Listen != "" {
+		if n.api.Listen, err = n.serveTCP(apiCfg); err != nil {
+			return err
+		}
+	}
+	if n.cfg.MetricsListen != "" {
+		if n.api.MetricsAddr, err = n.serveMetrics(n.met.Handler(), n.cfg.MetricsListen); err != nil {
+			return err
+		}
+	}
+	if err := selfCheck(ctx, n.api.Socket); err != nil {
+		return fmt.Errorf("the control API on %s does not answer: %w", n.api.Socket, err)
+	}
+	return nil
+}
+
+// stopAPI ends the Tap streams, then shuts the listeners down: calls in
+// flight finish, until the deadline. It runs before the kernel stops.
+func (n *node) stopAPI(ctx context.Context) error {
+	n.stopTaps()
+	n.srvs.shutdown(ctx)
+	return nil
+}
+
 // installAtStart installs the package at path (a directory or a zip) with
 // every capability it requests approved, unless that version is already
 // installed.
-func (d *Daemon) installAtStart(reg *install.Registry, path string) error {
+func (n *node) installAtStart(path string) error {
 	zip, err := readPackage(path)
 	if err != nil {
-		return fmt.Errorf("weftd: install %s: %w", path, err)
+		return fmt.Errorf("install %s: %w", path, err)
 	}
-	pkg, already, err := reg.Install(zip, install.Approval{All: true})
+	pkg, already, err := n.reg.Install(zip, install.Approval{All: true})
 	if err != nil {
-		return fmt.Errorf("weftd: install %s: %w", path, err)
+		return fmt.Errorf("install %s: %w", path, err)
 	}
 	if already { // the registry logs a fresh install
-		d.log.Info("package already installed", "package", pkg.ID.String(), "version", pkg.Version, "path", path)
+		n.log.Info("package already installed", "package", pkg.ID.String(), "version", pkg.Version, "path", path)
 	}
 	return nil
 }
@@ -411,17 +486,17 @@ func countRunning(k *kernel.Kernel) int {
 // write there can replace the node key or the database.
 func prepareDataDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("weftd: create data dir: %w", err)
+		return fmt.Errorf("create data dir: %w", err)
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("weftd: data dir: %w", err)
+		return fmt.Errorf("data dir: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("weftd: data dir %s is not a directory", dir)
+		return fmt.Errorf("data dir %s is not a directory", dir)
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("weftd: data dir %s has mode %04o, which lets group or others write to it; run chmod go-w %s", dir, perm, dir)
+		return fmt.Errorf("data dir %s has mode %04o, which lets group or others write to it; run chmod go-w %s", dir, perm, dir)
 	}
 	return nil
 }

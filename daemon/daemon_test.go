@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -194,6 +195,14 @@ func TestRunStartsAndStops(t *testing.T) {
 	if r := logged(recs, "node ready"); len(r) == 1 && (r[0]["node_id"] != n.info.NodeID || r[0]["data_dir"] != dir) {
 		t.Errorf("node ready logged %v, want node_id %s and data_dir %s", r[0], n.info.NodeID, dir)
 	}
+	// The parts started in the declared order and stopped in reverse.
+	starts, stops := partsLogged(recs, "part started"), partsLogged(recs, "part stopped")
+	if !slices.Equal(starts, nodeParts) {
+		t.Errorf("parts started %q, want %q", starts, nodeParts)
+	}
+	if want := reversed(withStop(nodeParts)); !slices.Equal(stops, want) {
+		t.Errorf("parts stopped %q, want %q", stops, want)
+	}
 	// The lock file stays, naming nobody.
 	lock, err = os.ReadFile(filepath.Join(dir, daemon.LockFile))
 	if err != nil || len(lock) != 0 {
@@ -211,6 +220,61 @@ func TestRunStartsAndStops(t *testing.T) {
 	if err := again.stop(t); err != nil {
 		t.Fatalf("second Run = %v", err)
 	}
+}
+
+// nodeParts are the daemon's parts in the order they start: processes stop
+// before their runtime and their data, the API before the kernel.
+var nodeParts = []string{"data dir", "node key", "store", "drives", "Wasm host", "kernel", "packages", "control API"}
+
+// withStop is parts less those with nothing to stop.
+func withStop(parts []string) []string {
+	return slices.DeleteFunc(slices.Clone(parts), func(p string) bool { return p == "node key" || p == "packages" })
+}
+
+func reversed(s []string) []string {
+	s = slices.Clone(s)
+	slices.Reverse(s)
+	return s
+}
+
+// partsLogged is the parts named by the log lines msg, in order.
+func partsLogged(recs []map[string]any, msg string) []string {
+	var out []string
+	for _, r := range logged(recs, msg) {
+		out = append(out, fmt.Sprint(r["part"]))
+	}
+	return out
+}
+
+func TestAFailedPartStopsThoseBefore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	// The socket's directory cannot be made: a file stands in its way.
+	blocker := filepath.Join(shortDir(t), "f")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := daemon.DefaultConfig()
+	cfg.DataDir = dir
+	cfg.Socket = filepath.Join(blocker, "weftd.sock")
+	logs := &syncBuffer{}
+	logger, err := daemon.NewLogger(logs, slog.LevelDebug, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = daemon.New(cfg, logger).Run(context.Background(), func(daemon.Info) { t.Error("ready called") })
+	if err == nil || !strings.Contains(err.Error(), "weftd: start control API: ") {
+		t.Fatalf("Run = %v, want an error naming the control API", err)
+	}
+	recs := logs.records(t)
+	started := partsLogged(recs, "part started")
+	if want := nodeParts[:len(nodeParts)-1]; !slices.Equal(started, want) {
+		t.Errorf("parts started %q, want %q", started, want)
+	}
+	if stops, want := partsLogged(recs, "part stopped"), reversed(withStop(started)); !slices.Equal(stops, want) {
+		t.Errorf("parts stopped %q, want %q", stops, want)
+	}
+	// Everything was let go: the same dir starts again.
+	start(t, dir).stop(t)
 }
 
 func TestRunRefusesADirInUse(t *testing.T) {

@@ -51,14 +51,14 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 // serveUnix serves the control API on the Unix sockets systemd passed
 // (socket activation) or, without them, on a socket it makes at path. It
 // returns the socket's address.
-func (d *Daemon) serveUnix(srvs *servers, cfg controlapi.Config, path string) (string, error) {
+func (n *node) serveUnix(cfg controlapi.Config, path string) (string, error) {
 	h, err := controlapi.New(cfg)
 	if err != nil {
-		return "", fmt.Errorf("weftd: control API: %w", err)
+		return "", fmt.Errorf("control API: %w", err)
 	}
 	passed, err := activation.Listeners()
 	if err != nil {
-		return "", fmt.Errorf("weftd: sockets from systemd: %w", err)
+		return "", fmt.Errorf("sockets from systemd: %w", err)
 	}
 	if len(passed) > 0 {
 		var addr string
@@ -69,28 +69,28 @@ func (d *Daemon) serveUnix(srvs *servers, cfg controlapi.Config, path string) (s
 						l.Close()
 					}
 				}
-				return "", errors.New("weftd: systemd passed a socket that is not a Unix stream socket; for TCP, set listen in the config")
+				return "", errors.New("systemd passed a socket that is not a Unix stream socket; for TCP, set listen in the config")
 			}
 		}
 		for _, l := range passed {
-			srvs.serve(newServer(h, d.log), l, "systemd socket", false)
+			n.srvs.serve(newServer(h, n.log), l, "systemd socket", false)
 			if addr == "" {
 				addr = l.Addr().String()
 			}
-			d.log.Info("serving the control API", "socket", l.Addr().String(), "from", "systemd")
+			n.log.Info("serving the control API", "socket", l.Addr().String(), "from", "systemd")
 		}
 		return addr, nil
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return "", fmt.Errorf("weftd: socket: %w", err)
+		return "", fmt.Errorf("socket: %w", err)
 	}
 	l, err := listenUnix(abs)
 	if err != nil {
-		return "", fmt.Errorf("weftd: socket %s: %w", abs, err)
+		return "", fmt.Errorf("socket %s: %w", abs, err)
 	}
-	srvs.serve(newServer(h, d.log), l, "socket", false)
-	d.log.Info("serving the control API", "socket", abs)
+	n.srvs.serve(newServer(h, n.log), l, "socket", false)
+	n.log.Info("serving the control API", "socket", abs)
 	return abs, nil
 }
 
@@ -129,51 +129,51 @@ func listenUnix(path string) (net.Listener, error) {
 
 // serveTCP serves the control API with TLS on cfg.Listen to callers that
 // present the token. It returns the listener's address.
-func (d *Daemon) serveTCP(srvs *servers, cfg controlapi.Config, dataDir string) (string, error) {
-	cert, err := tls.LoadX509KeyPair(d.cfg.TLSCert, d.cfg.TLSKey)
+func (n *node) serveTCP(cfg controlapi.Config) (string, error) {
+	cert, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
 	if err != nil {
-		return "", fmt.Errorf("weftd: listen %s: TLS certificate: %w", d.cfg.Listen, err)
+		return "", fmt.Errorf("listen %s: TLS certificate: %w", n.cfg.Listen, err)
 	}
-	tokenPath := d.cfg.TokenFile
+	tokenPath := n.cfg.TokenFile
 	if tokenPath == "" {
-		tokenPath = filepath.Join(dataDir, TokenFile)
+		tokenPath = filepath.Join(n.dir, TokenFile)
 	}
 	token, created, err := loadOrCreateToken(tokenPath)
 	if err != nil {
-		return "", fmt.Errorf("weftd: listen %s: token: %w", d.cfg.Listen, err)
+		return "", fmt.Errorf("listen %s: token: %w", n.cfg.Listen, err)
 	}
 	if created {
-		d.log.Info("API token created", "path", tokenPath)
+		n.log.Info("API token created", "path", tokenPath)
 	}
 	cfg.Token = token
 	h, err := controlapi.New(cfg)
 	if err != nil {
-		return "", fmt.Errorf("weftd: control API: %w", err)
+		return "", fmt.Errorf("control API: %w", err)
 	}
-	l, err := net.Listen("tcp", d.cfg.Listen)
+	l, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {
-		return "", fmt.Errorf("weftd: listen %s: %w", d.cfg.Listen, err)
+		return "", fmt.Errorf("listen %s: %w", n.cfg.Listen, err)
 	}
-	srv := newServer(h, d.log)
+	srv := newServer(h, n.log)
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	srvs.serve(srv, l, "tcp", true)
-	d.log.Info("serving the control API", "listen", l.Addr().String(), "tls", true, "token_file", tokenPath)
+	n.srvs.serve(srv, l, "tcp", true)
+	n.log.Info("serving the control API", "listen", l.Addr().String(), "tls", true, "token_file", tokenPath)
 	return l.Addr().String(), nil
 }
 
 // serveMetrics serves h at /metrics on addr, a loopback address.
-func (d *Daemon) serveMetrics(srvs *servers, h http.Handler, addr string) (string, error) {
+func (n *node) serveMetrics(h http.Handler, addr string) (string, error) {
 	if err := checkLoopback(addr); err != nil {
-		return "", fmt.Errorf("weftd: metrics_listen: %w", err)
+		return "", fmt.Errorf("metrics_listen: %w", err)
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("weftd: metrics_listen %s: %w", addr, err)
+		return "", fmt.Errorf("metrics_listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	srvs.serve(&http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}, l, "metrics", false)
-	d.log.Info("serving metrics", "addr", "http://"+l.Addr().String()+"/metrics")
+	n.srvs.serve(&http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}, l, "metrics", false)
+	n.log.Info("serving metrics", "addr", "http://"+l.Addr().String()+"/metrics")
 	return l.Addr().String(), nil
 }
 
