@@ -213,7 +213,9 @@ func sink(_ context.Context, h *kernel.Handle) error {
 }
 
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	// A bound against a hung call, not a measure: installs compile Go
+	// guests, which on a loaded 2-core machine under -race take minutes.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
