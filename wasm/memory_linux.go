@@ -21,10 +21,25 @@ import (
 // the scavenger: two thirds of a C process's spawn time. A fresh mapping
 // costs one mmap, its pages are zero and become resident only when the
 // guest touches them.
-func withLinearMemory(ctx context.Context, pool *memoryPool) context.Context {
-	return experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(initial, max uint64) experimental.LinearMemory {
-		return &mappedMemory{initial: initial, max: max, populate: initial >= populateBytes, pool: pool}
+//
+// release frees every memory made under ctx that wazero has not freed:
+// call it when instantiating failed, and only then. wazero frees a memory
+// when it closes its module, but a module whose instantiation failed part
+// way (its start function trapped or exited, a data segment did not fit)
+// is never closed, unless its context was done (the CPU guard): without
+// release its mapping would never be unmapped nor pooled.
+func withLinearMemory(ctx context.Context, pool *memoryPool) (_ context.Context, release func()) {
+	made := make([]*mappedMemory, 0, 2) // the guest's memory and Extism's
+	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(initial, max uint64) experimental.LinearMemory {
+		m := &mappedMemory{initial: initial, max: max, populate: initial >= populateBytes, pool: pool}
+		made = append(made, m)
+		return m
 	}))
+	return ctx, func() {
+		for _, m := range made {
+			m.Free()
+		}
+	}
 }
 
 // mappedMemory is a linear memory in an anonymous mapping that reserves

@@ -9,7 +9,9 @@ import (
 
 // withLinearMemory leaves linear memories on Go's heap where anonymous
 // mappings are not set up (memory_linux.go).
-func withLinearMemory(ctx context.Context, _ *memoryPool) context.Context { return ctx }
+func withLinearMemory(ctx context.Context, _ *memoryPool) (_ context.Context, release func()) {
+	return ctx, func() {}
+}
 
 // memoryPool is memory_linux.go's; elsewhere there is nothing to pool.
 type memoryPool struct{}

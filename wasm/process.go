@@ -102,6 +102,11 @@ func (in *inst) kill(err error) {
 }
 
 // Run runs one incarnation of the process.
+//
+// The CPU guard watches the instance from before it is made: wazero runs
+// the module's start function while instantiating it, and a guest may
+// spin there, or in _initialize, as well as in init. A guard kill at any
+// of these ends Run with the same error.
 func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 	m := p.mod
 	host := m.host
@@ -120,8 +125,34 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 		WithSysNanotime().
 		WithSysNanosleep().
 		WithRandSource(rand.Reader)
-	plug, err := m.compiled.Instance(withLinearMemory(ctx, host.mems), extism.PluginInstanceConfig{ModuleConfig: mc})
+
+	host.track(in)
+	in.guestSince.Store(host.epoch.Load())
+	err := p.run(ctx, in, mc)
+	in.guestSince.Store(0)
+	host.untrack(in)
+	stdout.flush()
+	stderr.flush()
+
+	if f := in.failed.Load(); f != nil {
+		return *f
+	}
+	if runCtx.Err() != nil {
+		return nil // the kernel stopped it
+	}
+	return err
+}
+
+// run makes the instance, runs its _initialize and init, and throws it
+// away. The caller has the CPU guard watch in, from before run is called
+// until it returns; run stops the watch (guestSince 0) when init returns,
+// so that the instance's closing is not counted.
+func (p *process) run(ctx context.Context, in *inst, mc wazero.ModuleConfig) error {
+	m := p.mod
+	ictx, release := withLinearMemory(ctx, m.host.mems)
+	plug, err := m.compiled.Instance(ictx, extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
+		release()
 		return fmt.Errorf("wasm: %s: instantiate: %w", m.name, err)
 	}
 	defer plug.Close(context.Background())
@@ -139,20 +170,8 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 		return fmt.Errorf("wasm: %s: instance has no memory", m.name)
 	}
 
-	host.track(in)
-	in.guestSince.Store(host.epoch.Load())
 	rc, err := callInit(ctx, in, plug, kmod, mod, m.reactor)
 	in.guestSince.Store(0)
-	host.untrack(in)
-	stdout.flush()
-	stderr.flush()
-
-	if f := in.failed.Load(); f != nil {
-		return *f
-	}
-	if runCtx.Err() != nil {
-		return nil // the kernel stopped it
-	}
 	if err != nil {
 		return fmt.Errorf("wasm: %s: init failed: %w", m.name, err)
 	}
