@@ -24,6 +24,15 @@ type peerKey struct{}
 // context.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	p := peer{addr: remoteAddr(c)}
+	// Under a listener's own wrapping (the daemon bounds connections), the
+	// socket is underneath.
+	for {
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
+	}
 	if uc, ok := c.(*net.UnixConn); ok {
 		if uid, gid, pid, ok := peerCred(uc); ok {
 			p.cred, p.uid, p.gid, p.pid = true, uid, gid, pid

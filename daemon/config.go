@@ -48,6 +48,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 	Install         []string      `toml:"install"`
 	PackageQuota    int64         `toml:"package_quota"`
+	API             ConnLimits    `toml:"api"`
 	Limits          kernel.Limits `toml:"limits"`
 
 	// Version is the weftd build, for the logs and the API. It is set by
@@ -65,6 +66,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: DefaultShutdownTimeout,
 		Install:         []string{},
 		PackageQuota:    store.DefaultPackageQuota,
+		API:             DefaultConnLimits(),
 		Limits:          kernel.DefaultLimits(),
 		Version:         "dev",
 	}
@@ -144,6 +146,9 @@ func (c *Config) Validate() error {
 	}
 	if slices.Contains(c.Install, "") {
 		return errors.New("config: install lists an empty path")
+	}
+	if err := c.API.validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if err := c.Limits.WithDefaults().Validate(); err != nil {
 		return fmt.Errorf("config: limits: %w", err)

@@ -358,6 +358,16 @@ func (n *node) serveAPI(ctx context.Context) error {
 
 // listen starts the listeners serveAPI serves, filling n.api.
 func (n *node) listen(ctx context.Context, apiCfg controlapi.Config) (err error) {
+	listeners := 1 // the Unix socket; systemd may pass more, each bounded too
+	if n.cfg.Listen != "" {
+		listeners++
+	}
+	if n.cfg.MetricsListen != "" {
+		listeners++
+	}
+	if err := checkOpenFiles(listeners, n.cfg.API.MaxConnections); err != nil {
+		return err
+	}
 	if n.api.Socket, err = n.serveUnix(apiCfg, n.cfg.Socket); err != nil {
 		return err
 	}

@@ -33,19 +33,41 @@ const readHeaderTimeout = 10 * time.Second
 
 // newServer returns an HTTP server for h that speaks HTTP/1.1 and HTTP/2
 // (over TLS, or in the clear with prior knowledge, as gRPC clients do on
-// a Unix socket).
-func newServer(h http.Handler, log *slog.Logger) *http.Server {
+// a Unix socket), within lim: headers in readHeaderTimeout, bodies within
+// lim's bound, idle connections closed after lim.IdleTimeout. connState
+// is its ConnState (the listener's bookkeeping).
+func newServer(h http.Handler, log *slog.Logger, lim ConnLimits, connState func(net.Conn, http.ConnState)) *http.Server {
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetHTTP2(true)
 	p.SetUnencryptedHTTP2(true)
 	return &http.Server{
-		Handler:           h,
+		Handler:           bodyDeadline(h, lim),
 		Protocols:         &p,
 		ReadHeaderTimeout: readHeaderTimeout,
-		ConnContext:       controlapi.ConnContext,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		IdleTimeout:       lim.IdleTimeout,
+		HTTP2: &http.HTTP2Config{
+			// A peer that stops reading what the node writes is cut
+			// rather than holding the connection's writer.
+			WriteByteTimeout: lim.BodyTimeout,
+			// A connection whose peer has vanished is found and closed.
+			SendPingTimeout: lim.IdleTimeout,
+			PingTimeout:     readHeaderTimeout,
+		},
+		ConnState:   connState,
+		ConnContext: controlapi.ConnContext,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// serveLimited serves h on l, bounded by the [api] limits: at most
+// max_connections, and max_connections_per_client for each client,
+// counted as they are accepted, before any authentication.
+func (n *node) serveLimited(h http.Handler, l net.Listener, name string, tlsConfig *tls.Config) {
+	ll := newLimitedListener(l, name, n.cfg.API, n.log)
+	srv := newServer(h, n.log, n.cfg.API, ll.connState)
+	srv.TLSConfig = tlsConfig
+	n.srvs.serve(srv, ll, name, tlsConfig != nil)
 }
 
 // serveUnix serves the control API on the Unix sockets systemd passed
@@ -73,7 +95,7 @@ func (n *node) serveUnix(cfg controlapi.Config, path string) (string, error) {
 			}
 		}
 		for _, l := range passed {
-			n.srvs.serve(newServer(h, n.log), l, "systemd socket", false)
+			n.serveLimited(h, l, "systemd socket", nil)
 			if addr == "" {
 				addr = l.Addr().String()
 			}
@@ -89,7 +111,7 @@ func (n *node) serveUnix(cfg controlapi.Config, path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("socket %s: %w", abs, err)
 	}
-	n.srvs.serve(newServer(h, n.log), l, "socket", false)
+	n.serveLimited(h, l, "socket", nil)
 	n.log.Info("serving the control API", "socket", abs)
 	return abs, nil
 }
@@ -154,9 +176,7 @@ func (n *node) serveTCP(cfg controlapi.Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("listen %s: %w", n.cfg.Listen, err)
 	}
-	srv := newServer(h, n.log)
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	n.srvs.serve(srv, l, "tcp", true)
+	n.serveLimited(h, l, "tcp", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	n.log.Info("serving the control API", "listen", l.Addr().String(), "tls", true, "token_file", tokenPath)
 	return l.Addr().String(), nil
 }
@@ -172,7 +192,7 @@ func (n *node) serveMetrics(h http.Handler, addr string) (string, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	n.srvs.serve(&http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}, l, "metrics", false)
+	n.serveLimited(mux, l, "metrics", nil)
 	n.log.Info("serving metrics", "addr", "http://"+l.Addr().String()+"/metrics")
 	return l.Addr().String(), nil
 }

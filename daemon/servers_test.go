@@ -25,7 +25,7 @@ func TestShutdownLetsCallsInFlightFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	srvs := &servers{log: slog.New(slog.DiscardHandler)}
-	srvs.serve(newServer(h, srvs.log), l, "test", false)
+	srvs.serve(newServer(h, srvs.log, DefaultConnLimits(), nil), l, "test", false)
 	url := "http://" + l.Addr().String()
 
 	got := make(chan string, 1)
@@ -86,7 +86,7 @@ func TestShutdownCutsCallsAtTheDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	srvs := &servers{log: slog.New(slog.DiscardHandler)}
-	srvs.serve(newServer(h, srvs.log), l, "test", false)
+	srvs.serve(newServer(h, srvs.log, DefaultConnLimits(), nil), l, "test", false)
 	errc := make(chan error, 1)
 	go func() {
 		resp, err := http.Get("http://" + l.Addr().String())
