@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weftos/weft/controlapi"
 )
 
 // ConnLimits bound the control API's connections, so that no client can
@@ -39,6 +41,10 @@ type ConnLimits struct {
 	// remote IP address on TCP, one user (the peer's uid) on the Unix
 	// socket, with the same rule at the bound.
 	MaxConnectionsPerClient int `toml:"max_connections_per_client"`
+	// MaxRequestBytesInFlight bounds the bytes of request bodies the
+	// control API holds at once, over every listener; a call past it fails
+	// with resource_exhausted before its body is read.
+	MaxRequestBytesInFlight int64 `toml:"max_request_bytes_in_flight"`
 }
 
 // Defaults of the [api] table.
@@ -62,6 +68,7 @@ func DefaultConnLimits() ConnLimits {
 		BodyMinRate:             DefaultBodyMinRate,
 		MaxConnections:          DefaultMaxConnections,
 		MaxConnectionsPerClient: DefaultMaxConnectionsPerClient,
+		MaxRequestBytesInFlight: DefaultMaxRequestBytesInFlight,
 	}
 }
 
@@ -77,6 +84,8 @@ func (l ConnLimits) validate() error {
 		return errors.New("api.max_connections must be positive")
 	case l.MaxConnectionsPerClient <= 0 || l.MaxConnectionsPerClient > l.MaxConnections:
 		return errors.New("api.max_connections_per_client must be positive and at most api.max_connections")
+	case l.MaxRequestBytesInFlight < controlapi.ReadMaxBytes:
+		return fmt.Errorf("api.max_request_bytes_in_flight must be at least %d, the largest request the API takes", controlapi.ReadMaxBytes)
 	}
 	return nil
 }

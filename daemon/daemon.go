@@ -137,6 +137,7 @@ type node struct {
 	reg      *install.Registry
 	restored kernel.RestoreReport
 	srvs     *servers
+	bodies   *bodyBudget
 	stopTaps func()
 	met      *metrics.Metrics
 	api      Info // the listeners' addresses and the time the API started
@@ -334,7 +335,10 @@ func (n *node) serveAPI(ctx context.Context) error {
 	var once sync.Once
 	n.stopTaps = func() { once.Do(func() { close(stopping) }) }
 	n.srvs = &servers{log: n.log}
+	n.bodies = newBodyBudget(n.cfg.API.MaxRequestBytesInFlight, n.log)
 	n.met = metrics.New(n.k)
+	n.met.GaugeFunc("weft_api_request_bytes_in_flight", "Bytes of control API request bodies held (reserved) now.", nil,
+		func() float64 { return float64(n.bodies.used.Load()) })
 	apiCfg := controlapi.Config{
 		Kernel:       n.k,
 		Packages:     n.reg,

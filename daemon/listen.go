@@ -65,7 +65,13 @@ func newServer(h http.Handler, log *slog.Logger, lim ConnLimits, connState func(
 // counted as they are accepted, before any authentication.
 func (n *node) serveLimited(h http.Handler, l net.Listener, name string, tlsConfig *tls.Config) {
 	ll := newLimitedListener(l, name, n.cfg.API, n.log)
-	srv := newServer(h, n.log, n.cfg.API, ll.connState)
+	lab := map[string]string{"listener": name, "addr": l.Addr().String()}
+	n.met.GaugeFunc("weft_api_connections", "Open control API connections.", lab, func() float64 { return float64(ll.open()) })
+	n.met.CounterFunc("weft_api_connections_refused_total", "Connections closed as they were accepted, every one at the bound having a call in flight.", lab,
+		func() float64 { return float64(ll.refused.Load()) })
+	n.met.CounterFunc("weft_api_connections_evicted_total", "Idle connections closed to make room for new ones at the bound.", lab,
+		func() float64 { return float64(ll.evicted.Load()) })
+	srv := newServer(n.bodies.middleware(h), n.log, n.cfg.API, ll.connState)
 	srv.TLSConfig = tlsConfig
 	n.srvs.serve(srv, ll, name, tlsConfig != nil)
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -263,4 +264,85 @@ func TestOpenFilesLimit(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "api.max_connections") || !strings.Contains(errOut, "LimitNOFILE") {
 		t.Errorf("weftd under ulimit -n 1500: code %d, stderr %q; want a refusal naming api.max_connections and LimitNOFILE", code, errOut)
 	}
+}
+
+// TestRequestBodyBudget: request bodies in flight are bounded node-wide;
+// a call past the budget is refused before its body is read, and the
+// memory a large request took is given back once it is done.
+func TestRequestBodyBudget(t *testing.T) {
+	const budget = 300 << 20 // the least allowed is one of the largest requests, 257 MiB
+	cfg := filepath.Join(t.TempDir(), "weftd.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("[api]\nmax_request_bytes_in_flight = %d\n", budget)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, t.TempDir(), "--config", cfg, "--log-level", "debug", "--metrics-listen", "127.0.0.1:0")
+	metricsURL := "http://" + n.ready["metrics"].(string) + "/metrics"
+
+	// A holds 200 MiB of the budget: its headers are in, its body is not.
+	a := dialT(t, "unix", n.sock)
+	fmt.Fprintf(a, "POST /weft.v1.NodeService/GetInfo HTTP/1.1\r\nHost: weft\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", 200<<20)
+	waitMetric(t, metricsURL, "weft_api_request_bytes_in_flight", func(v float64) bool { return v >= 200<<20 })
+	// B asks for 150 MiB more: refused at once, before a byte of its body
+	// is sent.
+	b := dialT(t, "unix", n.sock)
+	fmt.Fprintf(b, "POST /weft.v1.NodeService/GetInfo HTTP/1.1\r\nHost: weft\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 150<<20)
+	b.SetReadDeadline(time.Now().Add(failAfter))
+	resp, err := http.ReadResponse(bufio.NewReader(b), nil)
+	if err != nil {
+		t.Fatalf("B: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `"resource_exhausted"`) || !strings.Contains(string(body), "api.max_request_bytes_in_flight") {
+		t.Errorf("B, over the budget: %s %s; want resource_exhausted naming api.max_request_bytes_in_flight", resp.Status, body)
+	}
+	// Small calls still fit beside A.
+	if _, _, code := n.weft(t, "status"); code != 0 {
+		t.Error("weft status beside A failed")
+	}
+	// A gone, its bytes are free again: a 20 MiB body is read (and
+	// refused for what it says), and the memory it took is returned.
+	a.Close()
+	waitMetric(t, metricsURL, "weft_api_request_bytes_in_flight", func(v float64) bool { return v == 0 })
+	var freed map[string]any
+	big := strings.Repeat(" ", 20<<20)
+	{
+		c := dialT(t, "unix", n.sock)
+		fmt.Fprintf(c, "POST /weft.v1.NodeService/GetInfo HTTP/1.1\r\nHost: weft\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(big)+2, "{}"+big)
+		c.SetReadDeadline(time.Now().Add(failAfter))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("the 20 MiB call: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if strings.Contains(string(body), `"resource_exhausted"`) {
+			t.Errorf("a 20 MiB call with the budget free: %s", body)
+		}
+	}
+	n.waitFor(t, "memory returned after the large request", jsonRecord("memory returned to the operating system after a large request", &freed))
+	n.stop(t)
+}
+
+// waitMetric reads the node's metrics until the unlabelled sample name
+// satisfies ok, failing the test after failAfter.
+func waitMetric(t *testing.T, url, name string, ok func(float64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	last := "no sample"
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for line := range strings.Lines(string(b)) {
+			if v, found := strings.CutPrefix(strings.TrimSpace(line), name+" "); found {
+				last = v
+				if f, err := strconv.ParseFloat(v, 64); err == nil && ok(f) {
+					return
+				}
+			}
+		}
+	}
+	t.Fatalf("metric %s: %s after %v", name, last, failAfter)
 }

@@ -42,6 +42,17 @@ func New(k *kernel.Kernel) *Metrics {
 	return m
 }
 
+// GaugeFunc adds a gauge read from f at scrape time, with constant labels:
+// for the daemon's own figures (the control API's connections, say).
+func (m *Metrics) GaugeFunc(name, help string, labels map[string]string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, f))
+}
+
+// CounterFunc adds a counter read from f at scrape time, as GaugeFunc.
+func (m *Metrics) CounterFunc(name, help string, labels map[string]string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
+}
+
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})

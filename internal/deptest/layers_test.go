@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -62,8 +63,11 @@ func list(t *testing.T, g Graph, env ...string) {
 		}
 		for _, imp := range f[1:] {
 			if rel, ok := strings.CutPrefix(imp, module+"/"); ok {
-				imports = append(imports, rel)
-			} else if isExternal(imp) {
+				imp = rel
+			} else if !isExternal(imp) {
+				continue // the standard library
+			}
+			if !slices.Contains(imports, imp) {
 				imports = append(imports, imp)
 			}
 		}
