@@ -127,3 +127,48 @@ func BenchmarkStartupToReady(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkOperatorCallUnderFlood is the operator's GetInfo over the Unix
+// socket while an attacker holds N connections that say nothing: over
+// TCP (the TLS listener, no token), and over the Unix socket itself
+// (from the operator's own uid, so every new connection there evicts an
+// idle one). idle-0 is the baseline.
+func BenchmarkOperatorCallUnderFlood(b *testing.B) {
+	certFile, keyFile, _ := selfSigned(b)
+	n := startNode(b, b.TempDir(), "--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
+	tcp := n.ready["listen"].(string)
+	for _, tc := range []struct {
+		name    string
+		network string
+		addr    string
+		conns   int
+	}{
+		{"idle-0", "", "", 0},
+		{"tcp-idle-1000", "tcp", tcp, 1000},
+		{"unix-idle-1000", "unix", n.sock, 1000},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var flood []net.Conn
+			defer func() {
+				for _, c := range flood {
+					c.Close()
+				}
+			}()
+			for range tc.conns {
+				c, err := net.Dial(tc.network, tc.addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				flood = append(flood, c)
+			}
+			hc := unixClient(n.sock)
+			defer hc.CloseIdleConnections()
+			c := weftv1connect.NewNodeServiceClient(hc, "http://weftd")
+			for b.Loop() {
+				if _, err := c.GetInfo(context.Background(), connect.NewRequest(&weftv1.GetInfoRequest{})); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
