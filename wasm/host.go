@@ -172,16 +172,6 @@ type Module struct {
 // Name is the name the module was compiled under.
 func (m *Module) Name() string { return m.name }
 
-// weftImports are the host functions of docs/abi.md, by name, with their
-// types (i32 0x7f, i64 0x7e).
-var weftImports = map[string]funcType{}
-
-func init() {
-	for _, f := range hostFunctionSpecs {
-		weftImports[f.name] = funcType{params: valueBytes(f.params), results: valueBytes(f.results)}
-	}
-}
-
 // Compile compiles a module, or returns the Module already compiled from
 // the same bytes. name is for messages (usually the file's path in its
 // package). It refuses a module over max_module_bytes, a malformed one,
@@ -273,22 +263,7 @@ func checkModule(info *moduleInfo) error {
 	if ex, ok := info.exports["_initialize"]; ok && (ex.kind != kindFunc || !ex.typ.equal(nil, nil)) {
 		return fmt.Errorf("_initialize is not a function of type () -> (): a WASI reactor's takes and returns nothing")
 	}
-	for _, im := range info.imports {
-		switch im.module {
-		case "weft":
-			want, ok := weftImports[im.name]
-			if !ok || im.kind != kindFunc {
-				return fmt.Errorf("imports weft.%s, which this node does not provide", im.name)
-			}
-			if !im.typ.equal(want.params, want.results) {
-				return fmt.Errorf("imports weft.%s with type %s; it has type %s", im.name, im.typ, want)
-			}
-		case "wasi_snapshot_preview1", "extism:host/env":
-		default:
-			return fmt.Errorf("imports %s.%s: module %q is not provided (only weft and wasi_snapshot_preview1 are)", im.module, im.name, im.module)
-		}
-	}
-	return nil
+	return checkImports(info.imports)
 }
 
 // watchdog is the CPU guard: every tick it advances the epoch and kills
