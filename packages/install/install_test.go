@@ -28,7 +28,7 @@ var shared wasmtest.Examples
 
 func setup(t *testing.T) (dir string, host *wasm.Host) {
 	t.Helper()
-	return shared.Get(t, "..")
+	return shared.Get(t, "../..")
 }
 
 func TestMain(m *testing.M) {
