@@ -12,8 +12,12 @@
 //
 // Before anything starts, Start checks the approval (below), that no
 // process of the package is already on the node (kernel.ErrExists),
-// every grant target (below), and compiles every module of the package
-// (any that fails to compile fails the install, naming it). It then
+// every grant target (below), that the Wasm host accepts every module of
+// the package (wasm.CheckModule: a module importing what the node does
+// not provide is a *packages.Error naming the module), and compiles
+// every module (any that fails to compile fails the install, naming it).
+// (Registry.Inspect and Registry.Install make the same module check right
+// after loading the archive, before anything is written.) Start then
 // starts every process of the manifest in manifest order, applies the
 // grants, and only then lets the processes run: until every process of
 // the package is in the table and every grant is in place, each process

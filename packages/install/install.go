@@ -73,15 +73,39 @@ func ParseData(b []byte) (Data, error) {
 // Package.Modules.
 type Modules map[string]*wasm.Module
 
-// Compile compiles every module of pkg on h, each under the name
-// "package:publisher/path". It fails, naming the module, if any does not
-// compile.
-func Compile(h *wasm.Host, pkg *packages.Package) (Modules, error) {
+// checkModules checks every module of pkg, in path order, against what
+// the Wasm host accepts (wasm.CheckModule): packages.Load checked their
+// exports but cannot know which imports the host provides. A module the
+// host would refuse is the package's fault: a *packages.Error naming the
+// module.
+func checkModules(pkg *packages.Package) error {
+	for _, p := range modulePaths(pkg) {
+		if err := wasm.CheckModule(pkg.Modules[p]); err != nil {
+			return &packages.Error{File: p, Err: err}
+		}
+	}
+	return nil
+}
+
+func modulePaths(pkg *packages.Package) []string {
 	paths := make([]string, 0, len(pkg.Modules))
 	for p := range pkg.Modules {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
+	return paths
+}
+
+// Compile compiles every module of pkg on h, each under the name
+// "package:publisher/path". It fails, naming the module, if any does not
+// compile; a module the host refuses for what it is (an import the node
+// does not provide, say) is a *packages.Error, refused before any module
+// compiles.
+func Compile(h *wasm.Host, pkg *packages.Package) (Modules, error) {
+	if err := checkModules(pkg); err != nil {
+		return nil, fmt.Errorf("install %s: %w", pkg.ID, err)
+	}
+	paths := modulePaths(pkg)
 	mods := make(Modules, len(paths))
 	for _, p := range paths {
 		m, err := h.Compile(pkg.ID.String()+"/"+p, pkg.Modules[p])

@@ -321,11 +321,25 @@ func (info Installed) clone() Installed {
 	return info
 }
 
+// load loads a package archive (packages.LoadZip) and checks its modules
+// against what the Wasm host accepts (checkModules): a refusal for the
+// package's content is a *packages.Error.
+func load(zip []byte, lim kernel.Limits) (*packages.Package, error) {
+	pkg, err := packages.LoadZip(bytes.NewReader(zip), int64(len(zip)), lim)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkModules(pkg); err != nil {
+		return nil, err
+	}
+	return pkg, nil
+}
+
 // Inspect loads and validates a package archive (a zip, as LoadZip reads
 // it) completely, installing nothing. A refusal for the package's content
 // is a *packages.Error.
 func (r *Registry) Inspect(zip []byte) (Installed, error) {
-	pkg, err := packages.LoadZip(bytes.NewReader(zip), int64(len(zip)), r.k.Limits())
+	pkg, err := load(zip, r.k.Limits())
 	if err != nil {
 		return Installed{}, err
 	}
@@ -344,7 +358,7 @@ func (r *Registry) Inspect(zip []byte) (Installed, error) {
 // succeeded: a crash at any point leaves, after the next OpenRegistry and
 // Restore, either the whole install or nothing of it.
 func (r *Registry) Install(zip []byte, ok Approval) (pkg Installed, already bool, err error) {
-	loaded, err := packages.LoadZip(bytes.NewReader(zip), int64(len(zip)), r.k.Limits())
+	loaded, err := load(zip, r.k.Limits())
 	if err != nil {
 		return Installed{}, false, err
 	}
