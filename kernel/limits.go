@@ -58,6 +58,17 @@ type Limits struct {
 	// MemoryPerProcess bounds one Wasm instance's linear memory (Wasm
 	// host). Default 64 MiB.
 	MemoryPerProcess int64 `toml:"memory_per_process"`
+	// GuestMemoryPerPackage bounds the linear memory of all the Wasm
+	// instances of one package together, spawned children included
+	// (Wasm host): a memory.grow past it fails in the guest, a spawn
+	// whose child's initial memory does not fit fails with ErrLimit, and
+	// a process whose initial memory does not fit does not start.
+	// Default 1 GiB.
+	GuestMemoryPerPackage int64 `toml:"guest_memory_per_package"`
+	// GuestMemoryTotal bounds the linear memory of all Wasm instances on
+	// the node, as GuestMemoryPerPackage does one package's (Wasm host).
+	// Default 2 GiB.
+	GuestMemoryTotal int64 `toml:"guest_memory_total"`
 	// GuestCPUTime bounds the time a guest runs between two host calls; a
 	// process that spins past it is killed and its on_exit applies (Wasm
 	// host). Time spent waiting in await is never counted. Default 5 s.
@@ -87,6 +98,8 @@ func DefaultLimits() Limits {
 		LogBurst:                 200,
 		MaxLogLineBytes:          4 << 10,
 		MemoryPerProcess:         64 << 20,
+		GuestMemoryPerPackage:    1 << 30,
+		GuestMemoryTotal:         2 << 30,
 		GuestCPUTime:             5 * time.Second,
 		MaxModuleBytes:           32 << 20,
 	}
@@ -125,6 +138,12 @@ func (l Limits) WithDefaults() Limits {
 	if l.MemoryPerProcess == 0 {
 		l.MemoryPerProcess = d.MemoryPerProcess
 	}
+	if l.GuestMemoryPerPackage == 0 {
+		l.GuestMemoryPerPackage = d.GuestMemoryPerPackage
+	}
+	if l.GuestMemoryTotal == 0 {
+		l.GuestMemoryTotal = d.GuestMemoryTotal
+	}
 	if l.GuestCPUTime == 0 {
 		l.GuestCPUTime = d.GuestCPUTime
 	}
@@ -156,6 +175,8 @@ func (l Limits) Validate() error {
 		{"log_burst", int64(l.LogBurst)},
 		{"max_log_line_bytes", int64(l.MaxLogLineBytes)},
 		{"memory_per_process", l.MemoryPerProcess},
+		{"guest_memory_per_package", l.GuestMemoryPerPackage},
+		{"guest_memory_total", l.GuestMemoryTotal},
 		{"guest_cpu_time", int64(l.GuestCPUTime)},
 		{"max_module_bytes", l.MaxModuleBytes},
 	} {
