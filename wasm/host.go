@@ -30,8 +30,9 @@ type Config struct {
 	// CacheDir keeps wazero's compiled machine code between runs; empty
 	// keeps it in memory only.
 	CacheDir string
-	// Limits: MemoryPerProcess, GuestCPUTime and MaxModuleBytes apply
-	// here; zero fields take their defaults.
+	// Limits: MemoryPerProcess, GuestMemoryPerPackage, GuestMemoryTotal,
+	// GuestCPUTime and MaxModuleBytes apply here; zero fields take their
+	// defaults.
 	Limits kernel.Limits
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -51,6 +52,7 @@ type Host struct {
 	cache   wazero.CompilationCache
 	funcs   []extism.HostFunction
 	mems    *memoryPool // linear memories of closed instances, for reuse
+	budget  *memBudget  // linear memory held, against the guest memory budgets
 
 	// epoch counts watchdog ticks; instances record it when they enter
 	// guest code (see inst.guestSince).
@@ -86,6 +88,14 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 	if lim.MemoryPerProcess < minMemory {
 		return nil, fmt.Errorf("wasm: memory_per_process is %d bytes; at least %d are needed (the Extism kernel alone takes 1 MiB)", lim.MemoryPerProcess, minMemory)
 	}
+	for _, b := range []struct {
+		key string
+		v   int64
+	}{{"guest_memory_per_package", lim.GuestMemoryPerPackage}, {"guest_memory_total", lim.GuestMemoryTotal}} {
+		if b.v < minMemory {
+			return nil, fmt.Errorf("wasm: %s is %d bytes; at least %d are needed to start one process (the Extism kernel alone takes 1 MiB)", b.key, b.v, minMemory)
+		}
+	}
 	h := &Host{
 		lim:     lim,
 		log:     cfg.Logger,
@@ -95,6 +105,7 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		mems:    newMemoryPool(),
+		budget:  newMemBudget(lim),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -166,7 +177,8 @@ type Module struct {
 	host     *Host
 	name     string
 	compiled *extism.CompiledPlugin
-	reactor  bool // exports _initialize (a WASI reactor)
+	reactor  bool  // exports _initialize (a WASI reactor)
+	initial  int64 // bytes of linear memory an instance starts with
 }
 
 // Name is the name the module was compiled under.
@@ -219,7 +231,7 @@ func (h *Host) Compile(name string, wasm []byte) (*Module, error) {
 		return nil, fmt.Errorf("wasm: %s: compile: %w", name, err)
 	}
 	_, reactor := info.exports["_initialize"]
-	m := &Module{host: h, name: name, compiled: cp, reactor: reactor}
+	m := &Module{host: h, name: name, compiled: cp, reactor: reactor, initial: initialMemory(wasm)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

@@ -479,17 +479,27 @@ func hSpawn(in *inst, stack []uint64) {
 	if s.OnExit == abi.OnExitRestart {
 		onExit.Kind = kernel.OnExitRestart
 	}
+	// The child's initial memory is reserved here, so that a spawn past
+	// the guest memory budgets fails at the call; the child's first
+	// instance takes the reservation over.
+	res, err := in.host.budget.reserve(in.h.ID().PackageId(), mod.initial)
+	if err != nil {
+		ret32(stack, in.fail(abi.ELIMIT, fmt.Errorf("weft.spawn: %s: %w", s.WasmPath, err)))
+		return
+	}
 	id, err := in.h.Spawn(kernel.ChildSpec{
 		Name:         s.Name,
-		Process:      mod.Process(*in.opts),
+		Process:      &process{mod: mod, opts: *in.opts, res: res},
 		OnExit:       onExit,
 		Public:       s.Public,
 		Capabilities: caps,
 	})
 	if err != nil {
+		res.cancel()
 		ret32(stack, in.errno(err))
 		return
 	}
+	in.keepSpawned(res)
 	ret32(stack, in.copyOut("spawn", out, outcap, []byte(id.String())))
 }
 

@@ -22,16 +22,22 @@ import (
 // costs one mmap, its pages are zero and become resident only when the
 // guest touches them.
 //
+// Each memory is charged to acct as it is made and grown (memBudget),
+// and refunded when it is freed; a grow the budgets refuse fails in the
+// guest (memory.grow returns -1).
+//
 // release frees every memory made under ctx that wazero has not freed:
-// call it when instantiating failed, and only then. wazero frees a memory
-// when it closes its module, but a module whose instantiation failed part
-// way (its start function trapped or exited, a data segment did not fit)
-// is never closed, unless its context was done (the CPU guard): without
-// release its mapping would never be unmapped nor pooled.
-func withLinearMemory(ctx context.Context, pool *memoryPool) (_ context.Context, release func()) {
+// call it when instantiating failed, or once the instance is closed
+// (where it finds nothing left to free). wazero frees a memory when it
+// closes its module, but a module whose instantiation failed part way
+// (its start function trapped or exited, a data segment did not fit) is
+// never closed, unless its context was done (the CPU guard): without
+// release its mapping would never be unmapped nor pooled, nor its charge
+// refunded.
+func withLinearMemory(ctx context.Context, pool *memoryPool, acct *account) (_ context.Context, release func()) {
 	made := make([]*mappedMemory, 0, 2) // the guest's memory and Extism's
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(initial, max uint64) experimental.LinearMemory {
-		m := &mappedMemory{initial: initial, max: max, populate: initial >= populateBytes, pool: pool}
+		m := &mappedMemory{initial: initial, max: max, populate: initial >= populateBytes, pool: pool, acct: acct}
 		made = append(made, m)
 		return m
 	}))
@@ -56,6 +62,9 @@ type mappedMemory struct {
 	noMap    bool // tests: act as if the mapping failed
 	populate bool // fault the initial size in when mapping (populateBytes)
 	pool     *memoryPool
+	acct     *account // nil: charged to no one (tests)
+	charged  uint64   // bytes charged to acct
+	made     bool     // the first Reallocate, wazero's making it, is done
 }
 
 // populateBytes: a memory that starts at least this large is faulted in
@@ -75,11 +84,21 @@ const madvPopulateWrite = 23
 
 // Reallocate returns the first size bytes of the mapping, mapping it (or
 // taking one from the pool) on first use; nil (the guest's memory.grow
-// fails) past the maximum.
+// fails) past the maximum or past a budget. The first call, wazero
+// making the memory, never fails for a budget: wazero would panic on a
+// nil there (NewMemoryInstance), and the instance's initial memories
+// were reserved before it was made (account.charge).
 func (m *mappedMemory) Reallocate(size uint64) []byte {
 	if size > m.max {
 		return nil
 	}
+	if size > m.charged {
+		if !m.acct.charge(int64(size-m.charged), !m.made) {
+			return nil
+		}
+		m.charged = size
+	}
+	m.made = true
 	if m.buf == nil && m.max > 0 && !m.noMap {
 		b := m.pool.get(m.initial, m.max)
 		if b == nil {
@@ -112,14 +131,17 @@ func (m *mappedMemory) Reallocate(size uint64) []byte {
 	return m.buf[:size:size]
 }
 
-// Free hands the mapping back to the pool, zeroed, or unmaps it; wazero
-// calls it when it closes the module, after which nothing may touch the
-// memory.
+// Free hands the mapping back to the pool, zeroed, or unmaps it, and
+// refunds the memory's charge; wazero calls it when it closes the module,
+// after which nothing may touch the memory. Calling it again does
+// nothing.
 func (m *mappedMemory) Free() {
 	if m.mapped && !m.pool.put(m.buf[:cap(m.buf)], m.initial, m.used) {
 		_ = syscall.Munmap(m.buf[:cap(m.buf)])
 	}
 	m.buf, m.mapped, m.used = nil, false, 0
+	m.acct.refund(int64(m.charged))
+	m.charged = 0
 }
 
 // memoryPool keeps the mappings of closed instances' memories, zeroed,

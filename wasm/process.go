@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -38,6 +39,7 @@ func (m *Module) Process(opts ProcessOptions) kernel.Process {
 type process struct {
 	mod  *Module
 	opts ProcessOptions
+	res  *reservation // a spawned child's initial memory, reserved by its parent's spawn
 }
 
 type instKey struct{}
@@ -53,6 +55,11 @@ type inst struct {
 	opts *ProcessOptions
 	h    *kernel.Handle
 	mem  api.Memory
+	acct *account // what its linear memories are charged to
+
+	// spawned holds the reservations of children it spawned that have not
+	// run yet; Run cancels those left when the instance ends.
+	spawned []*reservation
 
 	// guestSince is the epoch at which the instance last entered guest
 	// code, 0 while it is in host code (or not running), guestKilled once
@@ -103,6 +110,11 @@ func (in *inst) kill(err error) {
 
 // Run runs one incarnation of the process.
 //
+// The instance's initial linear memory is reserved from the guest memory
+// budgets first (for a spawned child's first incarnation, the parent's
+// spawn reserved it); when it does not fit, Run fails at once, with the
+// budget in its error, and the process's on_exit applies.
+//
 // The CPU guard watches the instance from before it is made: wazero runs
 // the module's start function while instantiating it, and a guest may
 // spin there, or in _initialize, as well as in init. A guard kill at any
@@ -110,7 +122,13 @@ func (in *inst) kill(err error) {
 func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 	m := p.mod
 	host := m.host
-	in := &inst{host: host, mod: m, opts: &p.opts, h: h}
+	acct, err := host.budget.open(h.ID().PackageId(), m.initial, p.res)
+	if err != nil {
+		return fmt.Errorf("wasm: %s: cannot start: %w", m.name, err)
+	}
+	defer acct.close()
+	in := &inst{host: host, mod: m, opts: &p.opts, h: h, acct: acct}
+	defer in.cancelSpawned()
 	runCtx := ctx
 	ctx, in.cancel = context.WithCancel(ctx)
 	defer in.cancel()
@@ -128,7 +146,7 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 
 	host.track(in)
 	in.guestSince.Store(host.epoch.Load())
-	err := p.run(ctx, in, mc)
+	err = p.run(ctx, in, mc)
 	in.guestSince.Store(0)
 	host.untrack(in)
 	stdout.flush()
@@ -149,10 +167,11 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 // so that the instance's closing is not counted.
 func (p *process) run(ctx context.Context, in *inst, mc wazero.ModuleConfig) error {
 	m := p.mod
-	ictx, release := withLinearMemory(ctx, m.host.mems)
+	ictx, release := withLinearMemory(ctx, m.host.mems, in.acct)
+	defer release() // last: frees what wazero did not
 	plug, err := m.compiled.Instance(ictx, extism.PluginInstanceConfig{ModuleConfig: mc})
+	in.acct.settle() // the initial memories are made: give back what they did not take
 	if err != nil {
-		release()
 		return fmt.Errorf("wasm: %s: instantiate: %w", m.name, err)
 	}
 	defer plug.Close(context.Background())
@@ -179,6 +198,22 @@ func (p *process) run(ctx context.Context, in *inst, mc wazero.ModuleConfig) err
 		return fmt.Errorf("wasm: %s: init returned %d", m.name, int32(rc))
 	}
 	return nil
+}
+
+// keepSpawned records the reservation of a child just spawned, and
+// forgets those its children took over or that were given back.
+func (in *inst) keepSpawned(r *reservation) {
+	in.spawned = slices.DeleteFunc(in.spawned, func(r *reservation) bool { return !r.pending() })
+	in.spawned = append(in.spawned, r)
+}
+
+// cancelSpawned gives back the reservations of children that have not
+// run: they stop with this instance, before they run.
+func (in *inst) cancelSpawned() {
+	for _, r := range in.spawned {
+		r.cancel()
+	}
+	in.spawned = nil
 }
 
 // pluginModule digs a module out of an Extism Plugin: "mainModule", the
