@@ -302,6 +302,12 @@ func (h *Handle) Log(level slog.Level, msg string) {
 	h.p.k.logLine(h.p, level, msg)
 }
 
+// Err returns ErrStopped once this incarnation has stopped or must stop,
+// and nil before. A service that acts for a process through its Handle
+// without calling one of its methods (the store) checks it first, so that
+// nothing a stopped incarnation asks for happens.
+func (h *Handle) Err() error { return h.check() }
+
 func (h *Handle) check() error {
 	p := h.p
 	p.mu.Lock()

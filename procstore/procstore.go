@@ -90,8 +90,15 @@ var (
 
 // Call performs op for the process behind h and appends its result
 // (docs/abi.md gives each op's) to out; when out is empty, the result may
-// instead be a new slice, which the caller owns.
+// instead be a new slice, which the caller owns. Once h's incarnation has
+// stopped it does nothing and fails with kernel.ErrStopped.
 func (s *Service) Call(h *kernel.Handle, op *abi.StoreOp, out []byte) ([]byte, error) {
+	// A process the node has stopped (await returned WEFT_ESTOPPED) may
+	// still be running guest code for a moment: nothing it asks for
+	// happens.
+	if err := h.Err(); err != nil {
+		return out, fmt.Errorf("store: %s: %w", abi.StoreOpName(op.Op), err)
+	}
 	own := h.ID().PackageId().String()
 	pkg := op.Package
 	if pkg == "" {
