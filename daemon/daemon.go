@@ -339,6 +339,8 @@ func (n *node) serveAPI(ctx context.Context) error {
 	n.met = metrics.New(n.k)
 	n.met.GaugeFunc("weft_api_request_bytes_in_flight", "Bytes of control API request bodies held (reserved) now.", nil,
 		func() float64 { return float64(n.bodies.used.Load()) })
+	n.met.GaugeFunc("weft_guest_memory_bytes", "Bytes of linear memory the Wasm instances hold against limits.guest_memory_total.", nil,
+		func() float64 { return float64(n.host.GuestMemory().Total) })
 	apiCfg := controlapi.Config{
 		Kernel:       n.k,
 		Packages:     n.reg,

@@ -31,7 +31,8 @@ func TestGuestMemoryBudget(t *testing.T) {
 	)
 	n := startNode(t, t.TempDir(),
 		"--limit", "memory_per_process=8388608",
-		"--limit", "guest_memory_per_package=33554432")
+		"--limit", "guest_memory_per_package=33554432",
+		"--metrics-listen", "127.0.0.1:0")
 	if out, errOut, code := n.weft(t, "install", "--approve-all", memhogPackage(t)); code != 0 {
 		t.Fatalf("weft install: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
@@ -66,6 +67,9 @@ func TestGuestMemoryBudget(t *testing.T) {
 			t.Fatalf("children grew to %v pages; want %v", pages, want)
 		}
 	}
+
+	// The operator sees it: the node holds the whole budget.
+	waitMetric(t, "http://"+n.ready["metrics"].(string)+"/metrics", "weft_guest_memory_bytes", func(v float64) bool { return v == budget })
 
 	// None was killed: all run, with no error.
 	ps := n.psByID(t, "memhog:e2e")
