@@ -182,7 +182,16 @@ func (k *Kernel) register(parent *proc, s Spec, mint bool, held []*capRecord) (*
 	for _, c := range caps {
 		var rec *capRecord
 		if mint {
-			rec, _ = k.mintLocked(c)
+			// Minted when issued here; one issued elsewhere only if
+			// some process here holds it already (as Grant).
+			if rec = k.caps[string(EncodeCapability(c))]; rec == nil {
+				var err error
+				if rec, err = k.mintLocked(c); err != nil {
+					k.capMu.Unlock()
+					k.unregister(p)
+					return nil, fmt.Errorf("kernel: start %s: %w", s.ID, err)
+				}
+			}
 		} else {
 			// A child gets only what its parent really holds.
 			rec = k.caps[string(EncodeCapability(c))]
