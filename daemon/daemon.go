@@ -167,6 +167,11 @@ func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err err
 	}
 	d.log.Info("weftd starting", "version", d.cfg.Version, "data_dir", dir, "pid", os.Getpid())
 	notify(d.log, "STATUS=Starting")
+	if max, ok := cgroupMemoryMax(); ok && max < memoryNeed(d.cfg) {
+		d.log.Warn("the cgroup's memory.max is below what the node's budgets let it hold; it may be stopped for memory before a budget refuses anything",
+			"memory_max", max, "budgets", memoryNeed(d.cfg),
+			"guest_memory_total", d.cfg.Limits.WithDefaults().GuestMemoryTotal, "max_request_bytes_in_flight", d.cfg.API.MaxRequestBytesInFlight)
+	}
 
 	n := &node{cfg: d.cfg, log: d.log, dir: dir}
 	parts, ok, err := startParts(ctx, d.log, d.cfg.ShutdownTimeout, n.parts())
