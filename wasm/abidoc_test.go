@@ -464,3 +464,26 @@ func TestDocStoreNamesAndPaths(t *testing.T) {
 		t.Errorf("a//./b was not written as a/b: %q, %v", got, err)
 	}
 }
+
+// TestDocPendingLimit: a process with max_pending_requests requests
+// awaiting answers gets WEFT_EMAILBOXFULL at once for one more.
+func TestDocPendingLimit(t *testing.T) {
+	e := newDocEnv(t, kernel.Limits{MaxPendingRequests: 1})
+	doc := e.start(t, "doc", e.guest, false, ProcessOptions{})
+	silent := e.holder(t, "silent")
+	target := "our@" + silent.id.String()
+	// Sent without expecting a response: the operator is held to the
+	// limit too.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := e.k.Send(ctx, &kernel.Request{Target: e.k.Address(doc), Body: cmd('f', req(target, time.Hour, "first"))}); err != nil {
+		t.Fatal(err)
+	}
+	silent.take(t)
+	if a := e.ask(t, doc, cmd('f', req(target, time.Hour, "second"))); a.code != abi.EMAILBOXFULL {
+		t.Fatalf("send with one request pending of one allowed: %v, want WEFT_EMAILBOXFULL", a)
+	}
+	if a := e.ask(t, doc, cmd('s', req(target, time.Hour, "third"))); a.code != abi.EMAILBOXFULL || a.kind != abi.KindRequest {
+		t.Fatalf("send_and_await with one request pending of one allowed: %v, want WEFT_EMAILBOXFULL at once", a)
+	}
+}
