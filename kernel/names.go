@@ -48,8 +48,10 @@ type NameError struct {
 	Reason string
 }
 
+// Error repeats the input shortened by Truncate: a name comes from
+// outside the node and may be of any length.
 func (e *NameError) Error() string {
-	return fmt.Sprintf("invalid %s in %q: %s", e.Part, e.Input, e.Reason)
+	return fmt.Sprintf("invalid %s in %q: %s", e.Part, Truncate(e.Input), e.Reason)
 }
 
 // String returns name:package:publisher.
