@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/weftos/weft/api/weftv1"
 	"github.com/weftos/weft/kernel"
@@ -46,11 +42,6 @@ func (s *server) Send(ctx context.Context, req *connect.Request[weftv1.SendReque
 		// nil): id stays 0.
 		out.Id = m.ID
 		if res := pbconv.Message(m).GetResponse(); res != nil {
-			// A proto3 string must be UTF-8; the kernel does not check
-			// what a process puts in metadata.
-			if res.Metadata != nil {
-				res.Metadata = proto.String(strings.ToValidUTF8(res.GetMetadata(), "\uFFFD"))
-			}
 			out.Result = &weftv1.SendResponse_Response{Response: res}
 		}
 		out.Blob = pbconv.Blob(m.Blob)
@@ -83,50 +74,9 @@ func (s *server) Tap(ctx context.Context, req *connect.Request[weftv1.TapRequest
 		case <-s.stopping:
 			return nil
 		case e := <-t.C:
-			if err := stream.Send(&weftv1.TapResponse{Envelope: envelope(e), Dropped: e.Dropped}); err != nil {
+			if err := stream.Send(&weftv1.TapResponse{Envelope: pbconv.Envelope(e), Dropped: e.Dropped}); err != nil {
 				return err
 			}
 		}
 	}
-}
-
-// envelope is the API's form of a tapped envelope. It lives here, not in
-// pbconv, because Envelope is a message of the control API alone.
-func envelope(e kernel.Envelope) *weftv1.Envelope {
-	out := &weftv1.Envelope{
-		Time:         timestamppb.New(e.Time),
-		Id:           e.ID,
-		Kind:         envelopeKind(e.Kind),
-		Source:       pbconv.Address(e.Source),
-		Target:       pbconv.Address(e.Target),
-		Inherit:      e.Inherit,
-		BodySize:     uint32(max(e.BodyLen, 0)),
-		Body:         e.Body,
-		Capabilities: uint32(max(e.Capabilities, 0)),
-		BlobMime:     e.BlobMime,
-		BlobSize:     uint32(max(e.BlobLen, 0)),
-	}
-	if e.ExpectsResponse > 0 {
-		out.ExpectsResponse = durationpb.New(e.ExpectsResponse)
-	}
-	if e.Metadata != "" {
-		out.Metadata = proto.String(strings.ToValidUTF8(e.Metadata, "\uFFFD"))
-	}
-	if e.Kind == kernel.KindError {
-		out.ErrorKind = pbconv.ErrorKind(e.ErrorKind)
-		out.ErrorDetail = e.ErrorDetail
-	}
-	return out
-}
-
-func envelopeKind(k kernel.Kind) weftv1.EnvelopeKind {
-	switch k {
-	case kernel.KindRequest:
-		return weftv1.EnvelopeKind_ENVELOPE_KIND_REQUEST
-	case kernel.KindResponse:
-		return weftv1.EnvelopeKind_ENVELOPE_KIND_RESPONSE
-	case kernel.KindError:
-		return weftv1.EnvelopeKind_ENVELOPE_KIND_ERROR
-	}
-	return weftv1.EnvelopeKind_ENVELOPE_KIND_UNSPECIFIED
 }

@@ -147,7 +147,9 @@ func archive(a *weftv1.PackageArchive) ([]byte, error) {
 	return a.GetZip(), nil
 }
 
-// packageInfo is the API's form of a package.
+// packageInfo is the API's form of a package. It lives here, not in
+// kernel/pbconv, because a package is the registry's record, not a kernel
+// type; the kernel values inside it convert through pbconv.
 func packageInfo(p install.Installed) *weftv1.PackageInfo {
 	out := &weftv1.PackageInfo{
 		Id:        p.ID.String(),
@@ -169,7 +171,7 @@ func requested(rs []packages.CapabilityRequest) []*weftv1.RequestedCapability {
 	for _, r := range rs {
 		out = append(out, &weftv1.RequestedCapability{
 			Process:    r.Process.String(),
-			Capability: &weftv1.Capability{Issuer: pbconv.Address(r.Capability.Issuer), Params: r.Capability.Params},
+			Capability: pbconv.UnsignedCapability(r.Capability),
 		})
 	}
 	return out

@@ -5,10 +5,10 @@ import (
 	"errors"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/weftos/weft/api/weftv1"
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/kernel/pbconv"
 )
 
 func (s *server) ListProcesses(_ context.Context, req *connect.Request[weftv1.ListProcessesRequest]) (*connect.Response[weftv1.ListProcessesResponse], error) {
@@ -25,7 +25,7 @@ func (s *server) ListProcesses(_ context.Context, req *connect.Request[weftv1.Li
 		if only != nil && p.ID.PackageId() != *only {
 			continue
 		}
-		out = append(out, processInfo(p))
+		out = append(out, pbconv.ProcessInfo(p))
 	}
 	return connect.NewResponse(&weftv1.ListProcessesResponse{Processes: out}), nil
 }
@@ -66,12 +66,12 @@ func (s *server) RestartProcess(ctx context.Context, req *connect.Request[weftv1
 func (s *server) processAfter(id kernel.ProcessId, state kernel.ProcState) (*weftv1.ProcessInfo, error) {
 	p, err := s.k.Process(id)
 	if errors.Is(err, kernel.ErrNotFound) {
-		return &weftv1.ProcessInfo{Id: id.String(), State: processState(state)}, nil
+		return &weftv1.ProcessInfo{Id: id.String(), State: pbconv.ProcessState(state)}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return processInfo(p), nil
+	return pbconv.ProcessInfo(p), nil
 }
 
 // parseProcess parses a process id from the request field name.
@@ -81,51 +81,4 @@ func parseProcess(name, s string) (kernel.ProcessId, error) {
 		return kernel.ProcessId{}, field(name, err)
 	}
 	return id, nil
-}
-
-// processInfo is the API's form of a process. It lives here, not in
-// pbconv, because ProcessInfo is a message of the control API alone.
-func processInfo(p kernel.ProcessInfo) *weftv1.ProcessInfo {
-	info := &weftv1.ProcessInfo{
-		Id:           p.ID.String(),
-		State:        processState(p.State),
-		Public:       p.Public,
-		Persisted:    p.Persisted,
-		OnExit:       onExit(p.OnExit.Kind),
-		Restarts:     uint32(max(p.Restarts, 0)),
-		MailboxDepth: uint32(max(p.MailboxDepth, 0)),
-		Pending:      uint32(max(p.Pending, 0)),
-		LastError:    p.LastError,
-	}
-	if p.Parent != nil {
-		info.Parent = p.Parent.String()
-	}
-	if !p.Started.IsZero() {
-		info.Started = timestamppb.New(p.Started)
-	}
-	return info
-}
-
-func processState(s kernel.ProcState) weftv1.ProcessState {
-	switch s {
-	case kernel.StateRunning:
-		return weftv1.ProcessState_PROCESS_STATE_RUNNING
-	case kernel.StateRestarting:
-		return weftv1.ProcessState_PROCESS_STATE_RESTARTING
-	case kernel.StateExited:
-		return weftv1.ProcessState_PROCESS_STATE_EXITED
-	case kernel.StateKilled:
-		return weftv1.ProcessState_PROCESS_STATE_KILLED
-	}
-	return weftv1.ProcessState_PROCESS_STATE_UNSPECIFIED
-}
-
-func onExit(k kernel.OnExitKind) string {
-	switch k {
-	case kernel.OnExitRestart:
-		return "restart"
-	case kernel.OnExitRequests:
-		return "requests"
-	}
-	return "none"
 }

@@ -10,8 +10,9 @@ import (
 // out with an empty signature. On an error message, the failed request
 // inside the SendError is converted without an error of its own, so the
 // result never nests deeper than that. A message of an unknown kind has no
-// kind set. Metadata that is not valid UTF-8 (the kernel does not check
-// it) makes the result fail to marshal, as proto3 strings must be UTF-8.
+// kind set. Metadata is passed on as it is: the kernel refuses metadata
+// that is not UTF-8 on every request and response, and should any reach
+// here its invalid bytes become U+FFFD, so the result always marshals.
 func Message(m *kernel.Message) *weftv1.Message {
 	return message(m, true)
 }

@@ -112,6 +112,13 @@ func capabilityRefs(field string, cs []*weftv1.Capability) ([]kernel.Capability,
 	return out, nil
 }
 
+// UnsignedCapability returns the protobuf form of a capability without a
+// signature: as the kernel delivers it inside the node, or as a package
+// requests it.
+func UnsignedCapability(c kernel.Capability) *weftv1.Capability {
+	return &weftv1.Capability{Issuer: c.Issuer.String(), Params: c.Params}
+}
+
 // unsignedCapabilities returns capabilities as the kernel delivers them
 // inside the node, without signatures.
 func unsignedCapabilities(cs []kernel.Capability) []*weftv1.Capability {
@@ -120,7 +127,7 @@ func unsignedCapabilities(cs []kernel.Capability) []*weftv1.Capability {
 	}
 	out := make([]*weftv1.Capability, len(cs))
 	for i, c := range cs {
-		out[i] = &weftv1.Capability{Issuer: c.Issuer.String(), Params: c.Params}
+		out[i] = UnsignedCapability(c)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package pbconv
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -102,10 +103,13 @@ func durationPB(d time.Duration) *durationpb.Duration {
 	return durationpb.New(d)
 }
 
-// metadata returns an optional string field: "" is absent.
+// metadata returns an optional string field: "" is absent. The kernel
+// refuses metadata that is not UTF-8, so ToValidUTF8 changes nothing it
+// delivers; it keeps every result of this package marshalable (proto3
+// strings must be UTF-8) whatever a caller hands in.
 func metadata(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return proto.String(s)
+	return proto.String(strings.ToValidUTF8(s, "\uFFFD"))
 }
