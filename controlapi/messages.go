@@ -15,6 +15,14 @@ import (
 // MaxTapBodyBytes bounds TapRequest.body_bytes.
 const MaxTapBodyBytes = 4096
 
+// Send sends the request as the operator. kernel.Send has checked what
+// the client sent (sizes, metadata's UTF-8, the timeout) and answers with
+// the request as delivered when no response is expected (of which only
+// its id and kind are read here: the receiver owns the rest), with the
+// response when one came, or with the failed request's error message and
+// its *kernel.SendError. The client gets the request's id in every case,
+// and the response and its blob only when a response came: a
+// fire-and-forget request's own blob is not sent back.
 func (s *server) Send(ctx context.Context, req *connect.Request[weftv1.SendRequest]) (*connect.Response[weftv1.SendResponse], error) {
 	r, err := pbconv.ToRequest(req.Msg.GetRequest(), req.Msg.GetTarget())
 	if err != nil {
@@ -36,14 +44,9 @@ func (s *server) Send(ctx context.Context, req *connect.Request[weftv1.SendReque
 	if err != nil {
 		return nil, err
 	}
-	out := &weftv1.SendResponse{}
-	if m != nil {
-		// Without expects_response the kernel does not say the id (m is
-		// nil): id stays 0.
-		out.Id = m.ID
-		if res := pbconv.Message(m).GetResponse(); res != nil {
-			out.Result = &weftv1.SendResponse_Response{Response: res}
-		}
+	out := &weftv1.SendResponse{Id: m.ID}
+	if m.Kind == kernel.KindResponse {
+		out.Result = &weftv1.SendResponse_Response{Response: pbconv.Message(m).GetResponse()}
 		out.Blob = pbconv.Blob(m.Blob)
 	}
 	return connect.NewResponse(out), nil

@@ -1371,7 +1371,7 @@ type SendResponse struct {
 	//	*SendResponse_Response
 	//	*SendResponse_Error
 	Result isSendResponse_Result `protobuf_oneof:"result"`
-	// The response's blob, if it carried one.
+	// The response's blob, if it carried one; never the request's own.
 	Blob          *Blob `protobuf:"bytes,4,opt,name=blob,proto3" json:"blob,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

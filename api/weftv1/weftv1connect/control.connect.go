@@ -500,9 +500,10 @@ func (UnimplementedProcessServiceHandler) RestartProcess(context.Context, *conne
 type MessageServiceClient interface {
 	// Send sends a request from operator:sys:weft. With
 	// request.expects_response set it waits that long for the response;
-	// without, it returns once the request is in the target's mailbox. A
-	// request that fails (no such process, mailbox full, timeout, killed,
-	// ...) is not an RPC error: the call succeeds and error says why.
+	// without, it returns once the request is in the target's mailbox, with
+	// the request's id and neither result nor blob. A request that fails
+	// (no such process, mailbox full, timeout, killed, ...) is not an RPC
+	// error: the call succeeds and error says why.
 	Send(context.Context, *connect.Request[weftv1.SendRequest]) (*connect.Response[weftv1.SendResponse], error)
 	// Tap streams an envelope for every message delivered on the node, or
 	// only those to or from the processes named. A slow reader loses
@@ -557,9 +558,10 @@ func (c *messageServiceClient) Tap(ctx context.Context, req *connect.Request[wef
 type MessageServiceHandler interface {
 	// Send sends a request from operator:sys:weft. With
 	// request.expects_response set it waits that long for the response;
-	// without, it returns once the request is in the target's mailbox. A
-	// request that fails (no such process, mailbox full, timeout, killed,
-	// ...) is not an RPC error: the call succeeds and error says why.
+	// without, it returns once the request is in the target's mailbox, with
+	// the request's id and neither result nor blob. A request that fails
+	// (no such process, mailbox full, timeout, killed, ...) is not an RPC
+	// error: the call succeeds and error says why.
 	Send(context.Context, *connect.Request[weftv1.SendRequest]) (*connect.Response[weftv1.SendResponse], error)
 	// Tap streams an envelope for every message delivered on the node, or
 	// only those to or from the processes named. A slow reader loses
