@@ -64,7 +64,11 @@ func (s *server) Tap(ctx context.Context, req *connect.Request[weftv1.TapRequest
 	if n := req.Msg.GetBodyBytes(); n > MaxTapBodyBytes {
 		return field("body_bytes", fmt.Errorf("%d is over the most a tap copies, %d", n, MaxTapBodyBytes))
 	}
-	t := s.k.Tap(kernel.TapOptions{Processes: procs, BodyBytes: int(req.Msg.GetBodyBytes())})
+	// Past the node's taps_per_node this is ErrLimit: resource_exhausted.
+	t, err := s.k.Tap(kernel.TapOptions{Processes: procs, BodyBytes: int(req.Msg.GetBodyBytes())})
+	if err != nil {
+		return err
+	}
 	defer t.Close()
 	// Send the headers now: a client that has them knows the tap is open.
 	if err := stream.Send(nil); err != nil {

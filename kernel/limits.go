@@ -47,6 +47,11 @@ type Limits struct {
 	// MaxStateBytes bounds one process's persisted state. Default 16 MiB.
 	MaxStateBytes int `toml:"max_state_bytes"`
 
+	// TapsPerNode bounds the taps open on the node (each Tap stream of
+	// the control API holds one); opening one more fails with ErrLimit.
+	// Default 64.
+	TapsPerNode int `toml:"taps_per_node"`
+
 	// LogLinesPerSecond and LogBurst rate-limit one process's log lines
 	// (a token bucket). Lines over the rate are counted, and the count is
 	// logged with the next line let through. Defaults 100 and 200.
@@ -94,6 +99,7 @@ func DefaultLimits() Limits {
 		ProcessesPerPackage:      256,
 		ProcessesPerNode:         4096,
 		MaxStateBytes:            16 << 20,
+		TapsPerNode:              64,
 		LogLinesPerSecond:        100,
 		LogBurst:                 200,
 		MaxLogLineBytes:          4 << 10,
@@ -124,6 +130,7 @@ func (l Limits) WithDefaults() Limits {
 	def(&l.ProcessesPerPackage, d.ProcessesPerPackage)
 	def(&l.ProcessesPerNode, d.ProcessesPerNode)
 	def(&l.MaxStateBytes, d.MaxStateBytes)
+	def(&l.TapsPerNode, d.TapsPerNode)
 	def(&l.LogBurst, d.LogBurst)
 	def(&l.MaxLogLineBytes, d.MaxLogLineBytes)
 	if l.MailboxBytes == 0 {
@@ -172,6 +179,7 @@ func (l Limits) Validate() error {
 		{"processes_per_package", int64(l.ProcessesPerPackage)},
 		{"processes_per_node", int64(l.ProcessesPerNode)},
 		{"max_state_bytes", int64(l.MaxStateBytes)},
+		{"taps_per_node", int64(l.TapsPerNode)},
 		{"log_burst", int64(l.LogBurst)},
 		{"max_log_line_bytes", int64(l.MaxLogLineBytes)},
 		{"memory_per_process", l.MemoryPerProcess},

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -51,13 +52,14 @@ type TapOptions struct {
 
 // Tap receives envelopes of delivered messages on C until Close. A tap
 // never slows delivery: when C is full, envelopes are dropped and counted
-// in the next one that gets through.
+// in the next one that gets through. A full tap costs delivery a look at
+// its channel's length and one atomic add, less than a tap that takes the
+// envelope.
 type Tap struct {
 	C <-chan Envelope
 
 	k       *Kernel
 	c       chan Envelope
-	procs   []ProcessId
 	body    int
 	dropped atomic.Uint64
 	once    sync.Once
@@ -65,23 +67,37 @@ type Tap struct {
 
 // tapSet is the kernel's current taps; replaced whole, never changed, so
 // delivery reads it with one atomic load.
-type tapSet struct{ taps []*Tap }
+type tapSet struct{ taps []tapEntry }
 
-// Tap starts a tap. Close it when done.
-func (k *Kernel) Tap(o TapOptions) *Tap {
+// tapEntry is what delivery reads of a tap before it knows the tap takes
+// the message, kept in the set itself: passing over a tap that does not
+// follow the message, or whose reader is behind, reads the entry and the
+// channel's length, and writes only the tap's drop count.
+type tapEntry struct {
+	t     *Tap
+	c     chan Envelope
+	procs []ProcessId
+}
+
+// Tap starts a tap. Close it when done. At most Limits.TapsPerNode taps
+// are open at once; past that Tap fails with ErrLimit.
+func (k *Kernel) Tap(o TapOptions) (*Tap, error) {
 	if o.Buffer <= 0 {
 		o.Buffer = 256
 	}
-	c := make(chan Envelope, o.Buffer)
-	t := &Tap{C: c, k: k, c: c, procs: slices.Clone(o.Processes), body: max(o.BodyBytes, 0)}
 	k.tapMu.Lock()
 	defer k.tapMu.Unlock()
-	var taps []*Tap
+	var taps []tapEntry
 	if cur := k.taps.Load(); cur != nil {
-		taps = slices.Clone(cur.taps)
+		taps = cur.taps
 	}
-	k.taps.Store(&tapSet{taps: append(taps, t)})
-	return t
+	if len(taps) >= k.lim.TapsPerNode {
+		return nil, fmt.Errorf("kernel: tap: %w: %d taps are open on this node (taps_per_node)", ErrLimit, k.lim.TapsPerNode)
+	}
+	c := make(chan Envelope, o.Buffer)
+	t := &Tap{C: c, k: k, c: c, body: max(o.BodyBytes, 0)}
+	k.taps.Store(&tapSet{taps: append(slices.Clip(taps), tapEntry{t: t, c: c, procs: slices.Clone(o.Processes)})})
+	return t, nil
 }
 
 // Close stops the tap. An envelope already on its way when Close is called
@@ -93,7 +109,7 @@ func (t *Tap) Close() {
 		k.tapMu.Lock()
 		defer k.tapMu.Unlock()
 		cur := k.taps.Load()
-		taps := slices.DeleteFunc(slices.Clone(cur.taps), func(x *Tap) bool { return x == t })
+		taps := slices.DeleteFunc(slices.Clone(cur.taps), func(x tapEntry) bool { return x.t == t })
 		if len(taps) == 0 {
 			k.taps.Store(nil)
 		} else {
@@ -115,9 +131,15 @@ func (k *Kernel) observe(m *Message, to Address) {
 	case m.src != nil:
 		src = *m.src
 	}
-	var base *Envelope // made for the first tap that wants m, shared by the rest
-	for _, t := range set.taps {
-		if !t.wants(src, to) {
+	var base *Envelope // made for the first tap that takes m, shared by the rest
+	for _, te := range set.taps {
+		if len(te.procs) > 0 && !k.follows(te.procs, src, to) {
+			continue
+		}
+		t := te.t
+		if len(te.c) == cap(te.c) {
+			// Its reader is behind: count the loss and do nothing more.
+			t.dropped.Add(1)
 			continue
 		}
 		if base == nil {
@@ -156,19 +178,19 @@ func envelope(m *Message, src, to Address, now time.Time) *Envelope {
 	return e
 }
 
-// wants reports whether the tap follows a message from src to dst.
-func (t *Tap) wants(src, dst Address) bool {
-	if len(t.procs) == 0 {
-		return true
-	}
-	for _, p := range t.procs {
-		if (src.Process == p && t.k.local(src)) || (dst.Process == p && t.k.local(dst)) {
+// follows reports whether a tap of procs follows a message from src to
+// dst.
+func (k *Kernel) follows(procs []ProcessId, src, dst Address) bool {
+	for _, p := range procs {
+		if (src.Process == p && k.local(src)) || (dst.Process == p && k.local(dst)) {
 			return true
 		}
 	}
 	return false
 }
 
+// offer sends e, with the count of envelopes dropped before it, unless C
+// is full.
 func (t *Tap) offer(e Envelope) {
 	e.Dropped = t.dropped.Swap(0)
 	select {

@@ -188,7 +188,10 @@ func TestKernelMetrics(t *testing.T) {
 	}
 	// One more that expects a response: the operator has a request pending
 	// until the test ends. The tap reports it once it is in the mailbox.
-	tap := k.Tap(kernel.TapOptions{Processes: []kernel.ProcessId{gateID}})
+	tap, err := k.Tap(kernel.TapOptions{Processes: []kernel.ProcessId{gateID}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer tap.Close()
 	sendCtx, cancelSend := context.WithCancel(ctx)
 	sent := make(chan struct{})
