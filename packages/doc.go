@@ -20,7 +20,7 @@
 // MaxVersionLen bytes.
 //
 // manifest.json is a JSON array of 1 to Limits.ProcessesPerPackage
-// processes (Kinode's fields):
+// processes (Kinode's fields; docs/manifest.md is the reference):
 //
 //	{
 //	  "process_name": "echo",

@@ -31,9 +31,9 @@ shell, quote it: '"messaging"', '{"kind":"read"}'.
 
 Examples:
   weft caps list chat:chat:alice.os
-  weft caps grant chat:chat:alice.os our@kv:kv:weft.os
-  weft caps grant chat:chat:alice.os our@vfs:distro:sys '{"kind":"read","drive":"/chat"}'
-  weft caps revoke our@kv:kv:weft.os '"messaging"'
+  weft caps grant chat:chat:alice.os our@echo:echo:examples
+  weft caps grant chat:chat:alice.os our@vfs:sys:weft '{"drive":"/notes:examples/notes","kind":"read"}'
+  weft caps revoke our@echo:echo:examples '"messaging"'
 `,
 	run: runCaps,
 }

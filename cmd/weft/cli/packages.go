@@ -43,7 +43,7 @@ Examples:
   weft install build/examples/echo
   weft install chain.zip --approve-all
   weft install build/examples/chain --approve 'chain:chain:examples our@echo:echo:examples'
-  weft install ./files --approve 'files:files:alice.os our@vfs:vfs:weft.os {"kind":"read","drive":"/files"}'
+  weft install ./files --approve 'files:files:alice.os our@vfs:sys:weft {"drive":"/notes:examples/notes","kind":"read"}'
 `,
 	run: runInstall,
 }
