@@ -8,6 +8,7 @@ import (
 
 	"github.com/weftos/weft/api/weftv1"
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
+	"github.com/weftos/weft/kernel"
 )
 
 // mutating lists the procedures that change the node: each call to one
@@ -66,7 +67,8 @@ func (a auditInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 }
 
 // auditArgs are the key arguments of a mutating call (res is nil when it
-// failed). Bodies, blobs and archives are logged by size only.
+// failed). Bodies, blobs and archives are logged by size only; names and
+// other strings of the request, by echoed.
 func auditArgs(req, res any) []slog.Attr {
 	switch m := req.(type) {
 	case *weftv1.InstallPackageRequest:
@@ -83,18 +85,18 @@ func auditArgs(req, res any) []slog.Attr {
 		}
 		return attrs
 	case *weftv1.UninstallPackageRequest:
-		attrs := []slog.Attr{slog.String("package", m.GetPackage()), slog.Bool("purge", m.GetPurge())}
+		attrs := []slog.Attr{echoed("package", m.GetPackage()), slog.Bool("purge", m.GetPurge())}
 		if r, ok := res.(*weftv1.UninstallPackageResponse); ok && m.GetPurge() {
 			attrs = append(attrs, slog.Any("databases", r.GetDatabases()), slog.Any("drives", r.GetDrives()))
 		}
 		return attrs
 	case *weftv1.KillProcessRequest:
-		return []slog.Attr{slog.String("process", m.GetProcess())}
+		return []slog.Attr{echoed("process", m.GetProcess())}
 	case *weftv1.RestartProcessRequest:
-		return []slog.Attr{slog.String("process", m.GetProcess())}
+		return []slog.Attr{echoed("process", m.GetProcess())}
 	case *weftv1.SendRequest:
 		attrs := []slog.Attr{
-			slog.String("target", m.GetTarget()),
+			echoed("target", m.GetTarget()),
 			slog.Int("body_bytes", len(m.GetRequest().GetBody())),
 			slog.Int("capabilities", len(m.GetRequest().GetCapabilities())),
 		}
@@ -107,14 +109,14 @@ func auditArgs(req, res any) []slog.Attr {
 		return attrs
 	case *weftv1.GrantCapabilityRequest:
 		return []slog.Attr{
-			slog.String("process", m.GetProcess()),
-			slog.String("issuer", m.GetCapability().GetIssuer()),
-			slog.String("params", m.GetCapability().GetParams()),
+			echoed("process", m.GetProcess()),
+			echoed("issuer", m.GetCapability().GetIssuer()),
+			echoed("params", m.GetCapability().GetParams()),
 		}
 	case *weftv1.KVSetRequest:
 		attrs := []slog.Attr{
-			slog.String("package", m.GetPackage()),
-			slog.String("database", m.GetDatabase()),
+			echoed("package", m.GetPackage()),
+			echoed("database", m.GetDatabase()),
 			slog.Int("key_bytes", len(m.GetKey())),
 			slog.Int("value_bytes", len(m.GetValue())),
 		}
@@ -124,27 +126,31 @@ func auditArgs(req, res any) []slog.Attr {
 		return attrs
 	case *weftv1.KVDeleteRequest:
 		return []slog.Attr{
-			slog.String("package", m.GetPackage()),
-			slog.String("database", m.GetDatabase()),
+			echoed("package", m.GetPackage()),
+			echoed("database", m.GetDatabase()),
 			slog.Int("key_bytes", len(m.GetKey())),
 		}
 	case *weftv1.DropDatabaseRequest:
-		attrs := []slog.Attr{slog.String("package", m.GetPackage()), slog.String("database", m.GetDatabase())}
+		attrs := []slog.Attr{echoed("package", m.GetPackage()), echoed("database", m.GetDatabase())}
 		if r, ok := res.(*weftv1.DropDatabaseResponse); ok {
 			attrs = append(attrs, slog.Int("revoked", int(r.GetRevoked())))
 		}
 		return attrs
 	case *weftv1.RemoveDriveRequest:
-		attrs := []slog.Attr{slog.String("package", m.GetPackage()), slog.String("drive", m.GetDrive())}
+		attrs := []slog.Attr{echoed("package", m.GetPackage()), echoed("drive", m.GetDrive())}
 		if r, ok := res.(*weftv1.RemoveDriveResponse); ok {
 			attrs = append(attrs, slog.Int("revoked", int(r.GetRevoked())))
 		}
 		return attrs
 	case *weftv1.RevokeCapabilityRequest:
 		return []slog.Attr{
-			slog.String("issuer", m.GetCapability().GetIssuer()),
-			slog.String("params", m.GetCapability().GetParams()),
+			echoed("issuer", m.GetCapability().GetIssuer()),
+			echoed("params", m.GetCapability().GetParams()),
 		}
 	}
 	return nil
 }
+
+// echoed is a string of the request as the audit line repeats it: cut by
+// kernel.Truncate, as the client may have sent any length.
+func echoed(key, value string) slog.Attr { return slog.String(key, kernel.Truncate(value)) }

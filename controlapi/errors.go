@@ -19,6 +19,13 @@ import (
 // know: the real one goes to the node's log.
 const internalMessage = "internal error; see the node's log"
 
+// MaxErrorMessageBytes bounds the message of an error a client gets, and
+// the text of an internal error the node logs: longer ones are cut by
+// kernel.TruncateTo. Each value from the request that an error repeats is
+// already cut at kernel.MaxEchoBytes where it is written; this bound
+// catches an error that repeats one whole, wherever it was made.
+const MaxErrorMessageBytes = 4 << 10
+
 // codes maps the domain's sentinel errors to Connect codes, first match
 // wins. The text of an error that matches one is written for people (the
 // kernel's and the registry's errors name the process or package and say
@@ -64,13 +71,35 @@ func (e *driveError) Error() string { return e.err.Error() }
 func (e *driveError) Unwrap() error { return e.err }
 
 // toConnect maps an error of a handler to the *connect.Error the client
-// gets. Errors that are already *connect.Error pass unchanged. An error
-// it does not recognise becomes CodeInternal with a generic message, and
-// is logged with the procedure that returned it.
+// gets, its message at most MaxErrorMessageBytes. Errors that are already
+// *connect.Error pass unchanged but for that bound. An error it does not
+// recognise becomes CodeInternal with a generic message, and is logged
+// with the procedure that returned it.
 func toConnect(log *slog.Logger, procedure string, err error) error {
 	if err == nil {
 		return nil
 	}
+	return bounded(mapError(log, procedure, err))
+}
+
+// bounded cuts the message of ce to MaxErrorMessageBytes, keeping its
+// code, details and metadata.
+func bounded(ce *connect.Error) *connect.Error {
+	if len(ce.Message()) <= MaxErrorMessageBytes {
+		return ce
+	}
+	out := connect.NewError(ce.Code(), errors.New(kernel.TruncateTo(ce.Message(), MaxErrorMessageBytes)))
+	for _, d := range ce.Details() {
+		out.AddDetail(d)
+	}
+	for k, vs := range ce.Meta() {
+		out.Meta()[k] = vs
+	}
+	return out
+}
+
+// mapError is toConnect without the bound on the message; err is not nil.
+func mapError(log *slog.Logger, procedure string, err error) *connect.Error {
 	if ce := new(connect.Error); errors.As(err, &ce) {
 		return ce
 	}
@@ -101,7 +130,7 @@ func toConnect(log *slog.Logger, procedure string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the call's deadline passed"))
 	}
-	log.Error("control API: internal error", "procedure", procedure, "err", err)
+	log.Error("control API: internal error", "procedure", procedure, "err", kernel.TruncateTo(err.Error(), MaxErrorMessageBytes))
 	return connect.NewError(connect.CodeInternal, errors.New(internalMessage))
 }
 
