@@ -369,7 +369,7 @@ func parseLocalProcess(s string) (kernel.ProcessId, error) {
 		return kernel.ProcessId{}, err
 	}
 	if a.Node != kernel.OurNode {
-		return kernel.ProcessId{}, fmt.Errorf("%q: capabilities are granted on install to processes of this node only (node %q)", s, kernel.OurNode)
+		return kernel.ProcessId{}, fmt.Errorf("%q: capabilities are granted on install to processes of this node only (node %q)", kernel.Truncate(s), kernel.OurNode)
 	}
 	return a.Process, nil
 }
@@ -384,7 +384,7 @@ func parseOnExit(raw json.RawMessage, lim kernel.Limits) (kernel.OnExit, error) 
 		case "Restart":
 			return kernel.OnExit{Kind: kernel.OnExitRestart}, nil
 		}
-		return kernel.OnExit{}, fmt.Errorf(`unknown policy %q (want "None", "Restart" or {"Requests": [...]})`, s)
+		return kernel.OnExit{}, fmt.Errorf(`unknown policy %q (want "None", "Restart" or {"Requests": [...]})`, kernel.Truncate(s))
 	case "object":
 	default:
 		return kernel.OnExit{}, fmt.Errorf(`want "None", "Restart" or {"Requests": [...]}, got %s`, jsonKind(raw))
@@ -462,33 +462,34 @@ func CleanWasmPath(p string) (string, error) {
 		return "", fmt.Errorf("path is %d bytes long, at most %d allowed", len(p), MaxWasmPathLen)
 	}
 	rel := strings.TrimPrefix(p, "/")
+	echo := kernel.Truncate(p) // for the errors
 	if rel == "" {
-		return "", fmt.Errorf("%q names no file", p)
+		return "", fmt.Errorf("%q names no file", echo)
 	}
 	for i := 0; i < len(rel); i++ {
 		switch c := rel[i]; {
 		case c == '\\':
-			return "", fmt.Errorf("%q holds a backslash; separate directories with '/'", p)
+			return "", fmt.Errorf("%q holds a backslash; separate directories with '/'", echo)
 		case c == ':':
-			return "", fmt.Errorf("%q holds a ':'", p)
+			return "", fmt.Errorf("%q holds a ':'", echo)
 		case c < 0x20 || c == 0x7f:
-			return "", fmt.Errorf("%q holds control character %q", p, c)
+			return "", fmt.Errorf("%q holds control character %q", echo, c)
 		}
 	}
 	if !utf8.ValidString(rel) {
-		return "", fmt.Errorf("%q is not valid UTF-8", p)
+		return "", fmt.Errorf("%q is not valid UTF-8", echo)
 	}
 	for _, seg := range strings.Split(rel, "/") {
 		switch seg {
 		case "":
-			return "", fmt.Errorf("%q has an empty segment (or more than one leading '/')", p)
+			return "", fmt.Errorf("%q has an empty segment (or more than one leading '/')", echo)
 		case ".", "..":
-			return "", fmt.Errorf("%q has a %q segment; a module path must stay inside the package and be written plainly", p, seg)
+			return "", fmt.Errorf("%q has a %q segment; a module path must stay inside the package and be written plainly", echo, seg)
 		}
 	}
 	base := rel[strings.LastIndexByte(rel, '/')+1:]
 	if !strings.HasSuffix(base, ".wasm") || base == ".wasm" {
-		return "", fmt.Errorf("%q does not name a .wasm file", p)
+		return "", fmt.Errorf("%q does not name a .wasm file", echo)
 	}
 	return rel, nil
 }
@@ -539,12 +540,12 @@ func object(raw json.RawMessage, known ...string) (map[string]json.RawMessage, e
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
+			return nil, fmt.Errorf("%s: %w", kernel.Truncate(key), err)
 		}
 		switch _, dup := m[key]; {
 		case offence != nil:
 		case !slices.Contains(known, key):
-			offence = fmt.Errorf("unknown field %q (known: %s)", key, strings.Join(known, ", "))
+			offence = fmt.Errorf("unknown field %q (known: %s)", kernel.Truncate(key), strings.Join(known, ", "))
 		case dup:
 			offence = fmt.Errorf("field %q appears twice", key)
 		default:
