@@ -8,7 +8,7 @@ import (
 
 	"github.com/weftos/weft/api/weftv1"
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
-	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/internal/echoed"
 )
 
 // mutating lists the procedures that change the node: each call to one
@@ -85,18 +85,18 @@ func auditArgs(req, res any) []slog.Attr {
 		}
 		return attrs
 	case *weftv1.UninstallPackageRequest:
-		attrs := []slog.Attr{echoed("package", m.GetPackage()), slog.Bool("purge", m.GetPurge())}
+		attrs := []slog.Attr{echoAttr("package", m.GetPackage()), slog.Bool("purge", m.GetPurge())}
 		if r, ok := res.(*weftv1.UninstallPackageResponse); ok && m.GetPurge() {
 			attrs = append(attrs, slog.Any("databases", r.GetDatabases()), slog.Any("drives", r.GetDrives()))
 		}
 		return attrs
 	case *weftv1.KillProcessRequest:
-		return []slog.Attr{echoed("process", m.GetProcess())}
+		return []slog.Attr{echoAttr("process", m.GetProcess())}
 	case *weftv1.RestartProcessRequest:
-		return []slog.Attr{echoed("process", m.GetProcess())}
+		return []slog.Attr{echoAttr("process", m.GetProcess())}
 	case *weftv1.SendRequest:
 		attrs := []slog.Attr{
-			echoed("target", m.GetTarget()),
+			echoAttr("target", m.GetTarget()),
 			slog.Int("body_bytes", len(m.GetRequest().GetBody())),
 			slog.Int("capabilities", len(m.GetRequest().GetCapabilities())),
 		}
@@ -109,14 +109,14 @@ func auditArgs(req, res any) []slog.Attr {
 		return attrs
 	case *weftv1.GrantCapabilityRequest:
 		return []slog.Attr{
-			echoed("process", m.GetProcess()),
-			echoed("issuer", m.GetCapability().GetIssuer()),
-			echoed("params", m.GetCapability().GetParams()),
+			echoAttr("process", m.GetProcess()),
+			echoAttr("issuer", m.GetCapability().GetIssuer()),
+			echoAttr("params", m.GetCapability().GetParams()),
 		}
 	case *weftv1.KVSetRequest:
 		attrs := []slog.Attr{
-			echoed("package", m.GetPackage()),
-			echoed("database", m.GetDatabase()),
+			echoAttr("package", m.GetPackage()),
+			echoAttr("database", m.GetDatabase()),
 			slog.Int("key_bytes", len(m.GetKey())),
 			slog.Int("value_bytes", len(m.GetValue())),
 		}
@@ -126,31 +126,31 @@ func auditArgs(req, res any) []slog.Attr {
 		return attrs
 	case *weftv1.KVDeleteRequest:
 		return []slog.Attr{
-			echoed("package", m.GetPackage()),
-			echoed("database", m.GetDatabase()),
+			echoAttr("package", m.GetPackage()),
+			echoAttr("database", m.GetDatabase()),
 			slog.Int("key_bytes", len(m.GetKey())),
 		}
 	case *weftv1.DropDatabaseRequest:
-		attrs := []slog.Attr{echoed("package", m.GetPackage()), echoed("database", m.GetDatabase())}
+		attrs := []slog.Attr{echoAttr("package", m.GetPackage()), echoAttr("database", m.GetDatabase())}
 		if r, ok := res.(*weftv1.DropDatabaseResponse); ok {
 			attrs = append(attrs, slog.Int("revoked", int(r.GetRevoked())))
 		}
 		return attrs
 	case *weftv1.RemoveDriveRequest:
-		attrs := []slog.Attr{echoed("package", m.GetPackage()), echoed("drive", m.GetDrive())}
+		attrs := []slog.Attr{echoAttr("package", m.GetPackage()), echoAttr("drive", m.GetDrive())}
 		if r, ok := res.(*weftv1.RemoveDriveResponse); ok {
 			attrs = append(attrs, slog.Int("revoked", int(r.GetRevoked())))
 		}
 		return attrs
 	case *weftv1.RevokeCapabilityRequest:
 		return []slog.Attr{
-			echoed("issuer", m.GetCapability().GetIssuer()),
-			echoed("params", m.GetCapability().GetParams()),
+			echoAttr("issuer", m.GetCapability().GetIssuer()),
+			echoAttr("params", m.GetCapability().GetParams()),
 		}
 	}
 	return nil
 }
 
-// echoed is a string of the request as the audit line repeats it: cut by
-// kernel.Truncate, as the client may have sent any length.
-func echoed(key, value string) slog.Attr { return slog.String(key, kernel.Truncate(value)) }
+// echoAttr is a string of the request as the audit line repeats it: cut by
+// echoed.Truncate, as the client may have sent any length.
+func echoAttr(key, value string) slog.Attr { return slog.String(key, echoed.Truncate(value)) }

@@ -13,18 +13,18 @@ import (
 
 	"github.com/weftos/weft/api/weftv1"
 	"github.com/weftos/weft/controlapi"
-	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/internal/echoed"
 	"github.com/weftos/weft/packages/install"
 )
 
 // echoBound is the most an error message or an audit line may grow by
 // repeating one huge value: the value's MaxEchoBytes, the cut marker, and
 // the sentence around it.
-const echoBound = kernel.MaxEchoBytes + 512
+const echoBound = echoed.MaxBytes + 512
 
 // TestHugeValuesNotEchoed sends values of 1 MiB where names belong: the
 // error the client gets and the audit line each repeat at most
-// kernel.MaxEchoBytes of the value, and say how much was cut.
+// echoed.MaxBytes of the value, and say how much was cut.
 func TestHugeValuesNotEchoed(t *testing.T) {
 	n := newNode(t, nodeOptions{})
 	ctx := ctxT(t)

@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/weftos/weft/internal/echoed"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/kernel/pbconv"
 	"github.com/weftos/weft/packages"
@@ -21,8 +22,8 @@ const internalMessage = "internal error; see the node's log"
 
 // MaxErrorMessageBytes bounds the message of an error a client gets, and
 // the text of an internal error the node logs: longer ones are cut by
-// kernel.TruncateTo. Each value from the request that an error repeats is
-// already cut at kernel.MaxEchoBytes where it is written; this bound
+// echoed.TruncateTo. Each value from the request that an error repeats is
+// already cut at echoed.MaxBytes where it is written; this bound
 // catches an error that repeats one whole, wherever it was made.
 const MaxErrorMessageBytes = 4 << 10
 
@@ -88,7 +89,7 @@ func bounded(ce *connect.Error) *connect.Error {
 	if len(ce.Message()) <= MaxErrorMessageBytes {
 		return ce
 	}
-	out := connect.NewError(ce.Code(), errors.New(kernel.TruncateTo(ce.Message(), MaxErrorMessageBytes)))
+	out := connect.NewError(ce.Code(), errors.New(echoed.TruncateTo(ce.Message(), MaxErrorMessageBytes)))
 	for _, d := range ce.Details() {
 		out.AddDetail(d)
 	}
@@ -130,7 +131,7 @@ func mapError(log *slog.Logger, procedure string, err error) *connect.Error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the call's deadline passed"))
 	}
-	log.Error("control API: internal error", "procedure", procedure, "err", kernel.TruncateTo(err.Error(), MaxErrorMessageBytes))
+	log.Error("control API: internal error", "procedure", procedure, "err", echoed.TruncateTo(err.Error(), MaxErrorMessageBytes))
 	return connect.NewError(connect.CodeInternal, errors.New(internalMessage))
 }
 

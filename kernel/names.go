@@ -3,6 +3,8 @@ package kernel
 import (
 	"fmt"
 	"strings"
+
+	"github.com/weftos/weft/internal/echoed"
 )
 
 // Name limits. A node id derived from an Ed25519 key is 62 characters; a
@@ -51,7 +53,7 @@ type NameError struct {
 // Error repeats the input shortened by Truncate: a name comes from
 // outside the node and may be of any length.
 func (e *NameError) Error() string {
-	return fmt.Sprintf("invalid %s in %q: %s", e.Part, Truncate(e.Input), e.Reason)
+	return fmt.Sprintf("invalid %s in %q: %s", e.Part, echoed.Truncate(e.Input), e.Reason)
 }
 
 // String returns name:package:publisher.

@@ -4,13 +4,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftos/weft/internal/echoed"
 	"github.com/weftos/weft/kernel"
 )
 
 // TestHugeValuesNotEchoed loads manifests whose names, keys and paths are
-// longer than kernel.MaxEchoBytes, most far longer than any limit on them
+// longer than echoed.MaxBytes, most far longer than any limit on them
 // (the files themselves within theirs): the error repeats at most
-// kernel.MaxEchoBytes of each, and says how much it cut.
+// echoed.MaxBytes of each, and says how much it cut.
 func TestHugeValuesNotEchoed(t *testing.T) {
 	huge := strings.Repeat("x", 512<<10)
 	one := func(fields string) map[string][]byte {
@@ -43,7 +44,7 @@ func TestHugeValuesNotEchoed(t *testing.T) {
 				t.Fatal("loaded; want a refusal")
 			}
 			msg := err.Error()
-			if len(msg) > kernel.MaxEchoBytes+512 || !strings.Contains(msg, "bytes cut)") {
+			if len(msg) > echoed.MaxBytes+512 || !strings.Contains(msg, "bytes cut)") {
 				t.Errorf("error of %d bytes, want it cut: %.600s", len(msg), msg)
 			}
 		})

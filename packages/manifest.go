@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/weftos/weft/internal/echoed"
 	"github.com/weftos/weft/kernel"
 )
 
@@ -369,7 +370,7 @@ func parseLocalProcess(s string) (kernel.ProcessId, error) {
 		return kernel.ProcessId{}, err
 	}
 	if a.Node != kernel.OurNode {
-		return kernel.ProcessId{}, fmt.Errorf("%q: capabilities are granted on install to processes of this node only (node %q)", kernel.Truncate(s), kernel.OurNode)
+		return kernel.ProcessId{}, fmt.Errorf("%q: capabilities are granted on install to processes of this node only (node %q)", echoed.Truncate(s), kernel.OurNode)
 	}
 	return a.Process, nil
 }
@@ -384,7 +385,7 @@ func parseOnExit(raw json.RawMessage, lim kernel.Limits) (kernel.OnExit, error) 
 		case "Restart":
 			return kernel.OnExit{Kind: kernel.OnExitRestart}, nil
 		}
-		return kernel.OnExit{}, fmt.Errorf(`unknown policy %q (want "None", "Restart" or {"Requests": [...]})`, kernel.Truncate(s))
+		return kernel.OnExit{}, fmt.Errorf(`unknown policy %q (want "None", "Restart" or {"Requests": [...]})`, echoed.Truncate(s))
 	case "object":
 	default:
 		return kernel.OnExit{}, fmt.Errorf(`want "None", "Restart" or {"Requests": [...]}, got %s`, jsonKind(raw))
@@ -462,7 +463,7 @@ func CleanWasmPath(p string) (string, error) {
 		return "", fmt.Errorf("path is %d bytes long, at most %d allowed", len(p), MaxWasmPathLen)
 	}
 	rel := strings.TrimPrefix(p, "/")
-	echo := kernel.Truncate(p) // for the errors
+	echo := echoed.Truncate(p) // for the errors
 	if rel == "" {
 		return "", fmt.Errorf("%q names no file", echo)
 	}
@@ -540,12 +541,12 @@ func object(raw json.RawMessage, known ...string) (map[string]json.RawMessage, e
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("%s: %w", kernel.Truncate(key), err)
+			return nil, fmt.Errorf("%s: %w", echoed.Truncate(key), err)
 		}
 		switch _, dup := m[key]; {
 		case offence != nil:
 		case !slices.Contains(known, key):
-			offence = fmt.Errorf("unknown field %q (known: %s)", kernel.Truncate(key), strings.Join(known, ", "))
+			offence = fmt.Errorf("unknown field %q (known: %s)", echoed.Truncate(key), strings.Join(known, ", "))
 		case dup:
 			offence = fmt.Errorf("field %q appears twice", key)
 		default:

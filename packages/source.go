@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/weftos/weft/internal/echoed"
 	"github.com/weftos/weft/kernel"
 )
 
@@ -107,24 +108,24 @@ func LoadZip(r io.ReaderAt, size int64, lim kernel.Limits) (*Package, error) {
 	for _, f := range zr.File {
 		name, isDir, err := zipEntryName(f.Name)
 		if err != nil {
-			return nil, errorf("", "zip entry %q: %w", f.Name, err)
+			return nil, errorf("", "zip entry %q: %w", echoed.Truncate(f.Name), err)
 		}
 		mode := f.Mode()
 		switch {
 		case mode&fs.ModeSymlink != 0:
-			return nil, errorf("", "zip entry %q: symbolic links are not allowed", f.Name)
+			return nil, errorf("", "zip entry %q: symbolic links are not allowed", echoed.Truncate(f.Name))
 		case mode.IsDir() || isDir:
 			isDir = true
 		case !mode.IsRegular():
-			return nil, errorf("", "zip entry %q: not a regular file (%s)", f.Name, mode.Type())
+			return nil, errorf("", "zip entry %q: not a regular file (%s)", echoed.Truncate(f.Name), mode.Type())
 		}
 		if _, dup := byName[name]; dup {
-			return nil, errorf("", "zip entry %q: %q appears twice", f.Name, name)
+			return nil, errorf("", "zip entry %q: %q appears twice", echoed.Truncate(f.Name), echoed.Truncate(name))
 		}
 		byName[name] = f
 		if isDir {
 			if f.UncompressedSize64 != 0 {
-				return nil, errorf("", "zip entry %q: a directory with content", f.Name)
+				return nil, errorf("", "zip entry %q: a directory with content", echoed.Truncate(f.Name))
 			}
 			continue
 		}

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/weftos/weft/internal/echoed"
 )
 
 // Limits of the drives.
@@ -384,7 +386,7 @@ func (d *Drives) Append(pkg, drive, path string, data []byte) error {
 // an in-place write is not atomic.
 func (d *Drives) WriteAt(pkg, drive, path string, off int64, data []byte) error {
 	if off < 0 || off > math.MaxInt64-int64(len(data)) {
-		return fmt.Errorf("store: write at %s/%s %q: offset %d: %w", pkg, drive, path, off, fs.ErrInvalid)
+		return fmt.Errorf("store: write at %s/%s %q: offset %d: %w", pkg, drive, echoed.Truncate(path), off, fs.ErrInvalid)
 	}
 	return d.write("write at", pkg, drive, path, len(data), func(dr *openDrive, p string) error {
 		return d.writeInPlace(dr, p, off, data)
@@ -394,7 +396,9 @@ func (d *Drives) WriteAt(pkg, drive, path string, off int64, data []byte) error 
 // write runs a file write: checks, the barrier, the drive and the file's
 // lock.
 func (d *Drives) write(op, pkg, driveName, path string, n int, fn func(dr *openDrive, p string) error) error {
-	fail := func(err error) error { return fmt.Errorf("store: %s %s/%s %q: %w", op, pkg, driveName, path, err) }
+	fail := func(err error) error {
+		return fmt.Errorf("store: %s %s/%s %q: %w", op, pkg, driveName, echoed.Truncate(path), err)
+	}
 	if n > MaxDriveWriteBytes {
 		return fail(fmt.Errorf("%w: %d bytes, limit is %d (MaxDriveWriteBytes)", ErrValueTooLarge, n, MaxDriveWriteBytes))
 	}
@@ -623,10 +627,10 @@ func (d *Drives) ReadFile(pkg, drive, path string) ([]byte, error) {
 // end. n is at most MaxDriveWriteBytes.
 func (d *Drives) ReadAt(pkg, drive, path string, off int64, n int) ([]byte, error) {
 	if off < 0 || n < 0 {
-		return nil, fmt.Errorf("store: read at %s/%s %q: offset %d, length %d: %w", pkg, drive, path, off, n, fs.ErrInvalid)
+		return nil, fmt.Errorf("store: read at %s/%s %q: offset %d, length %d: %w", pkg, drive, echoed.Truncate(path), off, n, fs.ErrInvalid)
 	}
 	if n > MaxDriveWriteBytes {
-		return nil, fmt.Errorf("store: read at %s/%s %q: %w: %d bytes, limit is %d (MaxDriveWriteBytes)", pkg, drive, path, ErrValueTooLarge, n, MaxDriveWriteBytes)
+		return nil, fmt.Errorf("store: read at %s/%s %q: %w: %d bytes, limit is %d (MaxDriveWriteBytes)", pkg, drive, echoed.Truncate(path), ErrValueTooLarge, n, MaxDriveWriteBytes)
 	}
 	var out []byte
 	err := d.read("read at", pkg, drive, path, func(dr *openDrive, p string) error {
@@ -654,7 +658,9 @@ func (d *Drives) ReadAt(pkg, drive, path string, off int64, n int) ([]byte, erro
 // Mkdir creates the directory at path and any missing parents, durably.
 // A directory that exists is not an error; a file in the way is.
 func (d *Drives) Mkdir(pkg, drive, path string) error {
-	fail := func(err error) error { return fmt.Errorf("store: mkdir %s/%s %q: %w", pkg, drive, path, err) }
+	fail := func(err error) error {
+		return fmt.Errorf("store: mkdir %s/%s %q: %w", pkg, drive, echoed.Truncate(path), err)
+	}
 	p, err := cleanDrivePath(path)
 	if err != nil {
 		return fail(err)
@@ -730,7 +736,7 @@ func (d *Drives) Stat(pkg, drive, path string) (DirEntry, error) {
 // directories fsynced).
 func (d *Drives) Rename(pkg, drive, from, to string) error {
 	fail := func(err error) error {
-		return fmt.Errorf("store: rename %s/%s %q to %q: %w", pkg, drive, from, to, err)
+		return fmt.Errorf("store: rename %s/%s %q to %q: %w", pkg, drive, echoed.Truncate(from), echoed.Truncate(to), err)
 	}
 	pf, err := cleanDrivePath(from)
 	if err != nil {
@@ -784,7 +790,9 @@ func (d *Drives) Rename(pkg, drive, from, to string) error {
 // its bytes back to the quota. A directory must be empty unless recursive
 // is set. Removing the drive's root is refused: use Remove.
 func (d *Drives) RemovePath(pkg, drive, name string, recursive bool) error {
-	fail := func(err error) error { return fmt.Errorf("store: remove %s/%s %q: %w", pkg, drive, name, err) }
+	fail := func(err error) error {
+		return fmt.Errorf("store: remove %s/%s %q: %w", pkg, drive, echoed.Truncate(name), err)
+	}
 	p, err := cleanDrivePath(name)
 	if err != nil {
 		return fail(err)
@@ -929,7 +937,9 @@ func (d *Drives) linkInto(into string) error {
 
 // read runs a read: checks, the drive (shared).
 func (d *Drives) read(op, pkg, driveName, path string, fn func(dr *openDrive, p string) error) error {
-	fail := func(err error) error { return fmt.Errorf("store: %s %s/%s %q: %w", op, pkg, driveName, path, err) }
+	fail := func(err error) error {
+		return fmt.Errorf("store: %s %s/%s %q: %w", op, pkg, driveName, echoed.Truncate(path), err)
+	}
 	p, err := cleanDrivePath(path)
 	if err != nil {
 		return fail(err)

@@ -10,19 +10,19 @@ import (
 	"testing"
 
 	"github.com/weftos/weft/controlapi"
-	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/internal/echoed"
 )
 
 // TestHugeTargetNotEchoed sends the real weftd a target of 1 MiB that is
 // no address, as a Connect client does over the Unix socket (JSON, so the
 // bytes on the wire are what is measured), and one of 100 KiB through the
 // weft CLI (an argument can hold no more than 128 KiB). The answer is
-// invalid_argument whose message repeats at most kernel.MaxEchoBytes of
+// invalid_argument whose message repeats at most echoed.MaxBytes of
 // the target and says how much it cut, the daemon's audit line for each
 // call is as small, and no line the daemon logs is long.
 func TestHugeTargetNotEchoed(t *testing.T) {
 	n := startNode(t, t.TempDir())
-	const bound = kernel.MaxEchoBytes + 512 // the cut value and the sentence around it
+	const bound = echoed.MaxBytes + 512 // the cut value and the sentence around it
 
 	huge := strings.Repeat("A", 1<<20)
 	body, err := json.Marshal(map[string]any{"target": huge, "request": map[string]any{}})
@@ -84,7 +84,7 @@ func checkAuditLine(t *testing.T, n *node, bound int) {
 		return jsonRecord("audit", &audit)(line) && audit["procedure"] == "/weft.v1.MessageService/Send"
 	})
 	target, _ := audit["target"].(string)
-	if len(line) > bound || len(target) > kernel.MaxEchoBytes+32 || !strings.HasSuffix(target, " bytes cut)") || audit["outcome"] != "invalid_argument" {
+	if len(line) > bound || len(target) > echoed.MaxBytes+32 || !strings.HasSuffix(target, " bytes cut)") || audit["outcome"] != "invalid_argument" {
 		t.Errorf("audit line of %d bytes: %.600s; want at most %d, the target cut, outcome invalid_argument", len(line), line, bound)
 	}
 }

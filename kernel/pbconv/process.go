@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/weftos/weft/api/weftv1"
+	"github.com/weftos/weft/internal/echoed"
 	"github.com/weftos/weft/kernel"
 )
 
@@ -103,5 +104,5 @@ func FromOnExitKind(s string) (kernel.OnExitKind, error) {
 	case "":
 		return 0, fieldErrf("on_exit", "on_exit kind is unspecified")
 	}
-	return 0, fieldErrf("on_exit", "unknown on_exit kind %q (want %q, %q or %q)", kernel.Truncate(s), onExitNone, onExitRestart, onExitRequests)
+	return 0, fieldErrf("on_exit", "unknown on_exit kind %q (want %q, %q or %q)", echoed.Truncate(s), onExitNone, onExitRestart, onExitRequests)
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/weftos/weft/api/weftv1"
+	"github.com/weftos/weft/internal/echoed"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/kernel/pbconv"
 )
@@ -163,7 +164,7 @@ func TestOnExitKind(t *testing.T) {
 	// A huge value comes back in the error cut.
 	_, err = pbconv.FromOnExitKind(strings.Repeat("x", 1<<20))
 	wantFieldError(t, err, "on_exit", "bytes cut")
-	if n := len(err.Error()); n > kernel.MaxEchoBytes+200 {
+	if n := len(err.Error()); n > echoed.MaxBytes+200 {
 		t.Errorf("the error for a 1 MiB kind is %d bytes", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/weftos/weft/internal/echoed"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
 	"github.com/weftos/weft/wasm"
@@ -128,7 +129,7 @@ func (m Modules) Resolve(wasmPath string) (*wasm.Module, error) {
 	}
 	mod, ok := m[rel]
 	if !ok {
-		return nil, fmt.Errorf("no module %q in the package", rel)
+		return nil, fmt.Errorf("no module %q in the package", echoed.Truncate(rel))
 	}
 	return mod, nil
 }

@@ -1,13 +1,12 @@
-package kernel_test
+package echoed_test
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/internal/echoed"
 )
 
 // checkTruncated checks TruncateTo(s, n) = got: s itself when it fits;
@@ -42,20 +41,20 @@ func checkTruncated(t *testing.T, s string, n int, got string) string {
 }
 
 func TestTruncate(t *testing.T) {
-	for _, s := range []string{"", "x", strings.Repeat("a", kernel.MaxEchoBytes), strings.Repeat("é", kernel.MaxEchoBytes/2)} {
-		if got := kernel.Truncate(s); got != s {
+	for _, s := range []string{"", "x", strings.Repeat("a", echoed.MaxBytes), strings.Repeat("é", echoed.MaxBytes/2)} {
+		if got := echoed.Truncate(s); got != s {
 			t.Errorf("Truncate(%d bytes) = %q, want it unchanged", len(s), got)
 		}
 	}
-	long := strings.Repeat("a", kernel.MaxEchoBytes+1)
-	if got, want := kernel.Truncate(long), long[:kernel.MaxEchoBytes]+"…(1 byte cut)"; got != want {
+	long := strings.Repeat("a", echoed.MaxBytes+1)
+	if got, want := echoed.Truncate(long), long[:echoed.MaxBytes]+"…(1 byte cut)"; got != want {
 		t.Errorf("Truncate(%d bytes) = %q, want %q", len(long), got, want)
 	}
 	huge := strings.Repeat("x", 1<<20)
-	if got, want := kernel.Truncate(huge), huge[:kernel.MaxEchoBytes]+"…(1048320 bytes cut)"; got != want {
+	if got, want := echoed.Truncate(huge), huge[:echoed.MaxBytes]+"…(1048320 bytes cut)"; got != want {
 		t.Errorf("Truncate(1 MiB) = %q, want %q", got, want)
 	}
-	if n := len(kernel.Truncate(huge + huge)); n > kernel.MaxEchoBytes+32 {
+	if n := len(echoed.Truncate(huge + huge)); n > echoed.MaxBytes+32 {
 		t.Errorf("Truncate(2 MiB) is %d bytes", n)
 	}
 }
@@ -63,11 +62,11 @@ func TestTruncate(t *testing.T) {
 // TestTruncateRunes cuts strings of runes of every width at every offset
 // inside a rune: the cut falls before the rune it would split.
 func TestTruncateRunes(t *testing.T) {
-	const n = kernel.MaxEchoBytes
+	const n = echoed.MaxBytes
 	for _, r := range []string{"é", "€", "𝄞"} { // 2, 3 and 4 bytes
 		for pad := range len(r) {
 			s := strings.Repeat("a", pad) + strings.Repeat(r, n) // the cut falls pad bytes into a rune
-			got := kernel.Truncate(s)
+			got := echoed.Truncate(s)
 			head := checkTruncated(t, s, n, got)
 			if want := n - (n-pad)%len(r); len(head) != want {
 				t.Errorf("Truncate(%q repeated after %d bytes) keeps %d bytes, want %d", r, pad, len(head), want)
@@ -76,11 +75,11 @@ func TestTruncateRunes(t *testing.T) {
 	}
 	// Bytes that are not UTF-8 are cut where they fall.
 	s := strings.Repeat("\x80", 2*n)
-	if head := checkTruncated(t, s, n, kernel.Truncate(s)); len(head) != n {
+	if head := checkTruncated(t, s, n, echoed.Truncate(s)); len(head) != n {
 		t.Errorf("Truncate of %d continuation bytes keeps %d, want %d", len(s), len(head), n)
 	}
 	s = strings.Repeat("a", n-1) + "\xf0\x9d" + strings.Repeat("a", n) // a rune's first two bytes, then ASCII
-	if head := checkTruncated(t, s, n, kernel.Truncate(s)); len(head) != n-1 {
+	if head := checkTruncated(t, s, n, echoed.Truncate(s)); len(head) != n-1 {
 		t.Errorf("Truncate of a rune broken at the cut keeps %d bytes, want %d", len(head), n-1)
 	}
 }
@@ -98,33 +97,8 @@ func TestTruncateTo(t *testing.T) {
 		{"é", 1, "…(2 bytes cut)"},
 		{"", 0, ""},
 	} {
-		if got := kernel.TruncateTo(tc.s, tc.n); got != tc.want {
+		if got := echoed.TruncateTo(tc.s, tc.n); got != tc.want {
 			t.Errorf("TruncateTo(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
-		}
-	}
-}
-
-// A name error repeats its input cut: a name sent from outside may be of
-// any length.
-func TestNameErrorTruncates(t *testing.T) {
-	huge := strings.Repeat("A", 1<<20)
-	for _, parse := range []func(string) error{
-		func(s string) error { _, err := kernel.ParseAddress(s); return err },
-		func(s string) error { _, err := kernel.ParseAddress("our@" + s + ":b:c"); return err },
-		func(s string) error { _, err := kernel.ParseProcessId(s); return err },
-		func(s string) error { _, err := kernel.ParsePackageId(s); return err },
-		func(s string) error { return kernel.ValidateNode(s) },
-	} {
-		err := parse(huge)
-		var ne *kernel.NameError
-		if !errors.As(err, &ne) {
-			t.Fatalf("error %.100v (%T), want a *kernel.NameError", err, err)
-		}
-		if msg := err.Error(); len(msg) > kernel.MaxEchoBytes+200 || !strings.Contains(msg, "bytes cut)") {
-			t.Errorf("error of %d bytes for a 1 MiB name, want it cut: %.400s", len(msg), msg)
-		}
-		if len(ne.Input) < 1<<20 {
-			t.Errorf("NameError.Input holds %d bytes, want the whole input", len(ne.Input))
 		}
 	}
 }
@@ -133,13 +107,13 @@ func TestNameErrorTruncates(t *testing.T) {
 // any bound. The seed corpus is in testdata/fuzz/FuzzTruncate.
 func FuzzTruncate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, n int16) {
-		checkTruncated(t, s, int(n), kernel.TruncateTo(s, int(n)))
-		if len(s) <= kernel.MaxEchoBytes {
-			if got := kernel.Truncate(s); got != s {
+		checkTruncated(t, s, int(n), echoed.TruncateTo(s, int(n)))
+		if len(s) <= echoed.MaxBytes {
+			if got := echoed.Truncate(s); got != s {
 				t.Fatalf("Truncate(%q) = %q", s, got)
 			}
 		} else {
-			checkTruncated(t, s, kernel.MaxEchoBytes, kernel.Truncate(s))
+			checkTruncated(t, s, echoed.MaxBytes, echoed.Truncate(s))
 		}
 	})
 }

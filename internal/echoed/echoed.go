@@ -1,26 +1,30 @@
-package kernel
+// Package echoed shortens values from outside the node (names, addresses,
+// paths, fields of requests and manifests) before an error or a log line
+// repeats them, so that a huge value never comes back whole: the one
+// helper every layer uses for it.
+package echoed
 
 import (
 	"strconv"
 	"unicode/utf8"
 )
 
-// MaxEchoBytes is how much of a value from outside the node (a name, an
+// MaxBytes is how much of a value from outside the node (a name, an
 // address, a field of a request or a manifest) an error or a log line
 // repeats: Truncate keeps at most this many bytes of it.
-const MaxEchoBytes = 256
+const MaxBytes = 256
 
 // Truncate returns s, a value from outside the node, shortened for an
-// error message or a log line: s itself when it is at most MaxEchoBytes
-// long, otherwise its first MaxEchoBytes bytes or fewer, cut between
+// error message or a log line: s itself when it is at most MaxBytes
+// long, otherwise its first MaxBytes bytes or fewer, cut between
 // runes so that valid UTF-8 stays valid, followed by a marker saying how
 // many bytes were cut: "…(1048320 bytes cut)". Whoever echoes what a
 // client, a guest or a package sent uses it, so that a huge value never
 // comes back whole.
-func Truncate(s string) string { return TruncateTo(s, MaxEchoBytes) }
+func Truncate(s string) string { return TruncateTo(s, MaxBytes) }
 
 // TruncateTo is Truncate with a bound of n bytes (at least 0) instead of
-// MaxEchoBytes, for text that holds several values, such as a whole error
+// MaxBytes, for text that holds several values, such as a whole error
 // message.
 func TruncateTo(s string, n int) string {
 	if n < 0 {
