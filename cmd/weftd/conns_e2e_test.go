@@ -156,24 +156,9 @@ func TestConnectionAttacks(t *testing.T) {
 			t.Run("trickled body", func(t *testing.T) {
 				c := l.dial(t, "http/1.1")
 				fmt.Fprintf(c, "POST /weft.v1.NodeService/GetInfo HTTP/1.1\r\nHost: weft\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
-				// One byte every 20 ms, 50 bytes a second, until the node
-				// cuts the connection.
 				stop := make(chan struct{})
 				defer close(stop)
-				go func() {
-					tick := time.NewTicker(20 * time.Millisecond)
-					defer tick.Stop()
-					for {
-						select {
-						case <-stop:
-							return
-						case <-tick.C:
-							if _, err := c.Write([]byte(" ")); err != nil {
-								return
-							}
-						}
-					}
-				}()
+				go trickle(c, stop)
 				n.operatorCalls(t, "a trickled body")
 				waitClosed(t, c, "a connection trickling its body")
 			})
@@ -223,20 +208,7 @@ func TestConnectionAttacks(t *testing.T) {
 			c := tcp.dial(t, "http/1.1")
 			fmt.Fprintf(c, "POST /weft.v1.NodeService/GetInfo HTTP/1.1\r\nHost: weft\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
 			busy = append(busy, c)
-			go func() {
-				tick := time.NewTicker(20 * time.Millisecond)
-				defer tick.Stop()
-				for {
-					select {
-					case <-stop:
-						return
-					case <-tick.C:
-						if _, err := c.Write([]byte(" ")); err != nil {
-							return
-						}
-					}
-				}
-			}()
+			go trickle(c, stop)
 		}
 		if out, errOut, code := n.weft(t, "status"); code != 0 {
 			t.Errorf("weft status on the Unix socket during a busy TCP flood: code %d, stdout %q, stderr %q", code, out, errOut)
@@ -248,6 +220,23 @@ func TestConnectionAttacks(t *testing.T) {
 		n.operatorCalls(t, "after a busy flood")
 	})
 	n.stop(t)
+}
+
+// trickle writes a byte to c every 20 ms, 50 bytes a second, until stop
+// is closed or the node cuts the connection: an attacker's body.
+func trickle(c net.Conn, stop <-chan struct{}) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			if _, err := c.Write([]byte(" ")); err != nil {
+				return
+			}
+		}
+	}
 }
 
 func isTimeout(err error) bool {

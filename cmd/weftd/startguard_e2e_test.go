@@ -46,18 +46,7 @@ func TestStartFunctionGuard(t *testing.T) {
 		return kills[restarted] >= 2 && kills[once] >= 1
 	})
 
-	out, errOut, code := n.weft(t, "--json", "ps", "startspin:e2e")
-	if code != 0 {
-		t.Fatalf("weft ps: code %d, stdout %q, stderr %q", code, out, errOut)
-	}
-	var ps weftv1.ListProcessesResponse
-	if err := protojson.Unmarshal([]byte(out), &ps); err != nil {
-		t.Fatalf("weft --json ps: %v\n%s", err, out)
-	}
-	seen := map[string]*weftv1.ProcessInfo{}
-	for _, p := range ps.GetProcesses() {
-		seen[p.GetId()] = p
-	}
+	seen := n.psByID(t, "startspin:e2e")
 	if p := seen[restarted]; p == nil || p.GetRestarts() < 2 || !strings.Contains(p.GetLastError(), guardErr) {
 		t.Errorf("%s: %v; want 2 restarts or more and the guard's error", restarted, p)
 	}
@@ -65,7 +54,7 @@ func TestStartFunctionGuard(t *testing.T) {
 		t.Errorf("%s: %v; want it exited, never restarted, with the guard's error", once, p)
 	}
 
-	out, errOut, code = n.weft(t, "--json", "status")
+	out, errOut, code := n.weft(t, "--json", "status")
 	var info weftv1.GetInfoResponse
 	if code != 0 || protojson.Unmarshal([]byte(out), &info) != nil {
 		t.Fatalf("weft status: code %d, stdout %q, stderr %q", code, out, errOut)

@@ -72,6 +72,35 @@ func newNode(t *testing.T, lim kernel.Limits) *node {
 	return &node{t: t, key: key, k: k, st: st, host: host, dir: dir}
 }
 
+// bareNode is a kernel without a store and a Wasm host of its own, for a
+// test's own packages; both are closed when the test ends.
+func bareNode(t *testing.T) (*kernel.Kernel, *wasm.Host) {
+	t.Helper()
+	key, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernel.New(kernel.Config{Keyring: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := wasm.NewHost(context.Background(), wasm.Config{CacheDir: wasmtest.CacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := k.Close(ctx); err != nil {
+			t.Errorf("kernel close: %v", err)
+		}
+		if err := host.Close(ctx); err != nil {
+			t.Errorf("host close: %v", err)
+		}
+	})
+	return k, host
+}
+
 func (n *node) load(name string) *packages.Package {
 	n.t.Helper()
 	pkg, err := packages.LoadDir(filepath.Join(n.dir, name), n.k.Limits())

@@ -1,22 +1,17 @@
 package install_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/weftos/weft/identity"
-	"github.com/weftos/weft/internal/wasmtest"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
 	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/procstore"
-	"github.com/weftos/weft/wasm"
 )
 
 // docJSONBlocks returns the ```json blocks of a docs page, in order.
@@ -60,28 +55,7 @@ func TestManifestDocExample(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	key, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := kernel.New(kernel.Config{Keyring: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := wasm.NewHost(context.Background(), wasm.Config{CacheDir: wasmtest.CacheDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := k.Close(ctx); err != nil {
-			t.Errorf("kernel close: %v", err)
-		}
-		if err := host.Close(ctx); err != nil {
-			t.Errorf("host close: %v", err)
-		}
-	})
+	k, host := bareNode(t)
 	pkg, err := packages.LoadDir(dir, k.Limits())
 	if err != nil {
 		t.Fatalf("the example of docs/manifest.md does not load: %v", err)

@@ -8,12 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftos/weft/identity"
-	"github.com/weftos/weft/internal/wasmtest"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
 	"github.com/weftos/weft/packages/install"
-	"github.com/weftos/weft/wasm"
 )
 
 // spawnParentWAT spawns, from a package with parent.wasm and child.wasm,
@@ -81,28 +78,7 @@ func TestSpawnWasmPath(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	key, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := kernel.New(kernel.Config{Keyring: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := wasm.NewHost(context.Background(), wasm.Config{CacheDir: wasmtest.CacheDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := k.Close(ctx); err != nil {
-			t.Errorf("kernel close: %v", err)
-		}
-		if err := host.Close(ctx); err != nil {
-			t.Errorf("host close: %v", err)
-		}
-	})
+	k, host := bareNode(t)
 	pkg, err := packages.LoadDir(dir, k.Limits())
 	if err != nil {
 		t.Fatal(err)
