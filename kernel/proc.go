@@ -37,12 +37,13 @@ type proc struct {
 	// SendAndAwait: the id the process waits for, and the answer once there.
 	syncMsg *Message
 
-	pending   map[uint64]*Message // requests it sent that expect a response
-	to        timeouts            // their deadlines
-	received  uint64              // messages delivered to it (requests and answers)
-	late      uint64              // answers that came after it stopped waiting
-	prompting *Message            // the message it is handling
-	blob      *Blob               // the blob of the last message it took
+	pending   map[uint64]*Message   // requests it sent that expect a response
+	to        timeouts              // their deadlines
+	received  uint64                // messages delivered to it (requests and answers)
+	late      uint64                // answers that came after it stopped waiting
+	prompting *Message              // the message it is handling
+	deferred  map[*Message]struct{} // requests taken off its hands (Handle.Defer), not answered yet
+	blob      *Blob                 // the blob of the last message it took
 	caps      map[*capRecord]struct{}
 
 	state      ProcState
@@ -492,6 +493,11 @@ func (k *Kernel) reap(p *proc) {
 	for p.qhead < len(p.q) {
 		owe(p.pop())
 	}
+	for m := range p.deferred {
+		m.answered = false // deferred: owed all the same
+		owe(m)
+	}
+	clear(p.deferred)
 	clear(p.pending)
 	p.stopTimeouts()
 	p.prompting, p.blob, p.syncMsg = nil, nil, nil
