@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/weftos/weft/internal/wasmbounds"
 	"github.com/weftos/weft/kernel"
 )
 
@@ -44,8 +45,12 @@ func newModuleChecker(lim kernel.Limits) *moduleChecker {
 
 func (c *moduleChecker) close() { c.rt.Close(c.ctx) }
 
-// check compiles bin and checks the exports docs/abi.md requires.
+// check compiles bin and checks the exports docs/abi.md requires. It
+// checks bin's counts and sizes first: wazero allocates what they claim.
 func (c *moduleChecker) check(bin []byte) error {
+	if err := wasmbounds.Check(bin); err != nil {
+		return fmt.Errorf("not a valid Wasm module: %w", err)
+	}
 	cm, err := c.rt.CompileModule(c.ctx, bin)
 	if err != nil {
 		return fmt.Errorf("not a valid Wasm module: %w", err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/weftos/weft/internal/wasmbounds"
 )
 
 // moduleInfo is what Compile needs to know about a module before handing
@@ -122,15 +124,14 @@ func (r *wasmReader) limits() {
 	}
 }
 
-// inspect reads a module's type, import, function and export sections.
-// It checks the structure only as far as it reads; wazero validates the
-// rest.
+// inspect checks a module's counts and sizes (wasmbounds.Check) and
+// reads its type, import, function and export sections. It checks the
+// structure only as far as it reads; wazero validates the rest.
 func inspect(b []byte) (*moduleInfo, error) {
-	if len(b) < 8 || string(b[:4]) != "\x00asm" {
-		return nil, errors.New("not a WebAssembly binary (no \\0asm magic)")
-	}
-	if string(b[4:8]) != "\x01\x00\x00\x00" {
-		return nil, fmt.Errorf("unsupported WebAssembly binary version %x", b[4:8])
+	// First, before anything that allocates what the module's counts
+	// claim: wazero does, and Compile hands the module to it.
+	if err := wasmbounds.Check(b); err != nil {
+		return nil, err
 	}
 	info := &moduleInfo{exports: make(map[string]exportInfo)}
 	var types []funcType
