@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -9,7 +10,9 @@ import (
 // Handle is a running process's view of the kernel: everything a process
 // can do goes through it. The kernel hands one to each incarnation's Run;
 // once that incarnation has stopped, every method returns ErrStopped.
-// Methods are meant to be called from the process's own goroutine.
+// Methods are meant to be called from the process's own goroutine, but
+// for Call and Deferred.Respond, which any goroutine of the incarnation
+// may use.
 type Handle struct {
 	p     *proc
 	gen   uint64
@@ -109,6 +112,61 @@ func (h *Handle) SendAndAwait(r *Request) (*Message, error) {
 		}
 		p.wait()
 	}
+}
+
+// Call sends a request from any goroutine of the incarnation, for a
+// process that serves many requests at once (a native driver): unlike
+// Send and SendAndAwait, its answer does not go through the mailbox or
+// change the message being handled. With r.ExpectsResponse set it waits
+// for the response, which it returns, or for the SendError (returned as
+// the error, with the error message), for ctx, or for the incarnation to
+// stop (ErrStopped); an answer that comes after Call gave up is dropped
+// and counted as late. Without, it returns the request as sent (its ID
+// is the request's id) once it is delivered. Inherit is not allowed: a
+// concurrent process has no message being handled to inherit from. Calls
+// waiting count against max_pending_requests like any request awaiting
+// its response.
+func (h *Handle) Call(ctx context.Context, r *Request) (*Message, error) {
+	p := h.p
+	if r.Inherit {
+		return nil, fmt.Errorf("kernel: send to %s: %w: Call cannot inherit", r.Target, ErrInvalid)
+	}
+	p.mu.Lock()
+	if p.gen != h.gen || isClosed(p.stop) {
+		p.mu.Unlock()
+		return nil, ErrStopped
+	}
+	stop := p.stop
+	p.mu.Unlock()
+	var reply chan *Message
+	if r.ExpectsResponse > 0 {
+		reply = make(chan *Message, 1)
+	}
+	m, err := p.k.sendRequest(p, h.gen, r, false, reply, nil)
+	if err != nil {
+		return nil, err
+	}
+	if reply == nil {
+		return m, nil
+	}
+	select {
+	case ans := <-reply:
+		if ans.Kind == KindError {
+			return ans, ans.Error
+		}
+		return ans, nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-stop:
+		err = ErrStopped
+	}
+	p.mu.Lock()
+	if p.pending[m.ID] == m {
+		delete(p.pending, m.ID)
+		p.removeTimeout(m)
+	}
+	p.mu.Unlock()
+	return nil, err
 }
 
 // Respond answers the request being handled. It fails with ErrNoRequest
