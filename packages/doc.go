@@ -11,7 +11,8 @@
 //	{"package_name": "echo", "publisher": "examples", "version": "0.1.0"}
 //
 // package_name and publisher follow the kernel's name rules
-// (kernel.PackageId.Validate); sys:weft is reserved for the node. The
+// (kernel.PackageId.Validate); the publisher weft is reserved for the
+// node (sys:weft, drivers:weft). The
 // version is MAJOR.MINOR.PATCH, optionally followed by -PRE: each of MAJOR,
 // MINOR and PATCH is a decimal number without leading zeros (0 itself is
 // fine) of at most 9 digits; PRE is one or more dot-separated identifiers of

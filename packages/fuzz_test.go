@@ -99,7 +99,7 @@ func FuzzLoadZip(f *testing.F) {
 			}
 			return
 		}
-		if err := p.ID.Validate(); err != nil || p.ID == ReservedPackage || ValidateVersion(p.Version) != nil {
+		if err := p.ID.Validate(); err != nil || p.ID.Publisher == ReservedPublisher || ValidateVersion(p.Version) != nil {
 			t.Fatalf("loaded package %v version %q: %v", p.ID, p.Version, err)
 		}
 		checkProcesses(t, p.ID, p.Processes)

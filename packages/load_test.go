@@ -173,6 +173,8 @@ func TestRefused(t *testing.T) {
 		{name: "metadata bad package name", edit: metadata(`{"package_name": "Echo", "publisher": "examples", "version": "0.1.0"}`), file: "metadata.json", want: []string{"package_name: invalid package"}},
 		{name: "metadata bad publisher", edit: metadata(`{"package_name": "echo", "publisher": "ex_amples", "version": "0.1.0"}`), file: "metadata.json", want: []string{"publisher: invalid publisher"}},
 		{name: "metadata reserved", edit: metadata(`{"package_name": "sys", "publisher": "weft", "version": "0.1.0"}`), file: "metadata.json", want: []string{"reserved"}},
+		{name: "metadata drivers reserved", edit: metadata(`{"package_name": "drivers", "publisher": "weft", "version": "0.1.0"}`), file: "metadata.json", want: []string{"publisher", "reserved"}},
+		{name: "metadata publisher reserved", edit: metadata(`{"package_name": "tools", "publisher": "weft", "version": "0.1.0"}`), file: "metadata.json", want: []string{"publisher", "reserved"}},
 		{name: "metadata bad version", edit: metadata(`{"package_name": "echo", "publisher": "examples", "version": "1.0"}`), file: "metadata.json", want: []string{"version:", "MAJOR.MINOR.PATCH"}},
 		{name: "metadata version not a string", edit: metadata(`{"package_name": "echo", "publisher": "examples", "version": 1}`), file: "metadata.json", want: []string{"version: want a string, got number"}},
 		{name: "metadata not json", edit: metadata(`{"package_name": "echo",`), file: "metadata.json", want: []string{"not valid JSON"}},

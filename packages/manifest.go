@@ -53,8 +53,8 @@ func parseMetadata(data []byte) (kernel.PackageId, string, error) {
 		}
 		return kernel.PackageId{}, "", fmt.Errorf("publisher: %w", err)
 	}
-	if id == ReservedPackage {
-		return kernel.PackageId{}, "", fmt.Errorf("package %s is reserved for the node", id)
+	if id.Publisher == ReservedPublisher {
+		return kernel.PackageId{}, "", fmt.Errorf("publisher: %q is reserved for the node's own packages (%s)", ReservedPublisher, id)
 	}
 	if err := ValidateVersion(version); err != nil {
 		return kernel.PackageId{}, "", fmt.Errorf("version: %w", err)

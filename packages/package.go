@@ -38,8 +38,11 @@ const (
 	ManifestFile = "manifest.json"
 )
 
-// ReservedPackage is the node's own package; no package may claim it.
-var ReservedPackage = kernel.PackageId{Package: "sys", Publisher: "weft"}
+// ReservedPublisher is the node's own publisher: its packages are the
+// node's (sys:weft, its own processes; drivers:weft, its native drivers
+// from the node's configuration), and no installed package may claim
+// one.
+const ReservedPublisher = "weft"
 
 // Package is a loaded and fully validated package.
 type Package struct {
