@@ -4,8 +4,9 @@
 #                                     what api/proto generates
 #
 # Compiles every .proto file under api/proto into Go (types with
-# protoc-gen-go, Connect stubs with protoc-gen-connect-go for files that
-# declare services), laid out by Go import path: api/weftv1/types.pb.go
+# protoc-gen-go, Connect stubs with protoc-gen-connect-go for the control
+# API's services, grpc-go stubs with protoc-gen-go-grpc for the driver
+# protocol's), laid out by Go import path: api/weftv1/types.pb.go
 # and so on. Generation always goes to a temporary directory first; then
 # it either replaces the generated files under api/ (removing stale ones)
 # or is compared with them. git is never consulted.
@@ -39,13 +40,32 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Services of weft/v1 (the control API) get Connect stubs; services of
+# weft/driver/v1 (go-plugin's gRPC) get grpc-go stubs. The two never mix,
+# so api/weftv1 stays free of gRPC.
+grpc=() connect=()
+for p in "${protos[@]}"; do
+	case $p in
+	api/proto/weft/driver/*) grpc+=("$p") ;;
+	*) connect+=("$p") ;;
+	esac
+done
 "$protoc" \
 	-I api/proto -I "$include" \
 	--plugin=protoc-gen-go="$root/bin/protoc-gen-go" \
 	--plugin=protoc-gen-connect-go="$root/bin/protoc-gen-connect-go" \
 	--go_out="$tmp" --go_opt=module="$module" \
 	--connect-go_out="$tmp" --connect-go_opt=module="$module" \
-	"${protos[@]}"
+	"${connect[@]}"
+if ((${#grpc[@]} > 0)); then
+	"$protoc" \
+		-I api/proto -I "$include" \
+		--plugin=protoc-gen-go="$root/bin/protoc-gen-go" \
+		--plugin=protoc-gen-go-grpc="$root/bin/protoc-gen-go-grpc" \
+		--go_out="$tmp" --go_opt=module="$module" \
+		--go-grpc_out="$tmp" --go-grpc_opt=module="$module" \
+		"${grpc[@]}"
+fi
 
 # The generated files under DIR/api, one path a line, relative to DIR.
 generated() { (cd "$1" && find api -type f \( -name '*.pb.go' -o -name '*.connect.go' \) | LC_ALL=C sort); }
