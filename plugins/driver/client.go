@@ -27,7 +27,7 @@ func (c *Client) Start(ctx context.Context, s Start) error {
 	}
 	id := c.broker.NextId()
 	go c.broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-		srv := grpc.NewServer(opts...)
+		srv := newGRPCServer(opts)
 		driverv1.RegisterNodeServer(srv, nodeServer{conn: s.Node.conn})
 		return srv
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -67,7 +68,13 @@ type SendError struct {
 }
 
 func (e *SendError) Error() string {
-	return fmt.Sprintf("driver: send to %s: %s: %s", e.Target, e.Kind, e.Detail)
+	return fmt.Sprintf("driver: send to %s: %s: %s", e.Target, KindName(e.Kind), e.Detail)
+}
+
+// KindName is the name docs and the kernel give a SendError kind:
+// "timeout", "no_capability", ….
+func KindName(k weftv1.SendErrorKind) string {
+	return strings.ToLower(strings.TrimPrefix(k.String(), "SEND_ERROR_KIND_"))
 }
 
 // Send sends m and, when m.Timeout is set, waits for its answer (or ctx).

@@ -23,6 +23,20 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "weft-driver-9c1e5b7a4f2d",
 }
 
+// MaxMessageBytes bounds one gRPC message between weftd and a driver on
+// the driver's side (gRPC's default, 4 MiB, is below what a message may
+// carry). weftd bounds what it sends and takes by the kernel's limits.
+const MaxMessageBytes = 256 << 20
+
+// grpcLimits are the call options of the driver's connections.
+var grpcLimits = grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))
+
+// newGRPCServer is a gRPC server for either side, taking messages up to
+// MaxMessageBytes.
+func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))...)
+}
+
 // PluginName is the one plugin a driver binary serves.
 const PluginName = "driver"
 

@@ -17,7 +17,7 @@ func Serve(d Driver) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         PluginSet(d),
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer:      newGRPCServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       "driver",
 			Level:      hclog.Warn,

@@ -44,7 +44,7 @@ func (s *server) Start(ctx context.Context, req *driverv1.StartRequest) (*driver
 	if !json.Valid(req.GetConfig()) {
 		return nil, status.Error(codes.InvalidArgument, "driver: config is not JSON")
 	}
-	conn, err := s.broker.Dial(req.GetNodeBrokerId())
+	conn, err := s.broker.DialWithOptions(req.GetNodeBrokerId(), grpcLimits)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "driver: dial the node: %v", err)
 	}
@@ -66,7 +66,7 @@ func (s *server) Handle(ctx context.Context, req *driverv1.HandleRequest) (*driv
 	if resp == nil {
 		return &driverv1.HandleResponse{}, nil
 	}
-	r, b := resp.proto()
+	r, b := resp.Proto()
 	return &driverv1.HandleResponse{Response: r, Blob: b}, nil
 }
 
@@ -79,8 +79,8 @@ func (s *server) Health(ctx context.Context, _ *driverv1.HealthRequest) (*driver
 	return &driverv1.HealthResponse{}, nil
 }
 
-// proto converts r for the wire.
-func (r *Response) proto() (*weftv1.Response, *weftv1.Blob) {
+// Proto converts r for the wire.
+func (r *Response) Proto() (*weftv1.Response, *weftv1.Blob) {
 	p := &weftv1.Response{Inherit: r.Inherit, Body: r.Body, Capabilities: r.Capabilities}
 	if r.Metadata != "" {
 		p.Metadata = &r.Metadata
