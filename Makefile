@@ -84,10 +84,11 @@ VERSION = $(shell v=$$(bash packaging/deb/build.sh --print-version 2>/dev/null) 
 VERSION_LDFLAGS = -X main.version=$(VERSION) -X github.com/weftos/weft/cmd/weft/cli.Version=$(VERSION)
 
 .PHONY: build
-build: apt-tools ## build every package, the commands under cmd/ into bin/, and the examples
+build: apt-tools ## build every package, the commands under cmd/ into bin/, the in-tree drivers into bin/drivers/, and the examples
 	$(GO) build ./...
 ifneq ($(wildcard cmd/*/*.go),)
 	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ ./cmd/...
+	@bash scripts/build-drivers.sh $(BIN)/drivers
 else
 	@echo "build: no commands under cmd/ yet"
 endif
@@ -106,7 +107,7 @@ RUN_FLAGS ?=
 .PHONY: run
 run: build ## build everything and run a node in the foreground (./.weft) with the examples installed
 	@install=(); for d in $(EXAMPLES_OUT)/*/; do install+=(--install "$${d%/}"); done; \
-	exec $(BIN)/weftd --data-dir $(RUN_DIR) --socket $(RUN_DIR)/weftd.sock "$${install[@]}" $(RUN_FLAGS)
+	exec $(BIN)/weftd --data-dir $(RUN_DIR) --socket $(RUN_DIR)/weftd.sock --drivers-dir $(BIN)/drivers "$${install[@]}" $(RUN_FLAGS)
 
 .PHONY: generate
 generate: tools ## regenerate the Go code under api/ from api/proto

@@ -36,20 +36,22 @@ const (
 // Config configures one node; weftd.toml documents every key.
 // DefaultConfig fills every field.
 type Config struct {
-	DataDir         string        `toml:"data_dir"`
-	Socket          string        `toml:"socket"`
-	Listen          string        `toml:"listen"`
-	TLSCert         string        `toml:"tls_cert"`
-	TLSKey          string        `toml:"tls_key"`
-	TokenFile       string        `toml:"token_file"`
-	MetricsListen   string        `toml:"metrics_listen"`
-	LogLevel        slog.Level    `toml:"log_level"`
-	LogFormat       string        `toml:"log_format"`
-	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
-	Install         []string      `toml:"install"`
-	PackageQuota    int64         `toml:"package_quota"`
-	API             ConnLimits    `toml:"api"`
-	Limits          kernel.Limits `toml:"limits"`
+	DataDir         string         `toml:"data_dir"`
+	Socket          string         `toml:"socket"`
+	Listen          string         `toml:"listen"`
+	TLSCert         string         `toml:"tls_cert"`
+	TLSKey          string         `toml:"tls_key"`
+	TokenFile       string         `toml:"token_file"`
+	MetricsListen   string         `toml:"metrics_listen"`
+	LogLevel        slog.Level     `toml:"log_level"`
+	LogFormat       string         `toml:"log_format"`
+	ShutdownTimeout time.Duration  `toml:"shutdown_timeout"`
+	Install         []string       `toml:"install"`
+	PackageQuota    int64          `toml:"package_quota"`
+	API             ConnLimits     `toml:"api"`
+	Limits          kernel.Limits  `toml:"limits"`
+	DriversDir      string         `toml:"drivers_dir"`
+	Drivers         []DriverConfig `toml:"drivers"`
 
 	// Version is the weftd build, for the logs and the API. It is set by
 	// the binary, not read from a config file.
@@ -68,6 +70,8 @@ func DefaultConfig() Config {
 		PackageQuota:    store.DefaultPackageQuota,
 		API:             DefaultConnLimits(),
 		Limits:          kernel.DefaultLimits(),
+		DriversDir:      DefaultDriversDir,
+		Drivers:         DefaultDrivers(),
 		Version:         "dev",
 	}
 }
@@ -146,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if slices.Contains(c.Install, "") {
 		return errors.New("config: install lists an empty path")
+	}
+	if _, err := c.decls(); err != nil {
+		return err
 	}
 	if err := c.API.validate(); err != nil {
 		return fmt.Errorf("config: %w", err)

@@ -30,6 +30,7 @@ import (
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages/install"
+	"github.com/weftos/weft/plugins"
 	"github.com/weftos/weft/procstore"
 	"github.com/weftos/weft/store"
 	"github.com/weftos/weft/wasm"
@@ -134,6 +135,7 @@ type node struct {
 	drives   *store.Drives
 	host     *wasm.Host
 	k        *kernel.Kernel
+	drivers  *plugins.Manager
 	reg      *install.Registry
 	restored kernel.RestoreReport
 	srvs     *servers
@@ -154,6 +156,7 @@ func (n *node) parts() []part {
 		{"drives", n.openDrives, n.closeDrives},
 		{"Wasm host", n.startHost, n.closeHost},
 		{"kernel", n.startKernel, n.stopKernel},
+		{"drivers", n.startDrivers, n.stopDrivers},
 		{"packages", n.restorePackages, nil},
 		{"control API", n.serveAPI, n.stopAPI},
 	}

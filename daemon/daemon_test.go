@@ -224,7 +224,7 @@ func TestRunStartsAndStops(t *testing.T) {
 
 // nodeParts are the daemon's parts in the order they start: processes stop
 // before their runtime and their data, the API before the kernel.
-var nodeParts = []string{"data dir", "node key", "store", "drives", "Wasm host", "kernel", "packages", "control API"}
+var nodeParts = []string{"data dir", "node key", "store", "drives", "Wasm host", "kernel", "drivers", "packages", "control API"}
 
 // withStop is parts less those with nothing to stop.
 func withStop(parts []string) []string {

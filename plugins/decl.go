@@ -81,6 +81,11 @@ type Decl struct {
 	HealthInterval, HealthTimeout time.Duration
 	// StartTimeout bounds launching it and its Start.
 	StartTimeout time.Duration
+	// Unusable is set by whoever declares the driver when the declaration
+	// cannot be used as it stands (its binary's checksum cannot be found):
+	// the Manager lists the driver with this reason and does not start
+	// it, and the rest of the node starts.
+	Unusable error
 }
 
 // Defaults of a Decl's durations.
@@ -104,7 +109,7 @@ func (d *Decl) Validate() error {
 	case d.Path != "" && !filepath.IsAbs(d.Path):
 		return fmt.Errorf("driver %s: path %q is not absolute", d.Name, d.Path)
 	}
-	if d.Path != "" {
+	if d.Path != "" && d.Unusable == nil {
 		sum, err := hex.DecodeString(d.SHA256)
 		if err != nil || len(sum) != 32 {
 			return fmt.Errorf("driver %s: sha256 %q is not 64 hex digits", d.Name, d.SHA256)

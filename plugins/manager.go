@@ -77,6 +77,11 @@ func (m *Manager) Start(context.Context) error {
 var errRefused = errors.New("refused")
 
 func (m *Manager) startLocked(e *entry) error {
+	if e.decl.Unusable != nil {
+		e.refused = fmt.Errorf("driver %s: %w", e.decl.Name, e.decl.Unusable)
+		m.log.Error("driver refused", "driver", e.decl.Name, "err", e.refused)
+		return errRefused
+	}
 	if e.decl.Path != "" {
 		if err := checkBinary(e.decl.Name, e.decl.Path, e.decl.SHA256); err != nil {
 			e.refused = err

@@ -46,6 +46,8 @@ Flags:
   --tls-cert FILE          the TCP listener's certificate (PEM)
   --tls-key FILE           the TCP listener's private key (PEM)
   --metrics-listen ADDR    serve Prometheus metrics on this loopback address
+  --drivers-dir DIR        where drivers declared with a relative path are,
+                           with their SHA256SUMS (default %s)
   --install PATH           install this package directory or zip at start,
                            approving what it requests (repeatable)
   --limit KEY=VALUE        set one [limits] key, e.g. mailbox_length=2048 or
@@ -72,7 +74,9 @@ Examples:
 func doMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("weftd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintf(fs.Output(), usage, daemon.DefaultDataDir, daemon.DefaultSocket) }
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), usage, daemon.DefaultDataDir, daemon.DefaultSocket, daemon.DefaultDriversDir)
+	}
 
 	// Flags are applied after the config file, in the order given.
 	var apply []func(*daemon.Config) error
@@ -92,6 +96,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	str("tls-cert", func(c *daemon.Config) *string { return &c.TLSCert })
 	str("tls-key", func(c *daemon.Config) *string { return &c.TLSKey })
 	str("metrics-listen", func(c *daemon.Config) *string { return &c.MetricsListen })
+	str("drivers-dir", func(c *daemon.Config) *string { return &c.DriversDir })
 	later("install", func(c *daemon.Config, v string) error { c.Install = append(c.Install, v); return nil })
 	later("limit", func(c *daemon.Config, v string) error {
 		key, value, ok := strings.Cut(v, "=")
@@ -128,7 +133,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case *help:
-		fmt.Fprintf(stdout, usage, daemon.DefaultDataDir, daemon.DefaultSocket)
+		fmt.Fprintf(stdout, usage, daemon.DefaultDataDir, daemon.DefaultSocket, daemon.DefaultDriversDir)
 		return 0
 	case *showVersion:
 		fmt.Fprintln(stdout, "weftd", version)

@@ -658,6 +658,24 @@ func (r *Registry) Restore() (kernel.RestoreReport, error) {
 	for key := range dropped {
 		delete(rep.Failed, key)
 	}
+	// The node's own processes (its drivers, in drivers:weft) are not in
+	// the persisted table: the daemon starts them again from its
+	// configuration before Restore, and what installed packages granted
+	// them is given again here.
+	for pid, rec := range pkgs {
+		if undo[pid] != nil {
+			continue
+		}
+		gs, _ := decodeCaps(rec.Grants) // checked when read
+		for _, g := range gs {
+			if g.Process.Publisher != packages.ReservedPublisher {
+				continue
+			}
+			if err := r.k.Grant(g.Capability, g.Process); err != nil {
+				r.log.Warn("could not give a node process what a package granted it", "package", pid.String(), "process", g.Process.String(), "err", err)
+			}
+		}
+	}
 	for key, err := range rep.Failed {
 		r.log.Error("could not restore a process; it stays in the table", "process", key, "err", err)
 	}

@@ -588,3 +588,41 @@ func TestRegistryConcurrentInstalls(t *testing.T) {
 		t.Fatalf("echo answered %q", got)
 	}
 }
+
+// A package's grant to a node process that is not in the persisted table
+// (a driver, NAME:drivers:weft, started from the node's configuration
+// before the registry restores) is given again at every restore.
+func TestRegistryRestoreGrantsToNodeProcesses(t *testing.T) {
+	timer := pid("timer:drivers:weft")
+	startTimer := func(n *regNode) {
+		if err := n.k.Start(kernel.Spec{ID: timer, Process: kernel.ProcessFunc(func(ctx context.Context, h *kernel.Handle) error {
+			<-ctx.Done()
+			return nil
+		})}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := newRegNode(t)
+	startTimer(n)
+	n.install(n.exampleZip("echo", func(dir string) {
+		writeJSON(t, filepath.Join(dir, "manifest.json"), `"grant_capabilities": []`, `"grant_capabilities": ["timer:drivers:weft"]`)
+	}), install.Approval{All: true})
+	if !n.holds(timer, echoID, kernel.MessagingParams) {
+		t.Fatal("the driver does not hold echo's capability, granted on install")
+	}
+	n.close()
+	n.open()
+	startTimer(n)
+	if _, err := n.reg.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if !n.holds(timer, echoID, kernel.MessagingParams) {
+		t.Fatal("the driver lost echo's capability in the restart")
+	}
+	// A node process that is gone is no reason to fail the restore.
+	n.close()
+	n.open()
+	if _, err := n.reg.Restore(); err != nil {
+		t.Fatalf("restore without the driver: %v", err)
+	}
+}
