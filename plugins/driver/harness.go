@@ -238,23 +238,28 @@ func (h *Harness) Request(ctx context.Context, r HarnessRequest) (*Response, err
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(run.ctx, cancel)()
+	deadline := time.Now().Add(r.Timeout)
 	if r.Timeout > 0 {
 		var cancelT context.CancelFunc
-		hctx, cancelT = context.WithTimeout(hctx, r.Timeout)
+		hctx, cancelT = context.WithDeadline(hctx, deadline)
 		defer cancelT()
 	}
 	resp, err := run.conn.Handle(hctx, NewRequest(m))
+	// The run's end and the deadline reach hctx on goroutines of their
+	// own: they are read from the run and the clock.
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("harness: request %d: %w", m.Id, err)
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
-	case r.Timeout == 0 || hctx.Err() == nil:
+	case r.Timeout == 0:
 		return resp, nil
 	case run.ctx.Err() != nil:
-		return nil, &SendError{Kind: weftv1.SendErrorKind_SEND_ERROR_KIND_KILLED, Target: h.o.Address, Detail: "the driver's run ended before it answered"}
+		return nil, &SendError{Kind: weftv1.SendErrorKind_SEND_ERROR_KIND_KILLED, Target: h.o.Address, Detail: "the driver's run ended before its answer was taken"}
+	case !time.Now().Before(deadline):
+		return nil, &SendError{Kind: weftv1.SendErrorKind_SEND_ERROR_KIND_TIMEOUT, Target: h.o.Address, Detail: fmt.Sprintf("no answer within %v", r.Timeout)}
 	}
-	return nil, &SendError{Kind: weftv1.SendErrorKind_SEND_ERROR_KIND_TIMEOUT, Target: h.o.Address, Detail: fmt.Sprintf("no answer within %v", r.Timeout)}
+	return resp, nil
 }
 
 // Health asks the driver whether it can serve, as weftd does
