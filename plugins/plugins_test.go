@@ -229,6 +229,9 @@ func TestInProcess(t *testing.T) {
 	if got := e.mustAsk(t, "local", "hi"); got != "HI" {
 		t.Errorf("in-process: %q", got)
 	}
+	if got := e.mustAsk(t, "local", "run"); got != "<nil>" {
+		t.Errorf("the run's context after Start: %s", got)
+	}
 	if _, err := e.ask("local", "panic", time.Minute); err == nil {
 		t.Error("a panic answered")
 	}
@@ -238,12 +241,17 @@ func TestInProcess(t *testing.T) {
 	}
 }
 
-type upper struct{}
+// upper answers in upper case; "run" says whether its run's context,
+// kept from Start, is still live.
+type upper struct{ run context.Context }
 
-func (*upper) Start(context.Context, driver.Start) error { return nil }
-func (*upper) Handle(_ context.Context, r *driver.Request) *driver.Response {
-	if string(r.Body()) == "panic" {
+func (u *upper) Start(ctx context.Context, _ driver.Start) error { u.run = ctx; return nil }
+func (u *upper) Handle(_ context.Context, r *driver.Request) *driver.Response {
+	switch string(r.Body()) {
+	case "panic":
 		panic("told to")
+	case "run":
+		return driver.Reply([]byte(fmt.Sprint(u.run.Err())))
 	}
 	return driver.Reply([]byte(strings.ToUpper(string(r.Body()))))
 }

@@ -73,9 +73,20 @@ func (p *Process) Run(ctx context.Context, h *kernel.Handle) error {
 	}
 
 	node := driver.NewNode(&nodeConn{h: h, store: p.store, log: p.log, st: p.st})
-	sctx, cancel := context.WithTimeout(runCtx, p.decl.StartTimeout)
-	err = r.conn.Start(sctx, driver.Start{Address: h.Address().String(), NodeID: h.NodeID(), Config: p.decl.Config, Node: node})
-	cancel()
+	// Start gets the run's context, which an in-process driver keeps for
+	// its run; StartTimeout bounds it by ending the run.
+	started := make(chan error, 1)
+	go func() {
+		started <- r.conn.Start(runCtx, driver.Start{Address: h.Address().String(), NodeID: h.NodeID(), Config: p.decl.Config, Node: node})
+	}()
+	t := time.NewTimer(p.decl.StartTimeout)
+	select {
+	case err = <-started:
+	case <-t.C:
+		end(fmt.Errorf("start took longer than %v (start_timeout)", p.decl.StartTimeout))
+		err = <-started
+	}
+	t.Stop()
 	if err != nil {
 		if c := context.Cause(runCtx); c != nil {
 			err = c
