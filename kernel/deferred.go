@@ -1,6 +1,9 @@
 package kernel
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Deferred is a request a process took off its hands to answer later
 // (Handle.Defer): a timer that answers when it fires, a driver serving
@@ -55,6 +58,13 @@ func (d *Deferred) ID() uint64 { return d.m.ID }
 
 // Source is who sent the deferred request.
 func (d *Deferred) Source() Address { return d.m.Source() }
+
+// Deadline is when the requester stops waiting for the answer (its
+// timeout, counted from when it sent the request), on the kernel's
+// clock: an answer after it is late.
+func (d *Deferred) Deadline() time.Time {
+	return d.p.k.epoch.Add(time.Duration(d.m.deadline - 1))
+}
 
 // Request is the deferred request as the process took it.
 func (d *Deferred) Request() *Message { return d.m }

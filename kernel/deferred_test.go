@@ -143,6 +143,10 @@ func TestDeferredAfterTimeoutIsLate(t *testing.T) {
 	if d == nil {
 		t.FailNow()
 	}
+	// The deadline counts from the send, on the kernel's clock.
+	if got, want := d.Deadline(), fc.Now().Add(time.Second); !got.Equal(want) {
+		t.Errorf("deadline %v, want %v", got, want)
+	}
 	fc.WaitTimer(t, time.Second)
 	fc.Advance(time.Second)
 	if m := a.await(t); m.Error == nil || m.Error.Kind != ErrTimeout {

@@ -164,9 +164,11 @@ func (p *Process) serve(ctx context.Context, end context.CancelCauseFunc, h *ker
 func (p *Process) handle(ctx context.Context, end context.CancelCauseFunc, c driver.Conn, m *kernel.Message, d *kernel.Deferred) {
 	p.st.calls.Add(1)
 	hctx := ctx
-	if m.ExpectsResponse > 0 {
+	if d != nil {
+		// The requester's deadline, counted from its send: an answer
+		// after it would be late.
 		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeout(ctx, m.ExpectsResponse)
+		hctx, cancel = context.WithDeadline(ctx, d.Deadline())
 		defer cancel()
 	}
 	resp, err := c.Handle(hctx, driver.NewRequest(pbconv.Message(m)))
