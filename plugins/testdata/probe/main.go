@@ -123,7 +123,7 @@ func (p *probe) Handle(ctx context.Context, r *driver.Request) *driver.Response 
 		_, err := p.node.KV(f[0], f[1]).Get(ctx, []byte(f[2]))
 		return answer(nil, err)
 	}
-	return driver.Reply([]byte("unknown command " + cmd))
+	return driver.Reply(r.Body()) // anything else is echoed
 }
 
 func answer(a *driver.Answer, err error) *driver.Response {
