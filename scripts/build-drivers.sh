@@ -17,4 +17,4 @@ mapfile -t mains < <(find plugins/cmd -mindepth 1 -maxdepth 1 -type d 2>/dev/nul
 for m in "${mains[@]}"; do
 	CGO_ENABLED=0 ${GO:-go} build "$@" -o "$out/$(basename "$m")" "./$m"
 done
-(cd "$out" && find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%f\n' | LC_ALL=C sort | xargs -r sha256sum >SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS)
+(cd "$out" && find . -maxdepth 1 -type f ! -name 'SHA256SUMS*' -printf '%f\n' | LC_ALL=C sort | xargs -r sha256sum >SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS)

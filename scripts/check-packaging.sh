@@ -187,6 +187,9 @@ expect_mode() { # PATH "MODE OWNER:GROUP"
 expect_mode /usr/bin/weftd "-rwxr-xr-x root:root"
 expect_mode /usr/bin/weft "-rwxr-xr-x root:root"
 expect_mode /usr/lib/weft/drivers "drwxr-xr-x root:root"
+expect_mode /usr/lib/weft/drivers/timer "-rwxr-xr-x root:root"
+expect_mode /usr/lib/weft/drivers/SHA256SUMS "-rw-r--r-- root:root"
+(cd /usr/lib/weft/drivers && sha256sum --quiet -c SHA256SUMS) || fail "/usr/lib/weft/drivers/SHA256SUMS does not match the drivers"
 expect_mode /lib/systemd/system/weftd.service "-rw-r--r-- root:root"
 expect_mode /etc/weft/weftd.toml "-rw-r--r-- root:root"
 expect_mode /usr/share/doc/weft/copyright "-rw-r--r-- root:root"
@@ -285,6 +288,9 @@ check_running() {
 	grep -q "^version *$1\$" <<<"$out" || fail "weft status shows no version $1"
 	node=$(awk '$1 == "node" || $1 == "node_id" || $1 == "id" { print $2; exit }' <<<"$out")
 	[[ -n $node ]] || fail "weft status shows no node id"
+	# The in-tree drivers run as processes of the node, in its sandbox.
+	out=$(cd "$tmp" && as_tester weft ps) || fail "weft ps as $tester failed"
+	grep -q 'timer:drivers:weft .*running' <<<"$out" || fail "weft ps shows no running timer driver: $out"
 	if (cd "$tmp" && setpriv --reuid=nobody --regid=nogroup --clear-groups weft status) >/dev/null 2>&1; then
 		fail "weft status succeeded for user nobody, who is not in group weft"
 	fi

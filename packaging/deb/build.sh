@@ -77,8 +77,12 @@ CGO_ENABLED=0 GOOS=linux GOARCH=$goarch "$GO" build -C "$root" -trimpath \
 	-o "$work/bin/" ./cmd/weftd ./cmd/weft
 install -D -m 0755 "$work/bin/weftd" "$stage/usr/bin/weftd"
 install -D -m 0755 "$work/bin/weft" "$stage/usr/bin/weft"
-# Drivers come in a later release; the directory is theirs.
+# The in-tree drivers, static and stripped like the commands, with the
+# SHA256SUMS weftd checks each against (drivers_dir in weftd.toml).
 install -d -m 0755 "$stage/usr/lib/weft/drivers"
+GO=$GO GOOS=linux GOARCH=$goarch bash "$root/scripts/build-drivers.sh" "$stage/usr/lib/weft/drivers" -trimpath -ldflags "-s -w"
+chmod 0755 "$stage"/usr/lib/weft/drivers/*
+chmod 0644 "$stage/usr/lib/weft/drivers/SHA256SUMS"
 
 install -D -m 0644 "$pkg/systemd/weftd.service" "$stage/lib/systemd/system/weftd.service"
 
