@@ -25,6 +25,7 @@ var mutating = map[string]bool{
 	weftv1connect.StoreServiceKVDeleteProcedure:              true,
 	weftv1connect.StoreServiceDropDatabaseProcedure:          true,
 	weftv1connect.StoreServiceRemoveDriveProcedure:           true,
+	weftv1connect.DriverServiceRestartDriverProcedure:        true,
 }
 
 // auditInterceptor writes one line at Info, message "audit", for every
@@ -142,6 +143,8 @@ func auditArgs(req, res any) []slog.Attr {
 			attrs = append(attrs, slog.Int("revoked", int(r.GetRevoked())))
 		}
 		return attrs
+	case *weftv1.RestartDriverRequest:
+		return []slog.Attr{echoAttr("driver", m.GetName())}
 	case *weftv1.RevokeCapabilityRequest:
 		return []slog.Attr{
 			echoAttr("issuer", m.GetCapability().GetIssuer()),

@@ -44,6 +44,9 @@ type Config struct {
 	// Drives holds the packages' file drives; nil makes the
 	// StoreService's drive calls fail with CodeUnavailable.
 	Drives *store.Drives
+	// Drivers are the node's native drivers (a *plugins.Manager); nil
+	// makes every DriverService call fail with CodeFailedPrecondition.
+	Drivers Drivers
 	// Version is weftd's version, as GetInfo reports it.
 	Version string
 	// Started is when the node started; zero is when New was called.
@@ -63,12 +66,13 @@ type Config struct {
 	Interceptors []connect.Interceptor
 }
 
-// server implements the six services.
+// server implements the seven services.
 type server struct {
 	k        *kernel.Kernel
 	reg      *install.Registry
 	st       *store.Store
 	drives   *store.Drives
+	drivers  Drivers
 	ps       *procstore.Service // deletes databases and drives with their capabilities
 	version  string
 	started  time.Time
@@ -76,7 +80,7 @@ type server struct {
 	stopping <-chan struct{}
 }
 
-// New returns the control API as one http.Handler: the six services
+// New returns the control API as one http.Handler: the seven services
 // over Connect, gRPC and gRPC-Web, and gRPC server reflection (v1 and
 // v1alpha). Serve it with ConnContext as the server's ConnContext so that
 // the audit log can name callers.
@@ -92,7 +96,7 @@ func New(cfg Config) (http.Handler, error) {
 	if started.IsZero() {
 		started = time.Now()
 	}
-	s := &server{k: cfg.Kernel, reg: cfg.Packages, st: cfg.Store, drives: cfg.Drives, version: cfg.Version, started: started, log: log, stopping: cfg.Stopping}
+	s := &server{k: cfg.Kernel, reg: cfg.Packages, st: cfg.Store, drives: cfg.Drives, drivers: cfg.Drivers, version: cfg.Version, started: started, log: log, stopping: cfg.Stopping}
 	s.ps = procstore.New(cfg.Kernel, cfg.Store, cfg.Drives, log)
 
 	// Outermost first: the daemon's interceptors, the audit log (which
@@ -120,6 +124,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle(weftv1connect.NewMessageServiceHandler(s, opts...))
 	mux.Handle(weftv1connect.NewCapabilityServiceHandler(s, opts...))
 	mux.Handle(weftv1connect.NewStoreServiceHandler(s, opts...))
+	mux.Handle(weftv1connect.NewDriverServiceHandler(s, opts...))
 	reflector := grpcreflect.NewStaticReflector(
 		weftv1connect.NodeServiceName,
 		weftv1connect.PackageServiceName,
@@ -127,6 +132,7 @@ func New(cfg Config) (http.Handler, error) {
 		weftv1connect.MessageServiceName,
 		weftv1connect.CapabilityServiceName,
 		weftv1connect.StoreServiceName,
+		weftv1connect.DriverServiceName,
 	)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, opts...))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, opts...))

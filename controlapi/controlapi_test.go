@@ -628,7 +628,8 @@ func TestReflection(t *testing.T) {
 				got = append(got, string(s))
 			}
 			for _, want := range []string{weftv1connect.NodeServiceName, weftv1connect.PackageServiceName,
-				weftv1connect.ProcessServiceName, weftv1connect.MessageServiceName, weftv1connect.CapabilityServiceName} {
+				weftv1connect.ProcessServiceName, weftv1connect.MessageServiceName, weftv1connect.CapabilityServiceName,
+				weftv1connect.DriverServiceName} {
 				if !slices.Contains(got, want) {
 					t.Errorf("services %v lack %s", got, want)
 				}

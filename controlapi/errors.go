@@ -13,6 +13,7 @@ import (
 	"github.com/weftos/weft/kernel/pbconv"
 	"github.com/weftos/weft/packages"
 	"github.com/weftos/weft/packages/install"
+	"github.com/weftos/weft/plugins"
 	"github.com/weftos/weft/store"
 )
 
@@ -59,6 +60,10 @@ var codes = []struct {
 	{store.ErrDBExists, connect.CodeAlreadyExists},
 	{store.ErrQuota, connect.CodeResourceExhausted},
 	{store.ErrClosed, connect.CodeUnavailable},
+	// The drivers' errors name the driver; a checksum mismatch names the
+	// binary and both sums.
+	{plugins.ErrUnknown, connect.CodeNotFound},
+	{plugins.ErrChecksum, connect.CodeFailedPrecondition},
 }
 
 // driveError marks an error of the store's drives. Their fs.ErrNotExist
@@ -70,6 +75,16 @@ type driveError struct{ err error }
 func (e *driveError) Error() string { return e.err.Error() }
 
 func (e *driveError) Unwrap() error { return e.err }
+
+// refusedError marks the reason a driver was refused to start (its
+// binary's checksum, a missing binary, a declaration that cannot be
+// used): written for the operator, whose configuration it names, and
+// CodeFailedPrecondition whatever it wraps.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+
+func (e *refusedError) Unwrap() error { return e.err }
 
 // toConnect maps an error of a handler to the *connect.Error the client
 // gets, its message at most MaxErrorMessageBytes. Errors that are already
@@ -116,6 +131,9 @@ func mapError(log *slog.Logger, procedure string, err error) *connect.Error {
 	var ne *kernel.NameError
 	if errors.As(err, &ne) {
 		return connect.NewError(connect.CodeInvalidArgument, ne)
+	}
+	if re := new(refusedError); errors.As(err, &re) {
+		return connect.NewError(connect.CodeFailedPrecondition, err)
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {

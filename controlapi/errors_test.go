@@ -16,6 +16,7 @@ import (
 	"github.com/weftos/weft/kernel/pbconv"
 	"github.com/weftos/weft/packages"
 	"github.com/weftos/weft/packages/install"
+	"github.com/weftos/weft/plugins"
 )
 
 func TestErrorCodes(t *testing.T) {
@@ -40,6 +41,8 @@ func TestErrorCodes(t *testing.T) {
 		{wrap(kernel.ErrForged), connect.CodePermissionDenied, "does not verify"},
 		{wrap(kernel.ErrLimit), connect.CodeResourceExhausted, "limit"},
 		{kernel.ErrClosed, connect.CodeUnavailable, "closed"},
+		{fmt.Errorf("driver %q: %w", "x", plugins.ErrUnknown), connect.CodeNotFound, `driver "x": no such driver`},
+		{fmt.Errorf("driver x: %w: /bin/x has SHA-256 ab, its declaration says cd; refused", plugins.ErrChecksum), connect.CodeFailedPrecondition, "ab, its declaration says cd"},
 		{context.Canceled, connect.CodeCanceled, "canceled"},
 		{fmt.Errorf("wait: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded, "deadline"},
 		{connect.NewError(connect.CodeAborted, errors.New("as is")), connect.CodeAborted, "as is"},

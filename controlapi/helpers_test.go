@@ -23,6 +23,8 @@ import (
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages/install"
+	"github.com/weftos/weft/plugins"
+	"github.com/weftos/weft/procstore"
 	"github.com/weftos/weft/store"
 	"github.com/weftos/weft/wasm"
 )
@@ -40,8 +42,9 @@ type node struct {
 	t        *testing.T
 	k        *kernel.Kernel
 	reg      *install.Registry
-	st       *store.Store  // the kernel's store, which holds the databases
-	drives   *store.Drives // in the data directory, sharing st's usage
+	drivers  *plugins.Manager // with nodeOptions.drivers
+	st       *store.Store     // the kernel's store, which holds the databases
+	drives   *store.Drives    // in the data directory, sharing st's usage
 	sock     string
 	logs     *logBuffer
 	stopping chan struct{}
@@ -53,6 +56,7 @@ type node struct {
 	msg  weftv1connect.MessageServiceClient
 	caps weftv1connect.CapabilityServiceClient
 	stor weftv1connect.StoreServiceClient
+	drv  weftv1connect.DriverServiceClient
 }
 
 type nodeOptions struct {
@@ -65,6 +69,9 @@ type nodeOptions struct {
 	// noStorage serves the API without Config.Store and Config.Drives
 	// (the node still has them, for the kernel).
 	noStorage bool
+	// drivers are started by a plugins.Manager, given as Config.Drivers;
+	// without any the API has no Drivers.
+	drivers []plugins.Decl
 }
 
 func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *node {
@@ -115,6 +122,24 @@ func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *n
 		}
 	}
 
+	if o.drivers != nil {
+		n.drivers, err = plugins.NewManager(k, procstore.New(k, st, drives, nil), nil, o.drivers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.drivers.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Before the kernel closes: cleanups run last registered first.
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := n.drivers.Stop(ctx); err != nil {
+				t.Errorf("stop drivers: %v", err)
+			}
+		})
+	}
+
 	cfg := controlapi.Config{
 		Kernel:       k,
 		Packages:     n.reg,
@@ -129,6 +154,9 @@ func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *n
 	}
 	if o.noStorage {
 		cfg.Store, cfg.Drives = nil, nil
+	}
+	if n.drivers != nil { // never a nil *Manager in the interface
+		cfg.Drivers = n.drivers
 	}
 	h, err := controlapi.New(cfg)
 	if err != nil {
@@ -187,6 +215,7 @@ func (n *node) clients(hc *http.Client, opts ...connect.ClientOption) {
 	n.msg = weftv1connect.NewMessageServiceClient(hc, baseURL, opts...)
 	n.caps = weftv1connect.NewCapabilityServiceClient(hc, baseURL, opts...)
 	n.stor = weftv1connect.NewStoreServiceClient(hc, baseURL, opts...)
+	n.drv = weftv1connect.NewDriverServiceClient(hc, baseURL, opts...)
 }
 
 // echo answers every request that expects a response with "echo:" and

@@ -3165,6 +3165,354 @@ func (x *ReadFileResponse) GetData() []byte {
 	return nil
 }
 
+type DriverInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name it is declared with.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its process id, "name:drivers:weft".
+	Process string `protobuf:"bytes,2,opt,name=process,proto3" json:"process,omitempty"`
+	// Its process's state; PROCESS_STATE_UNSPECIFIED when it was refused.
+	State ProcessState `protobuf:"varint,3,opt,name=state,proto3,enum=weft.v1.ProcessState" json:"state,omitempty"`
+	// The pid of its subprocess while one runs; 0 otherwise, and always
+	// for a driver that runs in weftd's own process.
+	Pid uint32 `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	// How many times its on_exit restarted it (RestartDriver is not
+	// counted).
+	Restarts uint32 `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// Why its process last stopped, if it failed.
+	LastError string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// Why weftd did not start it (its binary's SHA-256 is not the declared
+	// one, the binary is missing, ...); empty when it was started.
+	Refused string `protobuf:"bytes,7,opt,name=refused,proto3" json:"refused,omitempty"`
+	// Its binary; empty for a driver that runs in weftd's own process.
+	Path string `protobuf:"bytes,8,opt,name=path,proto3" json:"path,omitempty"`
+	// The SHA-256 its declaration gives for the binary, hex.
+	Sha256 string `protobuf:"bytes,9,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// It runs in weftd's own process, not as a subprocess.
+	InProcess bool `protobuf:"varint,10,opt,name=in_process,json=inProcess,proto3" json:"in_process,omitempty"`
+	// It takes requests from every process, not only from holders of its
+	// messaging capability.
+	Public bool `protobuf:"varint,11,opt,name=public,proto3" json:"public,omitempty"`
+	// Requests handed to it since weftd started, over all its runs.
+	Calls uint64 `protobuf:"varint,12,opt,name=calls,proto3" json:"calls,omitempty"`
+	// Requests it could not take at all (each one ended its run).
+	Failures uint64 `protobuf:"varint,13,opt,name=failures,proto3" json:"failures,omitempty"`
+	// Its answers, sends and store operations the node refused (malformed,
+	// too large, without the capability, to no process).
+	RefusedOperations uint64 `protobuf:"varint,14,opt,name=refused_operations,json=refusedOperations,proto3" json:"refused_operations,omitempty"`
+	// When its current run started; unset when it was refused. Right
+	// after RestartDriver it may still be the previous run's.
+	Started       *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=started,proto3" json:"started,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DriverInfo) Reset() {
+	*x = DriverInfo{}
+	mi := &file_weft_v1_control_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DriverInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DriverInfo) ProtoMessage() {}
+
+func (x *DriverInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DriverInfo.ProtoReflect.Descriptor instead.
+func (*DriverInfo) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *DriverInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DriverInfo) GetProcess() string {
+	if x != nil {
+		return x.Process
+	}
+	return ""
+}
+
+func (x *DriverInfo) GetState() ProcessState {
+	if x != nil {
+		return x.State
+	}
+	return ProcessState_PROCESS_STATE_UNSPECIFIED
+}
+
+func (x *DriverInfo) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *DriverInfo) GetRestarts() uint32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *DriverInfo) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *DriverInfo) GetRefused() string {
+	if x != nil {
+		return x.Refused
+	}
+	return ""
+}
+
+func (x *DriverInfo) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DriverInfo) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *DriverInfo) GetInProcess() bool {
+	if x != nil {
+		return x.InProcess
+	}
+	return false
+}
+
+func (x *DriverInfo) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
+func (x *DriverInfo) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *DriverInfo) GetFailures() uint64 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *DriverInfo) GetRefusedOperations() uint64 {
+	if x != nil {
+		return x.RefusedOperations
+	}
+	return 0
+}
+
+func (x *DriverInfo) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+type ListDriversRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDriversRequest) Reset() {
+	*x = ListDriversRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDriversRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDriversRequest) ProtoMessage() {}
+
+func (x *ListDriversRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDriversRequest.ProtoReflect.Descriptor instead.
+func (*ListDriversRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{54}
+}
+
+type ListDriversResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Drivers       []*DriverInfo          `protobuf:"bytes,1,rep,name=drivers,proto3" json:"drivers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDriversResponse) Reset() {
+	*x = ListDriversResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDriversResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDriversResponse) ProtoMessage() {}
+
+func (x *ListDriversResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDriversResponse.ProtoReflect.Descriptor instead.
+func (*ListDriversResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListDriversResponse) GetDrivers() []*DriverInfo {
+	if x != nil {
+		return x.Drivers
+	}
+	return nil
+}
+
+type RestartDriverRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The driver's name, as declared ("timer", not "timer:drivers:weft").
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestartDriverRequest) Reset() {
+	*x = RestartDriverRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestartDriverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestartDriverRequest) ProtoMessage() {}
+
+func (x *RestartDriverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestartDriverRequest.ProtoReflect.Descriptor instead.
+func (*RestartDriverRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *RestartDriverRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RestartDriverResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The driver as the restart left it: its process running, its new run
+	// (and its subprocess, whose pid may still be 0) starting.
+	Driver        *DriverInfo `protobuf:"bytes,1,opt,name=driver,proto3" json:"driver,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestartDriverResponse) Reset() {
+	*x = RestartDriverResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestartDriverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestartDriverResponse) ProtoMessage() {}
+
+func (x *RestartDriverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestartDriverResponse.ProtoReflect.Descriptor instead.
+func (*RestartDriverResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *RestartDriverResponse) GetDriver() *DriverInfo {
+	if x != nil {
+		return x.Driver
+	}
+	return nil
+}
+
 var File_weft_v1_control_proto protoreflect.FileDescriptor
 
 const file_weft_v1_control_proto_rawDesc = "" +
@@ -3372,7 +3720,34 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x16\n" +
 	"\x06length\x18\x05 \x01(\x04R\x06length\"&\n" +
 	"\x10ReadFileResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data*\x9a\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xc8\x03\n" +
+	"\n" +
+	"DriverInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aprocess\x18\x02 \x01(\tR\aprocess\x12+\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x15.weft.v1.ProcessStateR\x05state\x12\x10\n" +
+	"\x03pid\x18\x04 \x01(\rR\x03pid\x12\x1a\n" +
+	"\brestarts\x18\x05 \x01(\rR\brestarts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12\x18\n" +
+	"\arefused\x18\a \x01(\tR\arefused\x12\x12\n" +
+	"\x04path\x18\b \x01(\tR\x04path\x12\x16\n" +
+	"\x06sha256\x18\t \x01(\tR\x06sha256\x12\x1d\n" +
+	"\n" +
+	"in_process\x18\n" +
+	" \x01(\bR\tinProcess\x12\x16\n" +
+	"\x06public\x18\v \x01(\bR\x06public\x12\x14\n" +
+	"\x05calls\x18\f \x01(\x04R\x05calls\x12\x1a\n" +
+	"\bfailures\x18\r \x01(\x04R\bfailures\x12-\n" +
+	"\x12refused_operations\x18\x0e \x01(\x04R\x11refusedOperations\x124\n" +
+	"\astarted\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\astarted\"\x14\n" +
+	"\x12ListDriversRequest\"D\n" +
+	"\x13ListDriversResponse\x12-\n" +
+	"\adrivers\x18\x01 \x03(\v2\x13.weft.v1.DriverInfoR\adrivers\"*\n" +
+	"\x14RestartDriverRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"D\n" +
+	"\x15RestartDriverResponse\x12+\n" +
+	"\x06driver\x18\x01 \x01(\v2\x13.weft.v1.DriverInfoR\x06driver*\x9a\x01\n" +
 	"\fProcessState\x12\x1d\n" +
 	"\x19PROCESS_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PROCESS_STATE_RUNNING\x10\x01\x12\x1c\n" +
@@ -3413,7 +3788,10 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"ListDrives\x12\x1a.weft.v1.ListDrivesRequest\x1a\x1b.weft.v1.ListDrivesResponse\"\x03\x90\x02\x01\x12H\n" +
 	"\vRemoveDrive\x12\x1b.weft.v1.RemoveDriveRequest\x1a\x1c.weft.v1.RemoveDriveResponse\x12A\n" +
 	"\aReadDir\x12\x17.weft.v1.ReadDirRequest\x1a\x18.weft.v1.ReadDirResponse\"\x03\x90\x02\x01\x12D\n" +
-	"\bReadFile\x12\x18.weft.v1.ReadFileRequest\x1a\x19.weft.v1.ReadFileResponse\"\x03\x90\x02\x01B*Z(github.com/weftos/weft/api/weftv1;weftv1b\x06proto3"
+	"\bReadFile\x12\x18.weft.v1.ReadFileRequest\x1a\x19.weft.v1.ReadFileResponse\"\x03\x90\x02\x012\xae\x01\n" +
+	"\rDriverService\x12M\n" +
+	"\vListDrivers\x12\x1b.weft.v1.ListDriversRequest\x1a\x1c.weft.v1.ListDriversResponse\"\x03\x90\x02\x01\x12N\n" +
+	"\rRestartDriver\x12\x1d.weft.v1.RestartDriverRequest\x1a\x1e.weft.v1.RestartDriverResponseB*Z(github.com/weftos/weft/api/weftv1;weftv1b\x06proto3"
 
 var (
 	file_weft_v1_control_proto_rawDescOnce sync.Once
@@ -3428,7 +3806,7 @@ func file_weft_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_weft_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_weft_v1_control_proto_goTypes = []any{
 	(ProcessState)(0),                // 0: weft.v1.ProcessState
 	(EnvelopeKind)(0),                // 1: weft.v1.EnvelopeKind
@@ -3485,23 +3863,28 @@ var file_weft_v1_control_proto_goTypes = []any{
 	(*ReadDirResponse)(nil),          // 52: weft.v1.ReadDirResponse
 	(*ReadFileRequest)(nil),          // 53: weft.v1.ReadFileRequest
 	(*ReadFileResponse)(nil),         // 54: weft.v1.ReadFileResponse
-	nil,                              // 55: weft.v1.GetInfoResponse.SendErrorsEntry
-	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 57: google.protobuf.Duration
-	(*Capability)(nil),               // 58: weft.v1.Capability
-	(*Request)(nil),                  // 59: weft.v1.Request
-	(*Blob)(nil),                     // 60: weft.v1.Blob
-	(*Response)(nil),                 // 61: weft.v1.Response
-	(*SendError)(nil),                // 62: weft.v1.SendError
-	(SendErrorKind)(0),               // 63: weft.v1.SendErrorKind
+	(*DriverInfo)(nil),               // 55: weft.v1.DriverInfo
+	(*ListDriversRequest)(nil),       // 56: weft.v1.ListDriversRequest
+	(*ListDriversResponse)(nil),      // 57: weft.v1.ListDriversResponse
+	(*RestartDriverRequest)(nil),     // 58: weft.v1.RestartDriverRequest
+	(*RestartDriverResponse)(nil),    // 59: weft.v1.RestartDriverResponse
+	nil,                              // 60: weft.v1.GetInfoResponse.SendErrorsEntry
+	(*timestamppb.Timestamp)(nil),    // 61: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 62: google.protobuf.Duration
+	(*Capability)(nil),               // 63: weft.v1.Capability
+	(*Request)(nil),                  // 64: weft.v1.Request
+	(*Blob)(nil),                     // 65: weft.v1.Blob
+	(*Response)(nil),                 // 66: weft.v1.Response
+	(*SendError)(nil),                // 67: weft.v1.SendError
+	(SendErrorKind)(0),               // 68: weft.v1.SendErrorKind
 }
 var file_weft_v1_control_proto_depIdxs = []int32{
-	56, // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
-	57, // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
-	55, // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
-	58, // 3: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
+	61, // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
+	62, // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
+	60, // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
+	63, // 3: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
 	5,  // 4: weft.v1.PackageInfo.requested:type_name -> weft.v1.RequestedCapability
-	56, // 5: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
+	61, // 5: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
 	5,  // 6: weft.v1.PackageInfo.approved:type_name -> weft.v1.RequestedCapability
 	4,  // 7: weft.v1.InspectPackageRequest.archive:type_name -> weft.v1.PackageArchive
 	6,  // 8: weft.v1.InspectPackageResponse.package:type_name -> weft.v1.PackageInfo
@@ -3510,78 +3893,86 @@ var file_weft_v1_control_proto_depIdxs = []int32{
 	6,  // 11: weft.v1.InstallPackageResponse.package:type_name -> weft.v1.PackageInfo
 	6,  // 12: weft.v1.ListPackagesResponse.packages:type_name -> weft.v1.PackageInfo
 	0,  // 13: weft.v1.ProcessInfo.state:type_name -> weft.v1.ProcessState
-	56, // 14: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
+	61, // 14: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
 	15, // 15: weft.v1.ListProcessesResponse.processes:type_name -> weft.v1.ProcessInfo
 	15, // 16: weft.v1.KillProcessResponse.process:type_name -> weft.v1.ProcessInfo
 	15, // 17: weft.v1.RestartProcessResponse.process:type_name -> weft.v1.ProcessInfo
-	59, // 18: weft.v1.SendRequest.request:type_name -> weft.v1.Request
-	60, // 19: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
-	61, // 20: weft.v1.SendResponse.response:type_name -> weft.v1.Response
-	62, // 21: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
-	60, // 22: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
-	56, // 23: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
+	64, // 18: weft.v1.SendRequest.request:type_name -> weft.v1.Request
+	65, // 19: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
+	66, // 20: weft.v1.SendResponse.response:type_name -> weft.v1.Response
+	67, // 21: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
+	65, // 22: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
+	61, // 23: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
 	1,  // 24: weft.v1.Envelope.kind:type_name -> weft.v1.EnvelopeKind
-	57, // 25: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
-	63, // 26: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
+	62, // 25: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
+	68, // 26: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
 	25, // 27: weft.v1.TapResponse.envelope:type_name -> weft.v1.Envelope
-	58, // 28: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
-	58, // 29: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
-	58, // 30: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
-	58, // 31: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
+	63, // 28: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
+	63, // 29: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
+	63, // 30: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
+	63, // 31: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
 	44, // 32: weft.v1.KVScanResponse.pairs:type_name -> weft.v1.KVPair
-	56, // 33: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
+	61, // 33: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
 	51, // 34: weft.v1.ReadDirResponse.entries:type_name -> weft.v1.DirEntry
-	2,  // 35: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
-	7,  // 36: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
-	9,  // 37: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
-	11, // 38: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
-	13, // 39: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
-	16, // 40: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
-	18, // 41: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
-	20, // 42: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
-	22, // 43: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
-	24, // 44: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
-	27, // 45: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
-	29, // 46: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
-	31, // 47: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
-	33, // 48: weft.v1.StoreService.ListDatabases:input_type -> weft.v1.ListDatabasesRequest
-	35, // 49: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
-	37, // 50: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
-	39, // 51: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
-	41, // 52: weft.v1.StoreService.DropDatabase:input_type -> weft.v1.DropDatabaseRequest
-	43, // 53: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
-	46, // 54: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
-	48, // 55: weft.v1.StoreService.RemoveDrive:input_type -> weft.v1.RemoveDriveRequest
-	50, // 56: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
-	53, // 57: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
-	3,  // 58: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
-	8,  // 59: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
-	10, // 60: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
-	12, // 61: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
-	14, // 62: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
-	17, // 63: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
-	19, // 64: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
-	21, // 65: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
-	23, // 66: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
-	26, // 67: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
-	28, // 68: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
-	30, // 69: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
-	32, // 70: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
-	34, // 71: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
-	36, // 72: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
-	38, // 73: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
-	40, // 74: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
-	42, // 75: weft.v1.StoreService.DropDatabase:output_type -> weft.v1.DropDatabaseResponse
-	45, // 76: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
-	47, // 77: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
-	49, // 78: weft.v1.StoreService.RemoveDrive:output_type -> weft.v1.RemoveDriveResponse
-	52, // 79: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
-	54, // 80: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
-	58, // [58:81] is the sub-list for method output_type
-	35, // [35:58] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	0,  // 35: weft.v1.DriverInfo.state:type_name -> weft.v1.ProcessState
+	61, // 36: weft.v1.DriverInfo.started:type_name -> google.protobuf.Timestamp
+	55, // 37: weft.v1.ListDriversResponse.drivers:type_name -> weft.v1.DriverInfo
+	55, // 38: weft.v1.RestartDriverResponse.driver:type_name -> weft.v1.DriverInfo
+	2,  // 39: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
+	7,  // 40: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
+	9,  // 41: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
+	11, // 42: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
+	13, // 43: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
+	16, // 44: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
+	18, // 45: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
+	20, // 46: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
+	22, // 47: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
+	24, // 48: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
+	27, // 49: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
+	29, // 50: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
+	31, // 51: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
+	33, // 52: weft.v1.StoreService.ListDatabases:input_type -> weft.v1.ListDatabasesRequest
+	35, // 53: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
+	37, // 54: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
+	39, // 55: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
+	41, // 56: weft.v1.StoreService.DropDatabase:input_type -> weft.v1.DropDatabaseRequest
+	43, // 57: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
+	46, // 58: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
+	48, // 59: weft.v1.StoreService.RemoveDrive:input_type -> weft.v1.RemoveDriveRequest
+	50, // 60: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
+	53, // 61: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
+	56, // 62: weft.v1.DriverService.ListDrivers:input_type -> weft.v1.ListDriversRequest
+	58, // 63: weft.v1.DriverService.RestartDriver:input_type -> weft.v1.RestartDriverRequest
+	3,  // 64: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
+	8,  // 65: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
+	10, // 66: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
+	12, // 67: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
+	14, // 68: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
+	17, // 69: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
+	19, // 70: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
+	21, // 71: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
+	23, // 72: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
+	26, // 73: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
+	28, // 74: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
+	30, // 75: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
+	32, // 76: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
+	34, // 77: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
+	36, // 78: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
+	38, // 79: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
+	40, // 80: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
+	42, // 81: weft.v1.StoreService.DropDatabase:output_type -> weft.v1.DropDatabaseResponse
+	45, // 82: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
+	47, // 83: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
+	49, // 84: weft.v1.StoreService.RemoveDrive:output_type -> weft.v1.RemoveDriveResponse
+	52, // 85: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
+	54, // 86: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
+	57, // 87: weft.v1.DriverService.ListDrivers:output_type -> weft.v1.ListDriversResponse
+	59, // 88: weft.v1.DriverService.RestartDriver:output_type -> weft.v1.RestartDriverResponse
+	64, // [64:89] is the sub-list for method output_type
+	39, // [39:64] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_weft_v1_control_proto_init() }
@@ -3601,9 +3992,9 @@ func file_weft_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weft_v1_control_proto_rawDesc), len(file_weft_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   54,
+			NumMessages:   59,
 			NumExtensions: 0,
-			NumServices:   6,
+			NumServices:   7,
 		},
 		GoTypes:           file_weft_v1_control_proto_goTypes,
 		DependencyIndexes: file_weft_v1_control_proto_depIdxs,

@@ -43,6 +43,8 @@ const (
 	CapabilityServiceName = "weft.v1.CapabilityService"
 	// StoreServiceName is the fully-qualified name of the StoreService service.
 	StoreServiceName = "weft.v1.StoreService"
+	// DriverServiceName is the fully-qualified name of the DriverService service.
+	DriverServiceName = "weft.v1.DriverService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -112,6 +114,12 @@ const (
 	StoreServiceReadDirProcedure = "/weft.v1.StoreService/ReadDir"
 	// StoreServiceReadFileProcedure is the fully-qualified name of the StoreService's ReadFile RPC.
 	StoreServiceReadFileProcedure = "/weft.v1.StoreService/ReadFile"
+	// DriverServiceListDriversProcedure is the fully-qualified name of the DriverService's ListDrivers
+	// RPC.
+	DriverServiceListDriversProcedure = "/weft.v1.DriverService/ListDrivers"
+	// DriverServiceRestartDriverProcedure is the fully-qualified name of the DriverService's
+	// RestartDriver RPC.
+	DriverServiceRestartDriverProcedure = "/weft.v1.DriverService/RestartDriver"
 )
 
 // NodeServiceClient is a client for the weft.v1.NodeService service.
@@ -1090,4 +1098,118 @@ func (UnimplementedStoreServiceHandler) ReadDir(context.Context, *connect.Reques
 
 func (UnimplementedStoreServiceHandler) ReadFile(context.Context, *connect.Request[weftv1.ReadFileRequest]) (*connect.Response[weftv1.ReadFileResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.StoreService.ReadFile is not implemented"))
+}
+
+// DriverServiceClient is a client for the weft.v1.DriverService service.
+type DriverServiceClient interface {
+	// ListDrivers lists every declared driver in declaration order, those
+	// refused included.
+	ListDrivers(context.Context, *connect.Request[weftv1.ListDriversRequest]) (*connect.Response[weftv1.ListDriversResponse], error)
+	// RestartDriver stops a driver if it runs and starts it again, with a
+	// fresh on_exit backoff. A refused driver's binary is checked again,
+	// and the driver starts if it now passes; if it still does not, the
+	// call fails with FAILED_PRECONDITION saying why (a checksum mismatch
+	// names both sums) and the driver stays refused. A name no declaration
+	// has is NOT_FOUND.
+	RestartDriver(context.Context, *connect.Request[weftv1.RestartDriverRequest]) (*connect.Response[weftv1.RestartDriverResponse], error)
+}
+
+// NewDriverServiceClient constructs a client for the weft.v1.DriverService service. By default, it
+// uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewDriverServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) DriverServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	driverServiceMethods := weftv1.File_weft_v1_control_proto.Services().ByName("DriverService").Methods()
+	return &driverServiceClient{
+		listDrivers: connect.NewClient[weftv1.ListDriversRequest, weftv1.ListDriversResponse](
+			httpClient,
+			baseURL+DriverServiceListDriversProcedure,
+			connect.WithSchema(driverServiceMethods.ByName("ListDrivers")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		restartDriver: connect.NewClient[weftv1.RestartDriverRequest, weftv1.RestartDriverResponse](
+			httpClient,
+			baseURL+DriverServiceRestartDriverProcedure,
+			connect.WithSchema(driverServiceMethods.ByName("RestartDriver")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// driverServiceClient implements DriverServiceClient.
+type driverServiceClient struct {
+	listDrivers   *connect.Client[weftv1.ListDriversRequest, weftv1.ListDriversResponse]
+	restartDriver *connect.Client[weftv1.RestartDriverRequest, weftv1.RestartDriverResponse]
+}
+
+// ListDrivers calls weft.v1.DriverService.ListDrivers.
+func (c *driverServiceClient) ListDrivers(ctx context.Context, req *connect.Request[weftv1.ListDriversRequest]) (*connect.Response[weftv1.ListDriversResponse], error) {
+	return c.listDrivers.CallUnary(ctx, req)
+}
+
+// RestartDriver calls weft.v1.DriverService.RestartDriver.
+func (c *driverServiceClient) RestartDriver(ctx context.Context, req *connect.Request[weftv1.RestartDriverRequest]) (*connect.Response[weftv1.RestartDriverResponse], error) {
+	return c.restartDriver.CallUnary(ctx, req)
+}
+
+// DriverServiceHandler is an implementation of the weft.v1.DriverService service.
+type DriverServiceHandler interface {
+	// ListDrivers lists every declared driver in declaration order, those
+	// refused included.
+	ListDrivers(context.Context, *connect.Request[weftv1.ListDriversRequest]) (*connect.Response[weftv1.ListDriversResponse], error)
+	// RestartDriver stops a driver if it runs and starts it again, with a
+	// fresh on_exit backoff. A refused driver's binary is checked again,
+	// and the driver starts if it now passes; if it still does not, the
+	// call fails with FAILED_PRECONDITION saying why (a checksum mismatch
+	// names both sums) and the driver stays refused. A name no declaration
+	// has is NOT_FOUND.
+	RestartDriver(context.Context, *connect.Request[weftv1.RestartDriverRequest]) (*connect.Response[weftv1.RestartDriverResponse], error)
+}
+
+// NewDriverServiceHandler builds an HTTP handler from the service implementation. It returns the
+// path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewDriverServiceHandler(svc DriverServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	driverServiceMethods := weftv1.File_weft_v1_control_proto.Services().ByName("DriverService").Methods()
+	driverServiceListDriversHandler := connect.NewUnaryHandler(
+		DriverServiceListDriversProcedure,
+		svc.ListDrivers,
+		connect.WithSchema(driverServiceMethods.ByName("ListDrivers")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	driverServiceRestartDriverHandler := connect.NewUnaryHandler(
+		DriverServiceRestartDriverProcedure,
+		svc.RestartDriver,
+		connect.WithSchema(driverServiceMethods.ByName("RestartDriver")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/weft.v1.DriverService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case DriverServiceListDriversProcedure:
+			driverServiceListDriversHandler.ServeHTTP(w, r)
+		case DriverServiceRestartDriverProcedure:
+			driverServiceRestartDriverHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedDriverServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedDriverServiceHandler struct{}
+
+func (UnimplementedDriverServiceHandler) ListDrivers(context.Context, *connect.Request[weftv1.ListDriversRequest]) (*connect.Response[weftv1.ListDriversResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.DriverService.ListDrivers is not implemented"))
+}
+
+func (UnimplementedDriverServiceHandler) RestartDriver(context.Context, *connect.Request[weftv1.RestartDriverRequest]) (*connect.Response[weftv1.RestartDriverResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.DriverService.RestartDriver is not implemented"))
 }
