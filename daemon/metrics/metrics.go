@@ -1,7 +1,8 @@
 // Package metrics exposes a node's counters in the Prometheus text format:
 // processes by state, messages routed, send errors by kind, mailbox depth,
-// restarts and control API calls. weftd serves it on a separate loopback
-// address when configured (off by default).
+// restarts, control API calls and, when given, the native drivers' calls,
+// failures and restarts. weftd serves it on a separate loopback address
+// when configured (off by default).
 package metrics
 
 import (
@@ -14,18 +15,45 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/plugins"
 )
 
 // Metrics owns a registry of its own (never the global one) holding the
 // kernel's counters, read at scrape time, the control API's call counts,
-// and the standard Go runtime and process collectors.
+// the standard Go runtime and process collectors, and what its Options
+// add.
 type Metrics struct {
 	reg      *prometheus.Registry
 	apiCalls *prometheus.CounterVec
 }
 
-// New makes the metrics of kernel k. Nothing is read from k until a scrape.
-func New(k *kernel.Kernel) *Metrics {
+// An Option adds to what New collects.
+type Option func(*Metrics)
+
+// DriverLister is what the driver metrics read of the node's native
+// drivers; *plugins.Manager is one. List is called at every scrape, and
+// the scrape waits for it.
+type DriverLister interface {
+	// List describes every declared driver, those refused included.
+	List() []plugins.Info
+}
+
+// WithDrivers adds the metrics of the drivers d lists, read at scrape
+// time, labelled by driver name: weft_driver_up, weft_driver_refused,
+// weft_driver_calls_total, weft_driver_failures_total,
+// weft_driver_refused_operations_total and weft_driver_restarts_total.
+// A nil d adds nothing.
+func WithDrivers(d DriverLister) Option {
+	return func(m *Metrics) {
+		if d != nil {
+			m.reg.MustRegister(newDriverCollector(d))
+		}
+	}
+}
+
+// New makes the metrics of kernel k, and of what opts add. Nothing is
+// read from k until a scrape.
+func New(k *kernel.Kernel, opts ...Option) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -39,6 +67,9 @@ func New(k *kernel.Kernel) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	for _, o := range opts {
+		o(m)
+	}
 	return m
 }
 
@@ -174,4 +205,57 @@ func (c *kernelCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.processes, prometheus.GaugeValue, float64(byState[s]), s.String())
 	}
 	ch <- prometheus.MustNewConstMetric(c.mailboxTotal, prometheus.GaugeValue, float64(total))
+}
+
+// driverCollector reads the drivers' listing at scrape time, so that
+// driver calls do no metrics work beyond the counters plugins keeps.
+type driverCollector struct {
+	d DriverLister
+
+	up, refused                           *prometheus.Desc
+	calls, failures, refusedOps, restarts *prometheus.Desc
+}
+
+func newDriverCollector(d DriverLister) *driverCollector {
+	byDriver := []string{"driver"}
+	return &driverCollector{
+		d: d,
+		up: prometheus.NewDesc("weft_driver_up",
+			"1 when the driver's process is running, else 0 (refused, waiting out its restart backoff, exited or killed).", byDriver, nil),
+		refused: prometheus.NewDesc("weft_driver_refused",
+			"1 when weftd refused to start the driver (its binary's checksum, or a missing binary), else 0.", byDriver, nil),
+		calls: prometheus.NewDesc("weft_driver_calls_total",
+			"Requests handed to the driver.", byDriver, nil),
+		failures: prometheus.NewDesc("weft_driver_failures_total",
+			"Requests the driver could not take at all; each one ended its run.", byDriver, nil),
+		refusedOps: prometheus.NewDesc("weft_driver_refused_operations_total",
+			"The driver's answers, sends and store operations the node refused.", byDriver, nil),
+		restarts: prometheus.NewDesc("weft_driver_restarts_total",
+			"Times the driver's on_exit restarted it.", byDriver, nil),
+	}
+}
+
+func (c *driverCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.refused, c.calls, c.failures, c.refusedOps, c.restarts} {
+		ch <- d
+	}
+}
+
+func (c *driverCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, in := range c.d.List() {
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, b2f(in.Process.State == kernel.StateRunning), in.Name)
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.GaugeValue, b2f(in.Refused != ""), in.Name)
+		ch <- prometheus.MustNewConstMetric(c.calls, prometheus.CounterValue, float64(in.Calls), in.Name)
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(in.Failures), in.Name)
+		ch <- prometheus.MustNewConstMetric(c.refusedOps, prometheus.CounterValue, float64(in.RefusedOps), in.Name)
+		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(in.Process.Restarts), in.Name)
+	}
+}
+
+// b2f is 1 for true and 0 for false.
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

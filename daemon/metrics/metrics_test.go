@@ -402,11 +402,11 @@ func TestInterceptor(t *testing.T) {
 }
 
 func TestExpositionLints(t *testing.T) {
-	k := newKernel(t)
+	k, drivers := driverKernel(t)
 	if err := k.Start(kernel.Spec{ID: mustID(t, "echo:metrics:test"), Process: kernel.ProcessFunc(echo)}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(metrics.New(k).Handler())
+	srv := httptest.NewServer(metrics.New(k, metrics.WithDrivers(drivers)).Handler())
 	defer srv.Close()
 	res, err := http.Get(srv.URL)
 	if err != nil {
