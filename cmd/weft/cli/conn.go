@@ -28,6 +28,7 @@ type conn struct {
 	messages weftv1connect.MessageServiceClient
 	caps     weftv1connect.CapabilityServiceClient
 	store    weftv1connect.StoreServiceClient
+	drivers  weftv1connect.DriverServiceClient
 }
 
 // dial returns the runner's conn, made on first use. It fails with a
@@ -77,6 +78,7 @@ func (r *runner) dial() (*conn, error) {
 		messages: weftv1connect.NewMessageServiceClient(client, baseURL),
 		caps:     weftv1connect.NewCapabilityServiceClient(client, baseURL),
 		store:    weftv1connect.NewStoreServiceClient(client, baseURL),
+		drivers:  weftv1connect.NewDriverServiceClient(client, baseURL),
 	}
 	return r.conn, nil
 }

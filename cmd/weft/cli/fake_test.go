@@ -25,7 +25,7 @@ import (
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
 )
 
-// fakeNode implements the six control services with canned answers and
+// fakeNode implements the seven control services with canned answers and
 // records what it was asked.
 type fakeNode struct {
 	weftv1connect.UnimplementedNodeServiceHandler
@@ -34,6 +34,7 @@ type fakeNode struct {
 	weftv1connect.UnimplementedMessageServiceHandler
 	weftv1connect.UnimplementedCapabilityServiceHandler
 	weftv1connect.UnimplementedStoreServiceHandler
+	weftv1connect.UnimplementedDriverServiceHandler
 
 	mu sync.Mutex
 	// err, if set, is what every unary call returns.
@@ -418,7 +419,46 @@ func (f *fakeNode) ReadFile(_ context.Context, req *connect.Request[weftv1.ReadF
 	return connect.NewResponse(&weftv1.ReadFileResponse{Data: data}), nil
 }
 
-// handler serves f's six services.
+// The DriverService has two drivers: timer, a subprocess that failed
+// once, and alarm, refused.
+var testDrivers = []*weftv1.DriverInfo{
+	{
+		Name: "timer", Process: "timer:drivers:weft", State: weftv1.ProcessState_PROCESS_STATE_RUNNING,
+		Pid: 4242, Restarts: 1, LastError: "driver timer: the driver's process\nexited", Calls: 17,
+		Path: "/usr/lib/weft/drivers/timer", Sha256: strings.Repeat("ab", 32), Failures: 1,
+	},
+	{
+		Name: "alarm", Process: "alarm:drivers:weft", Path: "/opt/alarm", Sha256: strings.Repeat("cd", 32),
+		Refused: "driver alarm: checksum mismatch: /opt/alarm has SHA-256 " + strings.Repeat("ef", 32) + ", its declaration says " + strings.Repeat("cd", 32) + "; refused",
+	},
+}
+
+func (f *fakeNode) ListDrivers(_ context.Context, req *connect.Request[weftv1.ListDriversRequest]) (*connect.Response[weftv1.ListDriversResponse], error) {
+	if err := f.record("ListDrivers", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&weftv1.ListDriversResponse{Drivers: testDrivers}), nil
+}
+
+func (f *fakeNode) RestartDriver(_ context.Context, req *connect.Request[weftv1.RestartDriverRequest]) (*connect.Response[weftv1.RestartDriverResponse], error) {
+	if err := f.record("RestartDriver", req.Header(), req.Msg); err != nil {
+		return nil, err
+	}
+	for _, d := range testDrivers {
+		if d.GetName() != req.Msg.GetName() {
+			continue
+		}
+		if d.GetRefused() != "" {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(d.GetRefused()))
+		}
+		return connect.NewResponse(&weftv1.RestartDriverResponse{Driver: &weftv1.DriverInfo{
+			Name: d.GetName(), Process: d.GetProcess(), State: weftv1.ProcessState_PROCESS_STATE_RUNNING,
+		}}), nil
+	}
+	return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("driver %q: no such driver", req.Msg.GetName()))
+}
+
+// handler serves f's seven services.
 func (f *fakeNode) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(weftv1connect.NewNodeServiceHandler(f))
@@ -427,6 +467,7 @@ func (f *fakeNode) handler() http.Handler {
 	mux.Handle(weftv1connect.NewMessageServiceHandler(f))
 	mux.Handle(weftv1connect.NewCapabilityServiceHandler(f))
 	mux.Handle(weftv1connect.NewStoreServiceHandler(f))
+	mux.Handle(weftv1connect.NewDriverServiceHandler(f))
 	return mux
 }
 

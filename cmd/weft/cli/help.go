@@ -28,6 +28,7 @@ func init() {
 		cmdStatus, cmdVersion,
 		cmdInstall, cmdUninstall, cmdPackages,
 		cmdPs, cmdKill, cmdRestart,
+		cmdDrivers,
 		cmdSend, cmdTap,
 		cmdCaps,
 		cmdStore, cmdKv,
@@ -126,6 +127,7 @@ Examples:
   weft status
   weft install build/examples/echo --approve-all
   weft ps echo:examples
+  weft drivers
   weft send our@echo:echo:examples hello
   weft --json ps | jq '.processes[].id'
   weft kv get chat:alice.os settings theme
