@@ -106,3 +106,37 @@ func TestCallErrors(t *testing.T) {
 		t.Errorf("call after the stop: %v, want ErrStopped", err)
 	}
 }
+
+// A process that awaits on a goroutine of its own, as a driver does, may
+// leave that goroutine blocked in Await when its Run returns; restarted at
+// once, its next incarnation must still be woken for what arrives (a
+// stale waiter passes on the wake-up it takes).
+func TestStaleAwaitGoroutine(t *testing.T) {
+	e := newEnv(t)
+	id := e.start("d:p:test", true, func(h *Handle) error {
+		go func() {
+			for {
+				m, err := h.Await()
+				if err != nil {
+					return
+				}
+				if m.WantsResponse() {
+					_ = h.Respond(&Response{Body: m.Body})
+				}
+			}
+		}()
+		<-h.p.stop
+		return nil
+	})
+	for i := range 200 {
+		if err := e.k.Restart(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := e.k.Send(ctx, &Request{Target: e.k.Address(id), Body: []byte("hi"), ExpectsResponse: 10 * time.Second})
+		cancel()
+		if err != nil || string(m.Body) != "hi" {
+			t.Fatalf("after restart %d: %v", i, err)
+		}
+	}
+}

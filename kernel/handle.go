@@ -43,6 +43,7 @@ func (h *Handle) Await() (*Message, error) {
 	p.mu.Lock()
 	for {
 		if p.gen != h.gen || isClosed(p.stop) {
+			p.passWake()
 			p.mu.Unlock()
 			return nil, ErrStopped
 		}
@@ -62,13 +63,29 @@ func (h *Handle) Await() (*Message, error) {
 }
 
 // wait blocks until something is delivered or the process must stop.
-// p.mu is held on entry and on return.
+// p.mu is held on entry and on return. More than one goroutine may wait:
+// a goroutine of an incarnation that has ended (a process that awaited
+// on a goroutine of its own) may still be blocked here when the next one
+// starts, so a waiter that wakes for an incarnation no longer its own
+// passes the token on (passWake).
 func (p *proc) wait() {
-	p.waiting = true
+	p.waiters++
 	p.mu.Unlock()
 	<-p.wake // stopping sends a token too (see supervise)
 	p.mu.Lock()
-	p.waiting = false
+	p.waiters--
+}
+
+// passWake hands a wake token on to another waiter, if any: called by a
+// waiter that woke for a stale Handle, so that the token it took (meant,
+// perhaps, for the current incarnation) is not lost. p.mu is held.
+func (p *proc) passWake() {
+	if p.waiters > 0 {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Send sends a request and returns its id. A failure known at once is
@@ -107,6 +124,7 @@ func (h *Handle) SendAndAwait(r *Request) (*Message, error) {
 			return ans, nil
 		}
 		if p.gen != h.gen || isClosed(p.stop) {
+			p.passWake()
 			p.mu.Unlock()
 			return nil, ErrStopped
 		}

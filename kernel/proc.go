@@ -32,7 +32,7 @@ type proc struct {
 	q       []*Message
 	qhead   int
 	qbytes  int64
-	waiting bool          // the process is blocked in Await or SendAndAwait
+	waiters int           // goroutines blocked in Await or SendAndAwait (see wait)
 	wake    chan struct{} // capacity 1
 	// SendAndAwait: the id the process waits for, and the answer once there.
 	syncMsg *Message
@@ -322,7 +322,7 @@ func (p *proc) holds(rec *capRecord) bool {
 func (p *proc) push(m *Message) {
 	p.q = append(p.q, m)
 	p.qbytes += m.size()
-	if p.waiting {
+	if p.waiters > 0 {
 		select {
 		case p.wake <- struct{}{}:
 		default:

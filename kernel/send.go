@@ -301,7 +301,7 @@ func (p *proc) deliverAnswerLocked(req, ans *Message) {
 		req.reply <- ans // capacity 1, one answer per request
 	case req.syncWait:
 		p.syncMsg = ans
-		if p.waiting {
+		if p.waiters > 0 {
 			select {
 			case p.wake <- struct{}{}:
 			default:
