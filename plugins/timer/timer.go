@@ -43,7 +43,10 @@
 // capability with the timer and attaches it to the delivery (and, should
 // the node refuse that attachment, sends once more without it). A
 // delivery the node refuses — no capability, a full mailbox, a setter
-// gone — is logged with the reason and the timer dropped: it fired.
+// not running — is tried again, after 100 ms and then twice as long each
+// time up to 10 s, for 2 minutes (the node starts its drivers before the
+// installed packages, so a timer due at a start fires before its setter
+// is back); then it is logged with the reason and the timer dropped.
 //
 // A request the driver cannot take is answered {"error":"…"} (the
 // request itself succeeded): a body that is not one JSON object of the
@@ -724,10 +727,42 @@ func (t *timers) fireDue() {
 	}
 }
 
+// Redelivery: a delivery the node refuses for a reason that may pass —
+// the setter is not running yet (the node starts its drivers before the
+// installed packages' processes, so a timer due at the start fires before
+// its setter is back), the driver does not hold the capability yet (the
+// packages' grants come back with them), a full mailbox — is tried again
+// after RetryFirst, then twice as long each time up to RetryMax, for
+// RetryFor after the first try; then the timer is dropped, logged.
+const (
+	RetryFirst = 100 * time.Millisecond
+	RetryMax   = 10 * time.Second
+	RetryFor   = 2 * time.Minute
+)
+
+// retryable reports whether a refused delivery may succeed later.
+func retryable(err error) bool {
+	var se *driver.SendError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Kind {
+	case weftv1.SendErrorKind_SEND_ERROR_KIND_NO_SUCH_PROCESS, weftv1.SendErrorKind_SEND_ERROR_KIND_NO_CAPABILITY,
+		weftv1.SendErrorKind_SEND_ERROR_KIND_MAILBOX_FULL, weftv1.SendErrorKind_SEND_ERROR_KIND_OFFLINE:
+		return true
+	}
+	return false
+}
+
 // deliver sends a firing to its setter as a new request, and deletes the
-// timer after; a delivery the node refuses is logged and the timer
-// dropped. When the run is ending, the record stays for the next run.
+// timer after. A delivery the node refuses is tried again while it may
+// still succeed (see RetryFor), and then logged and the timer dropped.
+// When the run is ending, the record stays for the next run.
 func (t *timers) deliver(rn *run, tm *timer, f *firing) {
+	t.deliverTry(rn, tm, f, t.clock.Now(), RetryFirst)
+}
+
+func (t *timers) deliverTry(rn *run, tm *timer, f *firing, first time.Time, wait time.Duration) {
 	body, err := json.Marshal(f)
 	if err != nil {
 		panic("timer: a firing does not encode: " + err.Error()) // its data was decoded JSON
@@ -747,6 +782,14 @@ func (t *timers) deliver(rn *run, tm *timer, f *firing) {
 	if err != nil {
 		if rn.ctx.Err() != nil {
 			return // the next run fires it again
+		}
+		if retryable(err) && t.clock.Now().Add(wait).Sub(first) <= RetryFor {
+			t.clock.AfterFunc(wait, func() {
+				if rn.ctx.Err() == nil {
+					t.deliverTry(rn, tm, f, first, min(2*wait, RetryMax))
+				}
+			})
+			return
 		}
 		rn.node.Log(rn.ctx, slog.LevelWarn, fmt.Sprintf("timer: %s's timer %q fired but could not be delivered, and is dropped: %v", tm.setter, tm.id, err))
 	}

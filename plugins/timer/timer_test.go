@@ -580,6 +580,16 @@ func TestDeliveryRefused(t *testing.T) {
 	if sent[0].Target != bob || sent[1].Target != alice || len(sent[1].Capabilities) != 1 || sent[2].Target != alice || len(sent[2].Capabilities) != 0 {
 		t.Errorf("sent %+v: want bob's, then alice's with her capability and again without", sent)
 	}
+	// Bob's is tried again for timer.RetryFor, then dropped.
+	eventually(t, "alice's record deleted", func() bool { return stored(t, h) == 1 })
+	for range int(timer.RetryFor/timer.RetryMax) + 2 {
+		n := len(h.Sent())
+		clock.Advance(timer.RetryMax)
+		if stored(t, h) == 0 {
+			break
+		}
+		eventually(t, "a retry or the drop", func() bool { return len(h.Sent()) > n || stored(t, h) == 0 })
+	}
 	eventually(t, "both records deleted", func() bool { return stored(t, h) == 0 })
 	var logged bool
 	for _, l := range h.Logs() {
@@ -652,5 +662,39 @@ func TestHammer(t *testing.T) {
 	}
 	if got := stored(t, h); got != 0 {
 		t.Errorf("%d records left", got)
+	}
+}
+
+// A setter that is not running yet when its timer fires (the node starts
+// drivers before packages) gets the firing once it is: the delivery is
+// tried again.
+func TestDeliveryRetried(t *testing.T) {
+	clock := newClock()
+	var mu sync.Mutex
+	refusals := 2
+	h := start(t, clock, driver.HarnessOptions{OnSend: func(_ context.Context, m driver.Message) (*driver.Answer, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if refusals > 0 {
+			refusals--
+			return nil, &driver.SendError{Kind: weftv1.SendErrorKind_SEND_ERROR_KIND_NO_SUCH_PROCESS, Target: m.Target, Detail: "not yet"}
+		}
+		return &driver.Answer{}, nil
+	}})
+	ask(t, h, alice, `{"op":"set","in":"1s","id":"a"}`, 0, driver.Messaging(alice))
+	clock.Advance(time.Second)
+	if _, err := h.WaitSent(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 3; i++ {
+		clock.Advance(timer.RetryMax)
+		if _, err := h.WaitSent(ctxT(t), i); err != nil {
+			t.Fatalf("try %d: %v", i, err)
+		}
+	}
+	eventually(t, "the record deleted once delivered", func() bool { return stored(t, h) == 0 })
+	clock.Advance(time.Minute)
+	if n := len(h.Sent()); n != 3 {
+		t.Errorf("%d sends, want 3 (two refused, one delivered)", n)
 	}
 }
