@@ -344,7 +344,7 @@ func (n *node) serveAPI(ctx context.Context) error {
 	n.stopTaps = func() { once.Do(func() { close(stopping) }) }
 	n.srvs = &servers{log: n.log}
 	n.bodies = newBodyBudget(n.cfg.API.MaxRequestBytesInFlight, n.log)
-	n.met = metrics.New(n.k)
+	n.met = metrics.New(n.k, metrics.WithDrivers(n.drivers))
 	n.met.GaugeFunc("weft_api_request_bytes_in_flight", "Bytes of control API request bodies held (reserved) now.", nil,
 		func() float64 { return float64(n.bodies.used.Load()) })
 	n.met.GaugeFunc("weft_guest_memory_bytes", "Bytes of linear memory the Wasm instances hold against limits.guest_memory_total.", nil,
@@ -354,6 +354,7 @@ func (n *node) serveAPI(ctx context.Context) error {
 		Packages:     n.reg,
 		Store:        n.st,
 		Drives:       n.drives,
+		Drivers:      n.drivers,
 		Version:      n.cfg.Version,
 		Started:      started,
 		Logger:       n.log,

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,24 +15,33 @@ import (
 	"time"
 )
 
-// probeDriver builds the probe driver of package plugins' tests into a
-// drivers directory with its SHA256SUMS, and returns the directory.
-func probeDriver(t *testing.T) string {
+// driversDir builds drivers (NAME → package directory, relative to this
+// one) into a drivers directory with their SHA256SUMS, and returns it.
+func driversDir(t *testing.T, drivers map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "probe")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../plugins/testdata/probe").CombinedOutput(); err != nil {
-		t.Fatalf("build the probe driver: %v\n%s", err, out)
+	var sums []byte
+	for name, src := range drivers {
+		bin := filepath.Join(dir, name)
+		if out, err := exec.Command("go", "build", "-o", bin, src).CombinedOutput(); err != nil {
+			t.Fatalf("build driver %s: %v\n%s", name, err, out)
+		}
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		sums = fmt.Appendf(sums, "%s  %s\n", hex.EncodeToString(sum[:]), name)
 	}
-	b, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), fmt.Appendf(nil, "%s  probe\n", hex.EncodeToString(sum[:])), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), sums, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// probeDriver builds the probe driver of package plugins' tests.
+func probeDriver(t *testing.T) string {
+	return driversDir(t, map[string]string{"probe": "../../plugins/testdata/probe"})
 }
 
 // probeConfig declares the probe driver, public, found in drivers_dir.
@@ -61,6 +71,19 @@ func TestDriversEndToEnd(t *testing.T) {
 	out, _, _ = n.weft(t, "ps")
 	if !strings.Contains(out, "probe:drivers:weft") {
 		t.Errorf("weft ps does not list the driver:\n%s", out)
+	}
+	out, errOut, code = n.weft(t, "drivers")
+	if code != 0 || !strings.Contains(out, "probe") || !strings.Contains(out, "running") {
+		t.Errorf("weft drivers: %q %q %d", out, errOut, code)
+	}
+	if _, errOut, code := n.weft(t, "drivers", "restart", "probe"); code != 0 {
+		t.Errorf("weft drivers restart probe: %q %d", errOut, code)
+	}
+	if _, errOut, code := n.weft(t, "drivers", "restart", "nobody"); code == 0 || !strings.Contains(errOut, "nobody") {
+		t.Errorf("weft drivers restart nobody: %q %d", errOut, code)
+	}
+	if out, _, code := n.weft(t, "send", "our@probe:drivers:weft", "echo back", "--await", "10s"); out != "echo back\n" || code != 0 {
+		t.Errorf("after weft drivers restart: %q %d", out, code)
 	}
 	// Its output goes to weftd's log, with its name.
 	n.weft(t, "send", "our@probe:drivers:weft", "stderr a line from the driver", "--await", "10s")
@@ -107,6 +130,70 @@ func TestDriverChecksumRefused(t *testing.T) {
 	}
 	if _, _, code := n.weft(t, "status"); code != 0 {
 		t.Error("weft status failed")
+	}
+	if out, _, _ := n.weft(t, "drivers"); !strings.Contains(out, "refused") || !strings.Contains(out, bad) {
+		t.Errorf("weft drivers does not say why probe was refused:\n%s", out)
+	}
+	n.stop(t)
+}
+
+// The alarm example sets a timer through the in-tree timer driver and
+// logs it when it fires; a timer set just before weftd is SIGKILLed fires
+// after weftd starts again, once.
+func TestAlarmThroughTimerDriver(t *testing.T) {
+	drivers := driversDir(t, map[string]string{"timer": "../../plugins/cmd/timer"})
+	data := t.TempDir()
+	n := startNode(t, data, "--drivers-dir", drivers, "--install", exampleDir(t, "alarm"))
+	set := func(n *node, body string) string {
+		t.Helper()
+		out, errOut, code := n.weft(t, "send", "our@alarm:alarm:examples", body, "--await", "10s")
+		var ans struct{ ID, Error string }
+		if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || ans.ID == "" {
+			t.Fatalf("weft send %s: %q %q %d", body, out, errOut, code)
+		}
+		return ans.ID
+	}
+	// fired waits until the alarm log holds id, and returns its entries.
+	fired := func(n *node, id string) []string {
+		t.Helper()
+		deadline := time.Now().Add(failAfter)
+		for {
+			out, _, _ := n.weft(t, "kv", "ls", "alarm:examples", "alarms", "--values")
+			var got []string
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				if strings.Contains(line, `"id":"`+id+`"`) {
+					got = append(got, line)
+				}
+			}
+			if len(got) > 0 {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("alarm %s not logged within %v; log:\n%s\nweftd:\n%s", id, failAfter, out, n.stderr())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	tea := set(n, `{"in":"100ms","note":"tea"}`)
+	if got := fired(n, tea); !strings.Contains(got[0], `"note":"tea"`) {
+		t.Errorf("the logged alarm: %s", got[0])
+	}
+
+	later := set(n, `{"in":"1s","note":"later"}`)
+	n.signal(t, syscall.SIGKILL)
+	n.wait(t)
+	n = startNode(t, data, "--drivers-dir", drivers)
+	if got := fired(n, later); len(got) != 1 || !strings.Contains(got[0], `"note":"later"`) {
+		t.Errorf("after weftd's restart, alarm %s logged as %q, want once", later, got)
+	}
+	if got := fired(n, tea); len(got) != 1 {
+		t.Errorf("alarm %s, fired before the restart, logged %d times", tea, len(got))
+	}
+	// Nothing else fires, and it fires once: list the timer driver's
+	// pending timers for the alarm, which are none.
+	out, _, _ := n.weft(t, "kv", "ls", "drivers:weft", "timers")
+	if strings.TrimSpace(out) != "" {
+		t.Errorf("timers still pending after they fired: %q", out)
 	}
 	n.stop(t)
 }
