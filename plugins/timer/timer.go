@@ -15,6 +15,11 @@
 //	{"op":"cancel","id":"ID"}                    → {"cancelled":true}, or {"cancelled":false} when no such timer is pending
 //	{"op":"list"}                                → {"timers":[{"id":"ID","due":"RFC3339Nano","data":DATA},…]}, by due time
 //
+// A set with "ack": true is answered at once, once the timer is stored,
+// with {"id":"ID","due":"RFC3339Nano"}, and its firing delivered as a new
+// request (below): the way to know a timer is set, durably, before going
+// on.
+//
 // A set takes exactly one of "in" and "at", and optionally "id" (the
 // setter's name for the timer, 1 to 128 bytes of UTF-8 without control
 // characters; by default the driver makes one, "t-" and 16 hex digits,
@@ -367,6 +372,9 @@ type request struct {
 	At   *string         `json:"at"`
 	ID   *string         `json:"id"`
 	Data json.RawMessage `json:"data"`
+	// Ack answers a set at once, once the timer is stored, and delivers
+	// its firing as a new request.
+	Ack bool `json:"ack"`
 }
 
 // Handle answers set, cancel and list.
@@ -480,7 +488,7 @@ func (t *timers) set(ctx context.Context, rn *run, r *driver.Request, req *reque
 	}
 
 	var held chan outcome
-	if r.WantsResponse() {
+	if r.WantsResponse() && !req.Ack {
 		held = make(chan outcome, 1)
 	}
 	t.mu.Lock()
@@ -489,6 +497,9 @@ func (t *timers) set(ctx context.Context, rn *run, r *driver.Request, req *reque
 	t.armLocked()
 	t.mu.Unlock()
 	if held == nil {
+		if req.Ack && r.WantsResponse() {
+			return driver.ReplyJSON(map[string]string{"id": tm.id, "due": stamp(due)})
+		}
 		return nil
 	}
 	return t.hold(ctx, rn, r, tm, held)

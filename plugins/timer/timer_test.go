@@ -698,3 +698,25 @@ func TestDeliveryRetried(t *testing.T) {
 		t.Errorf("%d sends, want 3 (two refused, one delivered)", n)
 	}
 }
+
+// A set with "ack" is answered at once, once stored, and its firing is
+// delivered as a new request.
+func TestAck(t *testing.T) {
+	clock := newClock()
+	h := start(t, clock, driver.HarnessOptions{})
+	m := ask(t, h, alice, `{"op":"set","in":"5s","id":"a","ack":true}`, time.Minute, driver.Messaging(alice))
+	if m["id"] != "a" || m["due"] != stamp(5*time.Second) {
+		t.Fatalf("ack %v", m)
+	}
+	if n := stored(t, h); n != 1 {
+		t.Fatalf("%d timers stored at the ack, want 1", n)
+	}
+	if m := ask(t, h, alice, `{"op":"set","in":"5s","id":"a","ack":true}`, time.Minute); m["error"] == nil {
+		t.Errorf("a second set of the same id acked: %v", m)
+	}
+	clock.Advance(5 * time.Second)
+	sent, err := h.WaitSent(ctxT(t), 1)
+	if err != nil || sent[0].Target != alice || sent[0].Metadata != timer.Metadata {
+		t.Fatalf("delivered %+v, %v", sent, err)
+	}
+}
