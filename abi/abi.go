@@ -20,8 +20,12 @@ import (
 	"unsafe"
 )
 
-// Version is the ABI version this package encodes (export weft_abi_v1).
-const Version = 1
+// Version is the newest ABI version this package encodes. Versions are
+// additions, never changes: version 2 is version 1 with the functions
+// defer and respond_deferred, so a node that speaks Version speaks every
+// version from 1 to it, and a module declares each it was built for
+// (export weft_abi_vN).
+const Version = 2
 
 // Error codes returned by the host functions.
 const (

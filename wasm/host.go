@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,7 +190,8 @@ func (m *Module) Name() string { return m.name }
 // package). It refuses a module over max_module_bytes, a malformed one,
 // one that lacks the memory, init or weft_abi_vN exports, declares only
 // ABI versions this node does not speak, or imports what the node does
-// not provide.
+// not provide to it (a function of a later ABI version than it declares
+// included).
 func (h *Host) Compile(name string, wasm []byte) (*Module, error) {
 	if int64(len(wasm)) > h.lim.MaxModuleBytes {
 		return nil, fmt.Errorf("wasm: %s: module is %d bytes, at most %d allowed (max_module_bytes)", name, len(wasm), h.lim.MaxModuleBytes)
@@ -250,17 +252,21 @@ func checkModule(info *moduleInfo) error {
 	if len(info.versions) == 0 {
 		return errors.New("exports no weft_abi_vN function: not a weft module")
 	}
-	if !slices.Contains(info.versions, abi.Version) {
-		slices.Sort(info.versions)
-		vs := fmt.Sprint(info.versions[0])
-		for _, v := range info.versions[1:] {
-			vs += fmt.Sprintf(", %d", v)
+	// Versions are additions (abi.Version): the module gets the functions
+	// of the newest version it declares that this node speaks.
+	level := 0
+	for _, v := range info.versions {
+		if v <= abi.Version {
+			level = max(level, v)
 		}
+	}
+	if level == 0 {
+		slices.Sort(info.versions)
 		word := "version"
 		if len(info.versions) > 1 {
 			word = "versions"
 		}
-		return fmt.Errorf("declares ABI %s %s; this node speaks version %d", word, vs, abi.Version)
+		return fmt.Errorf("declares ABI %s %s; this node speaks %s", word, versionList(info.versions), spokenVersions())
 	}
 	if ex, ok := info.exports["memory"]; !ok || ex.kind != kindMemory {
 		return errors.New("exports no memory named \"memory\"")
@@ -275,7 +281,34 @@ func checkModule(info *moduleInfo) error {
 	if ex, ok := info.exports["_initialize"]; ok && (ex.kind != kindFunc || !ex.typ.equal(nil, nil)) {
 		return fmt.Errorf("_initialize is not a function of type () -> (): a WASI reactor's takes and returns nothing")
 	}
-	return checkImports(info.imports)
+	return checkImports(info.imports, level)
+}
+
+// versionList is "1", "1 and 2", "1, 2 and 3", ….
+func versionList(vs []int) string {
+	s := strconv.Itoa(vs[0])
+	for i, v := range vs[1:] {
+		if i == len(vs)-2 {
+			s += " and "
+		} else {
+			s += ", "
+		}
+		s += strconv.Itoa(v)
+	}
+	return s
+}
+
+// spokenVersions names the ABI versions this node speaks: every one from
+// 1 to abi.Version.
+func spokenVersions() string {
+	vs := make([]int, abi.Version)
+	for i := range vs {
+		vs[i] = i + 1
+	}
+	if len(vs) == 1 {
+		return "version 1"
+	}
+	return "versions " + versionList(vs)
 }
 
 // watchdog is the CPU guard: every tick it advances the epoch and kills

@@ -27,6 +27,10 @@ type hostFunctionSpec struct {
 	name            string
 	params, results []api.ValueType
 	fn              func(in *inst, stack []uint64)
+	// version is the ABI version that added the function: a module may
+	// import it only if it declares that version or a later one
+	// (checkImports).
+	version int
 }
 
 func valueBytes(vs []api.ValueType) []byte {
@@ -36,25 +40,28 @@ func valueBytes(vs []api.ValueType) []byte {
 	return append([]byte(nil), vs...)
 }
 
-// hostFunctionSpecs is import module "weft" of docs/abi.md.
+// hostFunctionSpecs is import module "weft" of docs/abi.md, in the order
+// of its tables.
 var hostFunctionSpecs = []hostFunctionSpec{
-	{"await", nil, []api.ValueType{i32}, hAwait},
-	{"message_read", []api.ValueType{i32, i32}, []api.ValueType{i32}, hMessageRead},
-	{"blob_read", []api.ValueType{i32, i32}, []api.ValueType{i32}, hBlobRead},
-	{"send", []api.ValueType{i32, i32}, []api.ValueType{i64}, hSend},
-	{"send_and_await", []api.ValueType{i32, i32}, []api.ValueType{i32}, hSendAndAwait},
-	{"respond", []api.ValueType{i32, i32}, []api.ValueType{i32}, hRespond},
-	{"state_get", []api.ValueType{i32, i32}, []api.ValueType{i32}, hStateGet},
-	{"state_set", []api.ValueType{i32, i32}, []api.ValueType{i32}, hStateSet},
-	{"state_clear", nil, []api.ValueType{i32}, hStateClear},
-	{"spawn", []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, hSpawn},
-	{"caps_read", []api.ValueType{i32, i32}, []api.ValueType{i32}, hCapsRead},
-	{"cap_drop", []api.ValueType{i32, i32}, []api.ValueType{i32}, hCapDrop},
-	{"self_read", []api.ValueType{i32, i32}, []api.ValueType{i32}, hSelfRead},
-	{"log", []api.ValueType{i32, i32, i32}, nil, hLog},
-	{"last_error", []api.ValueType{i32, i32}, []api.ValueType{i32}, hLastError},
-	{"store", []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, hStore},
-	{"store_result", []api.ValueType{i32, i32}, []api.ValueType{i32}, hStoreResult},
+	{"await", nil, []api.ValueType{i32}, hAwait, 1},
+	{"message_read", []api.ValueType{i32, i32}, []api.ValueType{i32}, hMessageRead, 1},
+	{"blob_read", []api.ValueType{i32, i32}, []api.ValueType{i32}, hBlobRead, 1},
+	{"send", []api.ValueType{i32, i32}, []api.ValueType{i64}, hSend, 1},
+	{"send_and_await", []api.ValueType{i32, i32}, []api.ValueType{i32}, hSendAndAwait, 1},
+	{"respond", []api.ValueType{i32, i32}, []api.ValueType{i32}, hRespond, 1},
+	{"state_get", []api.ValueType{i32, i32}, []api.ValueType{i32}, hStateGet, 1},
+	{"state_set", []api.ValueType{i32, i32}, []api.ValueType{i32}, hStateSet, 1},
+	{"state_clear", nil, []api.ValueType{i32}, hStateClear, 1},
+	{"spawn", []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, hSpawn, 1},
+	{"caps_read", []api.ValueType{i32, i32}, []api.ValueType{i32}, hCapsRead, 1},
+	{"cap_drop", []api.ValueType{i32, i32}, []api.ValueType{i32}, hCapDrop, 1},
+	{"self_read", []api.ValueType{i32, i32}, []api.ValueType{i32}, hSelfRead, 1},
+	{"log", []api.ValueType{i32, i32, i32}, nil, hLog, 1},
+	{"last_error", []api.ValueType{i32, i32}, []api.ValueType{i32}, hLastError, 1},
+	{"store", []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, hStore, 1},
+	{"store_result", []api.ValueType{i32, i32}, []api.ValueType{i32}, hStoreResult, 1},
+	{"defer", nil, []api.ValueType{i64}, hDefer, 2},
+	{"respond_deferred", []api.ValueType{i64, i32, i32}, []api.ValueType{i32}, hRespondDeferred, 2},
 }
 
 func hostFunctions() []extism.HostFunction {
@@ -298,6 +305,27 @@ func (in *inst) readRequest(fn string, ptr, n uint32) int32 {
 	return 0
 }
 
+// readResponse decodes the response at [ptr, ptr+n) into in.resp.
+func (in *inst) readResponse(fn string, ptr, n uint32) int32 {
+	b, ok := in.input(fn, ptr, n)
+	if !ok {
+		return abi.EINVAL
+	}
+	p, err := abi.DecodeResponse(b)
+	if err != nil {
+		return in.einval("weft.%s: %v", fn, err)
+	}
+	caps, err := convertCaps(p.Capabilities)
+	if err != nil {
+		return in.einval("weft.%s: %v", fn, err)
+	}
+	in.resp = kernel.Response{Inherit: p.Inherit, Body: p.Body, Metadata: p.Metadata, Capabilities: caps}
+	if p.Blob != nil {
+		in.resp.Blob = &kernel.Blob{Mime: p.Blob.Mime, Bytes: p.Blob.Bytes}
+	}
+	return 0
+}
+
 // ---- the host functions
 
 func hAwait(in *inst, stack []uint64) {
@@ -366,27 +394,60 @@ func hSendAndAwait(in *inst, stack []uint64) {
 }
 
 func hRespond(in *inst, stack []uint64) {
-	b, ok := in.input("respond", uint32(stack[0]), uint32(stack[1]))
-	if !ok {
-		ret32(stack, abi.EINVAL)
+	if code := in.readResponse("respond", uint32(stack[0]), uint32(stack[1])); code != 0 {
+		ret32(stack, code)
 		return
 	}
-	p, err := abi.DecodeResponse(b)
-	if err != nil {
-		ret32(stack, in.einval("weft.respond: %v", err))
-		return
-	}
-	caps, err := convertCaps(p.Capabilities)
-	if err != nil {
-		ret32(stack, in.einval("weft.respond: %v", err))
-		return
-	}
-	in.resp = kernel.Response{Inherit: p.Inherit, Body: p.Body, Metadata: p.Metadata, Capabilities: caps}
-	if p.Blob != nil {
-		in.resp.Blob = &kernel.Blob{Mime: p.Blob.Mime, Bytes: p.Blob.Bytes}
-	}
-	err = in.h.Respond(&in.resp)
+	err := in.h.Respond(&in.resp)
 	in.resp = kernel.Response{}
+	if err != nil {
+		ret32(stack, in.errno(err))
+		return
+	}
+	ret32(stack, 0)
+}
+
+// hDefer takes the request being handled off the guest's hands and
+// returns a token for respond_deferred to answer it with, later.
+func hDefer(in *inst, stack []uint64) {
+	d, err := in.h.Defer()
+	if err != nil {
+		stack[0] = uint64(int64(in.errno(err)))
+		return
+	}
+	if in.deferred == nil {
+		in.deferred = make(map[int64]*kernel.Deferred)
+	}
+	in.lastToken++
+	in.deferred[in.lastToken] = d
+	stack[0] = uint64(in.lastToken)
+}
+
+// hRespondDeferred answers the request a token of defer stands for. The
+// token is spent once the answer is sent; an answer the kernel refuses
+// (too large, a capability the process cannot attach) leaves it good, as
+// the request is still owed.
+func hRespondDeferred(in *inst, stack []uint64) {
+	token := int64(stack[0])
+	if code := in.readResponse("respond_deferred", uint32(stack[1]), uint32(stack[2])); code != 0 {
+		ret32(stack, code)
+		return
+	}
+	d, ok := in.deferred[token]
+	if !ok {
+		in.resp = kernel.Response{}
+		why := "defer never returned it in this instance"
+		if token > 0 && token <= in.lastToken {
+			why = "its request was answered already"
+		}
+		ret32(stack, in.fail(abi.ENOREQUEST, fmt.Errorf("weft.respond_deferred: token %d: %s", token, why)))
+		return
+	}
+	err := d.Respond(&in.resp)
+	in.resp = kernel.Response{}
+	if err == nil || errors.Is(err, kernel.ErrNoRequest) {
+		delete(in.deferred, token)
+	}
 	if err != nil {
 		ret32(stack, in.errno(err))
 		return

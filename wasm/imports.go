@@ -91,10 +91,22 @@ var providedFuncs = sync.OnceValue(func() map[string]map[string]funcType {
 
 var kindNames = map[byte]string{kindTable: "table", kindMemory: "memory", kindGlobal: "global", kindTag: "tag"}
 
+// weftVersions is the ABI version that added each function of module
+// weft.
+var weftVersions = sync.OnceValue(func() map[string]int {
+	vs := make(map[string]int, len(hostFunctionSpecs))
+	for _, f := range hostFunctionSpecs {
+		vs[f.name] = f.version
+	}
+	return vs
+})
+
 // checkImports refuses an import the node does not provide: any but a
-// function of providedFuncs, and a function of another type than the
-// node's. The error names the import and, for a type, both types.
-func checkImports(imports []importInfo) error {
+// function of providedFuncs, a function of another type than the node's,
+// and a function of module weft added by a later ABI version than the
+// newest the module declares (level). The error names the import and,
+// for a type, both types; for a version, the version and its export.
+func checkImports(imports []importInfo, level int) error {
 	funcs := providedFuncs()
 	for _, im := range imports {
 		name := printable(im.module) + "." + printable(im.name)
@@ -111,6 +123,12 @@ func checkImports(imports []importInfo) error {
 		}
 		if !im.typ.equal(want.params, want.results) {
 			return fmt.Errorf("imports %s with type %s; it has type %s", name, im.typ, want)
+		}
+		if im.module != weftModule {
+			continue
+		}
+		if v := weftVersions()[im.name]; v > level {
+			return fmt.Errorf("imports %s, which ABI version %d added, but declares only version %d: export weft_abi_v%d to use it", name, v, level, v)
 		}
 	}
 	return nil
@@ -132,7 +150,8 @@ func printable(s string) string {
 // without compiling it: that it is well formed as far as inspect reads,
 // exports what docs/abi.md requires, declares an ABI version this node
 // speaks, and imports only functions the node provides, each with the
-// node's type. The error says what is wrong, for the module's author.
+// node's type and of a version the module declares. The error says what
+// is wrong, for the module's author.
 func CheckModule(module []byte) error {
 	info, err := inspect(module)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftos/weft/abi"
 	"github.com/weftos/weft/kernel"
 )
 
@@ -29,13 +30,21 @@ func watText(tb testing.TB, src string) []byte {
 	})
 }
 
-// importing is a minimal weft module with the given imports.
-func importing(imports string) string {
+// importing is a minimal weft module of ABI version 1 with the given
+// imports.
+func importing(imports string) string { return importingAt(imports, 1) }
+
+// importingAt is a minimal weft module declaring the given ABI versions,
+// with the given imports.
+func importingAt(imports string, versions ...int) string {
+	var declare string
+	for _, v := range versions {
+		declare += fmt.Sprintf("(func (export \"weft_abi_v%d\"))\n  ", v)
+	}
 	return `(module
   ` + imports + `
   (memory (export "memory") 1)
-  (func (export "weft_abi_v1"))
-  (func (export "init") (result i32) (i32.const 0)))`
+  ` + declare + `(func (export "init") (result i32) (i32.const 0)))`
 }
 
 const notProvided = "which this node does not provide: it provides the functions of weft (docs/abi.md), wasi_snapshot_preview1 and extism:host/env"
@@ -73,6 +82,14 @@ var importCases = []struct {
 		"imports memory env.memory, which this node does not provide"},
 	{"a name that would not print", importing(`(import "env" "sys\1b[2Jtem" (func))`),
 		`imports env."sys\x1b[2Jtem", ` + notProvided},
+	// A function of version 2 needs weft_abi_v2.
+	{"weft.defer in a version 1 module", importing(`(import "weft" "defer" (func (result i64)))`),
+		"imports weft.defer, which ABI version 2 added, but declares only version 1: export weft_abi_v2 to use it"},
+	{"weft.respond_deferred in a version 1 module", importing(`(import "weft" "await" (func (result i32)))
+  (import "weft" "respond_deferred" (func (param i64 i32 i32) (result i32)))`),
+		"imports weft.respond_deferred, which ABI version 2 added, but declares only version 1: export weft_abi_v2 to use it"},
+	{"weft.defer wrong type in a version 2 module", importingAt(`(import "weft" "defer" (func (result i32)))`, 2),
+		"imports weft.defer with type () -> (i32); it has type () -> (i64)"},
 	// The first import the node lacks is named, after ones it provides.
 	{"after good ones", importing(`(import "weft" "send" (func (param i32 i32) (result i64)))
   (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
@@ -108,8 +125,18 @@ func TestCheckModuleAcceptsProvidedImports(t *testing.T) {
 	if err := CheckModule(bin); err != nil {
 		t.Fatal(err)
 	}
+	// Version 2's functions, with version 1's, in a module declaring
+	// version 2 alone or both.
+	for _, vs := range [][]int{{2}, {1, 2}} {
+		bin := watText(t, importingAt(`(import "weft" "await" (func (result i32)))
+  (import "weft" "defer" (func (result i64)))
+  (import "weft" "respond_deferred" (func (param i64 i32 i32) (result i32)))`, vs...))
+		if err := CheckModule(bin); err != nil {
+			t.Errorf("declaring versions %v: %v", vs, err)
+		}
+	}
 	// What the rest of checkModule refuses, CheckModule refuses too.
-	for name, want := range map[string]string{"v2": "declares ABI version 2", "noinit": `exports no function named "init"`} {
+	for name, want := range map[string]string{"v3": "declares ABI version 3", "noinit": `exports no function named "init"`} {
 		if err := CheckModule(buildWAT(t, name)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v; want %q", name, err, want)
 		}
@@ -140,7 +167,7 @@ func TestEveryProvidedImportLinks(t *testing.T) {
 		}
 	}
 	e := newEnv(t, envOpts{})
-	m := e.compile(t, "all.wasm", watText(t, importing(imports.String())))
+	m := e.compile(t, "all.wasm", watText(t, importingAt(imports.String(), abi.Version)))
 	id := e.start(t, "all", m, false, ProcessOptions{})
 	info := e.waitFor(t, id, "exited", func(in kernel.ProcessInfo) bool { return in.State == kernel.StateExited })
 	if info.LastError != "" {

@@ -98,6 +98,15 @@ type inst struct {
 	// buffer (store_result reads it); storeBuf is reused for results.
 	storeRes []byte
 	storeBuf []byte
+
+	// deferred holds the requests the guest deferred and has not
+	// answered, by the token defer returned (respond_deferred);
+	// lastToken is the last token given, so that none is given twice in
+	// the instance's life. Only the process's goroutine uses them. When
+	// the instance ends they are dropped: the kernel owes the requests
+	// left a killed error.
+	deferred  map[int64]*kernel.Deferred
+	lastToken int64
 }
 
 // kill stops the instance: it records why, and cancels the instance's
@@ -149,6 +158,7 @@ func (p *process) Run(ctx context.Context, h *kernel.Handle) error {
 	err = p.run(ctx, in, mc)
 	in.guestSince.Store(0)
 	host.untrack(in)
+	in.deferred = nil
 	stdout.flush()
 	stderr.flush()
 

@@ -281,7 +281,7 @@ func TestCompileRefuses(t *testing.T) {
 	}{
 		{"garbage.wasm", []byte("this is not wasm"), "garbage.wasm: malformed module: not a WebAssembly binary"},
 		{"truncated.wasm", buildWAT(t, "edges")[:40], "truncated.wasm: malformed module"},
-		{"v2.wasm", buildWAT(t, "v2"), "v2.wasm: declares ABI version 2; this node speaks version 1"},
+		{"v3.wasm", buildWAT(t, "v3"), "v3.wasm: declares ABI version 3; this node speaks versions 1 and 2"},
 		{"noabi.wasm", buildWAT(t, "noabi"), "noabi.wasm: exports no weft_abi_vN function"},
 		{"noinit.wasm", buildWAT(t, "noinit"), `noinit.wasm: exports no function named "init"`},
 		{"nomem.wasm", buildWAT(t, "nomem"), `nomem.wasm: exports no memory named "memory"`},
@@ -289,7 +289,7 @@ func TestCompileRefuses(t *testing.T) {
 		{"badinitialize.wasm", buildWAT(t, "badinitialize"), "badinitialize.wasm: _initialize is not a function of type () -> ()"},
 		{"badimport.wasm", buildWAT(t, "badimport"), "badimport.wasm: imports weft.nonesuch, which this node does not provide"},
 		{"badimporttype.wasm", buildWAT(t, "badimporttype"), "badimporttype.wasm: imports weft.await with type () -> (i64); it has type () -> (i32)"},
-		{"big.wasm", append(buildWAT(t, "v2"), make([]byte, 1<<20)...), "big.wasm: module is 10486"},
+		{"big.wasm", append(buildWAT(t, "v3"), make([]byte, 1<<20)...), "big.wasm: module is 10486"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.host.Compile(tc.name, tc.wasm)

@@ -1,4 +1,4 @@
 (module
   (memory (export "memory") 1)
-  (func (export "weft_abi_v2"))
+  (func (export "weft_abi_v3"))
   (func (export "init") (result i32) (i32.const 0)))
