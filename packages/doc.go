@@ -59,8 +59,9 @@
 // Limits.MaxModuleBytes, compile (wazero, compiled only, never
 // instantiated), ask for no more memory than Limits.MemoryPerProcess, and
 // export what docs/abi.md requires: memory "memory", func "init" () -> i32
-// and func "weft_abi_v1" () -> (). Other files are ignored but counted
-// against MaxPackageBytes and MaxFiles.
+// and, for the ABI versions N it declares, funcs "weft_abi_vN" () -> (),
+// at least one of a version this node speaks (ABIVersions). Other files
+// are ignored but counted against MaxPackageBytes and MaxFiles.
 //
 // # Errors
 //

@@ -240,9 +240,11 @@ func TestRefused(t *testing.T) {
 		{name: "invalid unnamed module", edit: module("bin/child.wasm", goodWasm()[:20]), file: "bin/child.wasm", want: []string{"not a valid Wasm module"}},
 		{name: "missing init", edit: module("echo.wasm", buildWasm(abiSpec().without("init"))), file: "echo.wasm", want: []string{`exports no function "init" () -> (i32)`}},
 		{name: "init wrong type", edit: module("echo.wasm", buildWasm(abiSpec().without("init").with(wasmFunc{name: "init", params: []byte{i32}, results: []byte{i64}}))), file: "echo.wasm", want: []string{`export "init" is (i32) -> (i64), want () -> (i32)`}},
-		{name: "missing weft_abi_v1", edit: module("echo.wasm", buildWasm(abiSpec().without("weft_abi_v1"))), file: "echo.wasm", want: []string{`exports no "weft_abi_v1": not a weft module (this node speaks ABI version 1)`}},
-		{name: "only weft_abi_v2", edit: module("echo.wasm", buildWasm(abiSpec().without("weft_abi_v1").with(wasmFunc{name: "weft_abi_v2"}))), file: "echo.wasm", want: []string{"declares ABI version 2 only; this node speaks ABI version 1"}},
+		{name: "missing weft_abi_v1", edit: module("echo.wasm", buildWasm(abiSpec().without("weft_abi_v1"))), file: "echo.wasm", want: []string{`exports no "weft_abi_vN": not a weft module (this node speaks ABI versions 1 and 2)`}},
+		{name: "only weft_abi_v3", edit: module("echo.wasm", buildWasm(abiSpec().without("weft_abi_v1").with(wasmFunc{name: "weft_abi_v3"}))), file: "echo.wasm", want: []string{"declares ABI version 3 only; this node speaks ABI versions 1 and 2"}},
+		{name: "weft_abi_v3 and weft_abi_v4", edit: module("echo.wasm", buildWasm(abiSpec().without("weft_abi_v1").with(wasmFunc{name: "weft_abi_v4"}).with(wasmFunc{name: "weft_abi_v3"}))), file: "echo.wasm", want: []string{"declares ABI versions 3 and 4 only; this node speaks ABI versions 1 and 2"}},
 		{name: "weft_abi_v1 wrong type", edit: module("echo.wasm", buildWasm(abiSpec().without("weft_abi_v1").with(wasmFunc{name: "weft_abi_v1", results: []byte{i32}}))), file: "echo.wasm", want: []string{`export "weft_abi_v1" is () -> (i32), want () -> ()`}},
+		{name: "weft_abi_v2 wrong type", edit: module("echo.wasm", buildWasm(abiSpec().with(wasmFunc{name: "weft_abi_v2", params: []byte{i32}}))), file: "echo.wasm", want: []string{`export "weft_abi_v2" is (i32) -> (), want () -> ()`}},
 		{name: "no memory", edit: module("echo.wasm", buildWasm(wasmSpec{funcs: abiSpec().funcs})), file: "echo.wasm", want: []string{`exports no memory "memory"`}},
 		{name: "memory not exported", edit: module("echo.wasm", buildWasm(wasmSpec{memory: true, memPages: 1, funcs: abiSpec().funcs})), file: "echo.wasm", want: []string{`exports no memory "memory"`}},
 		{name: "memory under another name", edit: module("echo.wasm", buildWasm(wasmSpec{memory: true, memName: "mem", memPages: 1, funcs: abiSpec().funcs})), file: "echo.wasm", want: []string{`exports no memory "memory"`}},
@@ -359,6 +361,22 @@ func TestCleanWasmPath(t *testing.T) {
 	for _, in := range []string{"", "/", "//x.wasm", "/../x.wasm", "../x.wasm", "..", "a/../../x.wasm", `..\x.wasm`, `a\x.wasm`, "/a//x.wasm", "/./x.wasm", "/x.wasm/", "/.wasm", "/x.WASM", "/x.wasm\x00", "/x\n.wasm", "C:/x.wasm", "/x.wasm.txt", "/\xff.wasm"} {
 		if got, err := CleanWasmPath(in); err == nil {
 			t.Errorf("CleanWasmPath(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+// TestABIVersionsSpoken: a module declaring version 2, alone or with
+// version 1 or an unknown one, loads.
+func TestABIVersionsSpoken(t *testing.T) {
+	for name, spec := range map[string]wasmSpec{
+		"2":    abiSpec().without("weft_abi_v1").with(wasmFunc{name: "weft_abi_v2"}),
+		"1, 2": abiSpec().with(wasmFunc{name: "weft_abi_v2"}),
+		"2, 9": abiSpec().without("weft_abi_v1").with(wasmFunc{name: "weft_abi_v2"}).with(wasmFunc{name: "weft_abi_v9"}),
+	} {
+		files := goodFiles()
+		files["echo.wasm"] = buildWasm(spec)
+		if _, err := LoadDir(writeDir(t, files), kernel.Limits{}); err != nil {
+			t.Errorf("a module declaring versions %s: %v", name, err)
 		}
 	}
 }

@@ -10,12 +10,21 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/weftos/weft/abi"
 	"github.com/weftos/weft/internal/wasmbounds"
 	"github.com/weftos/weft/kernel"
 )
 
-// ABIVersions are the guest ABI versions this node speaks (docs/abi.md).
-var ABIVersions = []int{1}
+// ABIVersions are the guest ABI versions this node speaks (docs/abi.md):
+// every one from 1 to abi.Version, each an addition to the one before.
+var ABIVersions = func() []int {
+	vs := make([]int, abi.Version)
+	for i := range vs {
+		vs[i] = i + 1
+	}
+	return vs
+}()
 
 const abiExportPrefix = "weft_abi_v"
 
@@ -60,30 +69,34 @@ func (c *moduleChecker) check(bin []byte) error {
 }
 
 func checkExports(funcs map[string]api.FunctionDefinition, mems map[string]api.MemoryDefinition) error {
-	var declared []int
+	var declared, spoken []int
 	for name := range funcs {
 		if v, ok := abiVersion(name); ok {
 			declared = append(declared, v)
+			if slices.Contains(ABIVersions, v) {
+				spoken = append(spoken, v)
+			}
 		}
 	}
 	slices.Sort(declared)
-	speaks := versionList(ABIVersions)
-	abi := abiExportPrefix + strconv.Itoa(ABIVersions[0])
+	slices.Sort(spoken)
+	speaks := "ABI " + versionWord(ABIVersions) + " " + versionList(ABIVersions)
 	switch {
 	case len(declared) == 0:
-		if _, ok := mems[abi]; ok {
-			return fmt.Errorf("export %q is a memory, want a function () -> ()", abi)
+		for _, v := range ABIVersions {
+			name := abiExportPrefix + strconv.Itoa(v)
+			if _, ok := mems[name]; ok {
+				return fmt.Errorf("export %q is a memory, want a function () -> ()", name)
+			}
 		}
-		return fmt.Errorf("exports no %q: not a weft module (this node speaks ABI version %s)", abi, speaks)
-	case !slices.ContainsFunc(declared, func(v int) bool { return slices.Contains(ABIVersions, v) }):
-		what := "version"
-		if len(declared) > 1 {
-			what = "versions"
-		}
-		return fmt.Errorf("declares ABI %s %s only; this node speaks ABI version %s", what, versionList(declared), speaks)
+		return fmt.Errorf("exports no %q: not a weft module (this node speaks %s)", abiExportPrefix+"N", speaks)
+	case len(spoken) == 0:
+		return fmt.Errorf("declares ABI %s %s only; this node speaks %s", versionWord(declared), versionList(declared), speaks)
 	}
-	if err := checkFunc(funcs, abi, nil); err != nil {
-		return err
+	for _, v := range spoken {
+		if err := checkFunc(funcs, abiExportPrefix+strconv.Itoa(v), nil); err != nil {
+			return err
+		}
 	}
 	if _, ok := mems["memory"]; !ok {
 		if _, ok := funcs["memory"]; ok {
@@ -119,12 +132,23 @@ func abiVersion(name string) (int, bool) {
 	return v, true
 }
 
+// versionList is "1", "1 and 2", "1, 2 and 3", ….
 func versionList(vs []int) string {
 	s := make([]string, len(vs))
 	for i, v := range vs {
 		s[i] = strconv.Itoa(v)
 	}
-	return strings.Join(s, ", ")
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+func versionWord(vs []int) string {
+	if len(vs) == 1 {
+		return "version"
+	}
+	return "versions"
 }
 
 func typeList(ts []api.ValueType) string {

@@ -53,6 +53,8 @@ var badImports = []struct {
 		[]string{"imports weft.exec, which this node does not provide"}},
 	{"wrong signature", `(import "weft" "send" (func (param i64 i32) (result i64)))`,
 		[]string{"imports weft.send with type (i64, i32) -> (i64); it has type (i32, i32) -> (i64)"}},
+	{"a version 2 function in a version 1 module", `(import "weft" "defer" (func (result i64)))`,
+		[]string{"imports weft.defer, which ABI version 2 added, but declares only version 1: export weft_abi_v2 to use it"}},
 }
 
 // wantModuleRefused checks that err is a *packages.Error for module file
