@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,134 @@ import (
 // writing a guest from that page alone was left guessing. They run
 // testdata/abidoc/guest.wat, a guest written by hand in WebAssembly text
 // from the page (its header says what it does).
+
+// docTables returns the rows of every table of docs/abi.md whose header
+// is header, table by table, each row split into its cells (trimmed, with
+// the backquotes of code spans dropped).
+func docTables(tb testing.TB, header string) [][][]string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "docs", "abi.md"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var tables [][][]string
+	in := false
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == header:
+			tables = append(tables, nil)
+			in = true
+		case !in || strings.HasPrefix(line, "| ---"):
+		case !strings.HasPrefix(line, "|"):
+			in = false
+		default:
+			var row []string
+			for _, c := range strings.Split(strings.Trim(line, "|"), "|") {
+				row = append(row, strings.ReplaceAll(strings.TrimSpace(c), "`", ""))
+			}
+			tables[len(tables)-1] = append(tables[len(tables)-1], row)
+		}
+	}
+	return tables
+}
+
+// docType parses a function type as docs/abi.md writes it: "(ptr, cap
+// i32) -> i32", "(token i64, ptr, len i32) -> i32", "() -> ()". A
+// parameter without a type has the type of the next one that has one.
+func docType(s string) (funcType, error) {
+	names := map[string]byte{"i32": i32, "i64": i64}
+	params, result, ok := strings.Cut(s, " -> ")
+	if !ok || !strings.HasPrefix(params, "(") || !strings.HasSuffix(params, ")") {
+		return funcType{}, fmt.Errorf("type %q is not (params) -> result", s)
+	}
+	var t funcType
+	untyped := 0
+	if inner := strings.TrimSuffix(strings.TrimPrefix(params, "("), ")"); inner != "" {
+		for _, p := range strings.Split(inner, ",") {
+			f := strings.Fields(p)
+			switch {
+			case len(f) == 1:
+				untyped++
+			case len(f) == 2 && names[f[1]] != 0:
+				for range untyped + 1 {
+					t.params = append(t.params, names[f[1]])
+				}
+				untyped = 0
+			default:
+				return funcType{}, fmt.Errorf("type %q: parameter %q is not NAME [TYPE]", s, p)
+			}
+		}
+	}
+	if untyped > 0 {
+		return funcType{}, fmt.Errorf("type %q: the last parameters have no type", s)
+	}
+	switch {
+	case result == "()":
+	case names[result] != 0:
+		t.results = []byte{names[result]}
+	default:
+		return funcType{}, fmt.Errorf("type %q: result %q is not (), i32 or i64", s, result)
+	}
+	return t, nil
+}
+
+// TestDocFunctionTables: the function tables of docs/abi.md are module
+// weft as the node provides it — the first version 1's functions, the
+// second version 2's, each with the node's type and in the node's order —
+// and its error codes are abi's, so that a guest written from the page
+// imports what the node links and reads codes the node returns.
+func TestDocFunctionTables(t *testing.T) {
+	tables := docTables(t, "| function | type | meaning |")
+	if len(tables) != abi.Version {
+		t.Fatalf("docs/abi.md has %d function tables, want one per ABI version (%d)", len(tables), abi.Version)
+	}
+	type docFunc struct {
+		name    string
+		typ     funcType
+		version int
+	}
+	var docs []docFunc
+	for i, rows := range tables {
+		for _, row := range rows {
+			if len(row) != 3 {
+				t.Fatalf("function table %d: row %q has %d cells, want 3", i+1, row, len(row))
+			}
+			ft, err := docType(row[1])
+			if err != nil {
+				t.Fatalf("%s: %v", row[0], err)
+			}
+			docs = append(docs, docFunc{row[0], ft, i + 1})
+		}
+	}
+	if len(docs) != len(hostFunctionSpecs) {
+		t.Errorf("docs/abi.md lists %d functions, the node provides %d", len(docs), len(hostFunctionSpecs))
+	}
+	for i := range min(len(docs), len(hostFunctionSpecs)) {
+		d, n := docs[i], hostFunctionSpecs[i]
+		nt := funcType{valueBytes(n.params), valueBytes(n.results)}
+		if d.name != n.name || d.version != n.version || !d.typ.equal(nt.params, nt.results) {
+			t.Errorf("function %d: docs/abi.md has %s %s of version %d, the node %s %s of version %d",
+				i+1, d.name, d.typ, d.version, n.name, nt, n.version)
+		}
+	}
+
+	codes := docTables(t, "| code | name | meaning |")
+	if len(codes) != 1 || len(codes[0]) == 0 {
+		t.Fatalf("docs/abi.md has %d error code tables, want 1", len(codes))
+	}
+	seen := map[int32]bool{}
+	for _, row := range codes[0] {
+		code, err := strconv.ParseInt(row[0], 10, 32)
+		if err != nil {
+			t.Fatalf("error code %q: %v", row[0], err)
+		}
+		if got := abi.ErrorName(int32(code)); got != row[1] || seen[int32(code)] {
+			t.Errorf("docs/abi.md names code %d %s; abi names it %s (listed before: %v)", code, row[1], got, seen[int32(code)])
+		}
+		seen[int32(code)] = true
+	}
+}
 
 // buildDocWAT assembles testdata/abidoc/NAME.wat.
 func buildDocWAT(tb testing.TB, name string) []byte {
