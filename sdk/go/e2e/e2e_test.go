@@ -477,3 +477,97 @@ func TestSDKThroughTheNode(t *testing.T) {
 		t.Fatalf("probe exited with %q", info.LastError)
 	}
 }
+
+// TestSDKDeferFanOut: the probe defers a request (Message.Defer), asks
+// another process on its behalf, handles other requests meanwhile, and
+// answers the deferred one when that answer comes back
+// (Deferred.Respond), each requester getting its own answer.
+func TestSDKDeferFanOut(t *testing.T) {
+	n := newNode(t)
+	n.install("echo")
+	probe := n.startProbe("probe", true)
+
+	// slow holds the request it takes until the test lets it answer.
+	slow := pid("slow:probe:tests")
+	took, release := make(chan string, 1), make(chan struct{})
+	err := n.k.Start(kernel.Spec{ID: slow, Public: true, Process: kernel.ProcessFunc(func(ctx context.Context, h *kernel.Handle) error {
+		for {
+			m, err := h.Await()
+			if err != nil {
+				return nil
+			}
+			took <- string(m.Body)
+			select {
+			case <-release:
+				if err := h.Respond(&kernel.Response{Body: bytes.ToUpper(m.Body)}); err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		body string
+		err  error
+	}
+	ask := func(body string) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			m, err := n.askErr(probe, body, nil)
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+			ch <- result{body: string(m.Body)}
+		}()
+		return ch
+	}
+	wait := func(ch <-chan result) string {
+		t.Helper()
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			return r.body
+		case <-time.After(30 * time.Second):
+			t.Fatal("no answer from the probe")
+			return ""
+		}
+	}
+
+	first := ask("fanout " + n.k.Address(slow).String() + " one")
+	select {
+	case got := <-took:
+		if got != "one" {
+			t.Fatalf("slow took %q", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("slow took nothing")
+	}
+	// The first is deferred, its answer held by slow: the probe takes and
+	// answers others meanwhile, a deferred one among them.
+	if got := wait(ask("fanout echo:echo:examples two")); got != "fanned in: two" {
+		t.Errorf("the second fan-out got %q", got)
+	}
+	if got := string(n.ask(probe, "self").Body); got != n.k.Address(probe).String() {
+		t.Errorf("self while a request is deferred: %q", got)
+	}
+	select {
+	case r := <-first:
+		t.Fatalf("the first fan-out was answered before slow answered: %+v", r)
+	default:
+	}
+	close(release)
+	if got := wait(first); got != "fanned in: ONE" {
+		t.Errorf("the first fan-out got %q", got)
+	}
+	if logs := n.logs.String(); strings.Contains(logs, "probe: respond after defer") || strings.Contains(logs, "probe: second deferred respond") {
+		t.Errorf("a Respond after Defer, or a second Deferred.Respond, did not fail with ErrNoRequest:\n%s", logs)
+	}
+}

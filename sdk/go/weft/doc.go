@@ -1,9 +1,9 @@
 // Package weft is the Go SDK for weft processes: standard Go compiled with
 // GOOS=wasip1 GOARCH=wasm -buildmode=c-shared. It owns the guest side of
-// the ABI in docs/abi.md: the weft_abi_v1 and init exports, the imports
-// of module "weft", and the Go shapes app authors use on top of them
-// (Await, Message.Respond, the Request builder, state, Spawn,
-// capabilities, logging).
+// the ABI in docs/abi.md: the weft_abi_v1, weft_abi_v2 and init exports,
+// the imports of module "weft", and the Go shapes app authors use on top
+// of them (Await, Message.Respond, Message.Defer, the Request builder,
+// state, Spawn, capabilities, logging).
 //
 // A process registers its body from an init func; the SDK's init export
 // runs it when the node starts the process (Go does not run main in a
@@ -39,6 +39,22 @@
 // Requests, which have more optional parts, are built:
 //
 //	id, err := weft.Request("our@echo:echo:examples").Body(b).Expects(5 * time.Second).Send()
+//
+// A request can be answered later: Defer takes it off the process's
+// hands, and the Deferred's Respond answers it once, when its answer is
+// ready, while the process handles other messages. A process that asks
+// another on a requester's behalf keeps the Deferred by the id of its
+// own request:
+//
+//	d, err := msg.Defer()
+//	id, err := weft.Request(backend).Body(msg.Body).Expects(5 * time.Second).Send()
+//	pending[id] = d
+//	...
+//	// when Await returns the answer ans:
+//	if d, ok := pending[ans.ID]; ok {
+//		delete(pending, ans.ID)
+//		err = d.Respond(weft.Response{Body: ans.Body})
+//	}
 //
 // Errors: a failing host function returns an *Error carrying its ABI code
 // and the node's last_error sentence; compare with errors.Is against

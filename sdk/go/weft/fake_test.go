@@ -51,6 +51,19 @@ type fakeNode struct {
 	storeCap []int // the out capacity of each store call
 	kept     []byte
 	keptOK   bool
+
+	// Deferred requests: tokens defer gave and respond_deferred has not
+	// spent, and the answers it sent. deferRC, when negative, makes
+	// defer fail with it.
+	tokens    map[int64]bool
+	lastToken int64
+	deferRC   int64
+	later     []fakeLater
+}
+
+type fakeLater struct {
+	token int64
+	resp  abi.Response
 }
 
 type fakeMsg struct {
@@ -261,6 +274,32 @@ func (f *fakeNode) storeResult(p []byte) int32 {
 		return f.fail(abi.ENONE, "no kept store result")
 	}
 	return copyOut(p, f.kept)
+}
+
+func (f *fakeNode) deferRequest() int64 {
+	if f.deferRC < 0 {
+		return int64(f.fail(int32(f.deferRC), "refused by the fake"))
+	}
+	f.lastToken++
+	if f.tokens == nil {
+		f.tokens = map[int64]bool{}
+	}
+	f.tokens[f.lastToken] = true
+	return f.lastToken
+}
+
+func (f *fakeNode) respondDeferred(token int64, resp []byte) int32 {
+	r, err := abi.DecodeResponse(resp)
+	if err != nil {
+		f.t.Errorf("respond_deferred: %v", err)
+		return f.fail(abi.EINVAL, err.Error())
+	}
+	if !f.tokens[token] {
+		return f.fail(abi.ENOREQUEST, "no such token")
+	}
+	delete(f.tokens, token)
+	f.later = append(f.later, fakeLater{token, cloneResponse(r)})
+	return 0
 }
 
 func clone(s string) string { return string(append([]byte(nil), s...)) }

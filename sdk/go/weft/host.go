@@ -23,4 +23,9 @@ type node interface {
 	lastError(p []byte) int32
 	store(op, out []byte) int32
 	storeResult(p []byte) int32
+
+	// ABI version 2. deferRequest is the host function defer (a Go
+	// keyword).
+	deferRequest() int64
+	respondDeferred(token int64, resp []byte) int32
 }

@@ -33,6 +33,9 @@ func (absent) selfRead([]byte) int32     { return abi.EINTERNAL }
 func (absent) log(int32, []byte)         {}
 func (absent) store(_, _ []byte) int32   { return abi.EINTERNAL }
 func (absent) storeResult([]byte) int32  { return abi.EINTERNAL }
+func (absent) deferRequest() int64       { return int64(abi.EINTERNAL) }
+
+func (absent) respondDeferred(int64, []byte) int32 { return abi.EINTERNAL }
 func (absent) lastError(p []byte) int32 {
 	if len(p) >= len(absentText) {
 		copy(p, absentText)

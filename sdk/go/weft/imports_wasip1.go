@@ -59,6 +59,16 @@ func weftStore(ptr unsafe.Pointer, len uint32, out unsafe.Pointer, outcap uint32
 //go:wasmimport weft store_result
 func weftStoreResult(ptr unsafe.Pointer, cap uint32) int32
 
+// ABI version 2 (exports_wasip1.go declares it). The linker keeps an
+// import only when something calls it, so a module that never defers a
+// request imports neither.
+
+//go:wasmimport weft defer
+func weftDefer() int64
+
+//go:wasmimport weft respond_deferred
+func weftRespondDeferred(token int64, ptr unsafe.Pointer, len uint32) int32
+
 func init() { sdk.node = &wasmNode{} }
 
 // nodeImpl is the type of state.node: in a Wasm guest the real imports,
@@ -101,6 +111,13 @@ func (*wasmNode) spawn(spec, out []byte) int32 {
 }
 
 func (*wasmNode) storeResult(p []byte) int32 { return weftStoreResult(ptr(p)) }
+
+func (*wasmNode) deferRequest() int64 { return weftDefer() }
+
+func (*wasmNode) respondDeferred(token int64, resp []byte) int32 {
+	p, n := ptr(resp)
+	return weftRespondDeferred(token, p, n)
+}
 
 func (*wasmNode) store(op, out []byte) int32 {
 	sp, sn := ptr(op)

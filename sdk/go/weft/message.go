@@ -82,8 +82,9 @@ type Message struct {
 	// how, and its context.
 	SendError *SendError
 
-	raw  []byte // the encoding; fields alias it
-	blob *Blob  // read already
+	raw      []byte // the encoding; fields alias it
+	blob     *Blob  // read already
+	deferred bool   // taken off the process's hands (Defer)
 }
 
 // IsRequest reports whether m is a request.
@@ -266,27 +267,20 @@ type Response struct {
 }
 
 // Respond answers m, which must be the request being handled (see
-// Await) and must expect a response that was not given yet; otherwise it
-// fails with ErrNoRequest.
+// Await), not deferred, and must expect a response that was not given
+// yet; otherwise it fails with ErrNoRequest.
 func (m *Message) Respond(r Response) error {
 	if m.Kind != KindRequest {
 		return &Error{Code: abi.ENOREQUEST, Op: "respond", Detail: "a " + m.Kind.String() + " cannot be answered"}
 	}
 	s := &sdk
 	s.mu.Lock() // not deferred: see Await
-	if m != s.handling {
+	if m != s.handling || m.deferred {
+		err := s.unanswerable("respond", m)
 		s.mu.Unlock()
-		return &Error{Code: abi.ENOREQUEST, Op: "respond", Detail: "request " + strconv.FormatUint(m.ID, 10) + " is not the one being handled"}
+		return err
 	}
-	ar := abi.Response{
-		Inherit:      r.Inherit,
-		Body:         r.Body,
-		Metadata:     r.Metadata,
-		Capabilities: toABICaps(r.Capabilities),
-	}
-	if r.Blob != nil {
-		ar.Blob = &abi.Blob{Mime: r.Blob.Mime, Bytes: r.Blob.Bytes}
-	}
+	ar := r.abi()
 	enc := abi.AppendResponse(s.out[:0], &ar)
 	rc := s.node.respond(enc)
 	s.release(enc)
@@ -296,4 +290,13 @@ func (m *Message) Respond(r Response) error {
 	}
 	s.mu.Unlock()
 	return err
+}
+
+// abi is r as the ABI encodes it.
+func (r *Response) abi() abi.Response {
+	ar := abi.Response{Inherit: r.Inherit, Body: r.Body, Metadata: r.Metadata, Capabilities: toABICaps(r.Capabilities)}
+	if r.Blob != nil {
+		ar.Blob = &abi.Blob{Mime: r.Blob.Mime, Bytes: r.Blob.Bytes}
+	}
+	return ar
 }

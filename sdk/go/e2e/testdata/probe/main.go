@@ -21,6 +21,10 @@ func main() {}
 const echo = "our@echo:echo:examples"
 
 func handle(msg *weft.Message) error {
+	if d, ok := fanned[msg.ID]; ok && !msg.IsRequest() {
+		delete(fanned, msg.ID)
+		return fanIn(d, msg)
+	}
 	if !msg.IsRequest() {
 		return fmt.Errorf("probe: unexpected %s", msg.Kind)
 	}
@@ -63,6 +67,8 @@ func handle(msg *weft.Message) error {
 			weft.Logf(weft.LevelError, "probe: second respond = %v", err)
 		}
 		return nil
+	case "fanout":
+		return fanOut(msg, arg)
 	case "exit":
 		return weft.ErrStopped // ends the loop: a clean exit
 	default:
@@ -176,4 +182,42 @@ func drop(arg string) (string, error) {
 		return "", fmt.Errorf("send after Drop = %v, want no_capability", err)
 	}
 	return "dropped", nil
+}
+
+// fanned holds the requests fanOut deferred, by the id of the request it
+// sent for each.
+var fanned = map[uint64]weft.Deferred{}
+
+// fanOut defers msg and asks the process arg ("TARGET BODY") on its
+// behalf; fanIn answers msg when that answer comes back, while the probe
+// handles other requests.
+func fanOut(msg *weft.Message, arg string) error {
+	target, body, _ := strings.Cut(arg, " ")
+	d, err := msg.Defer()
+	if err != nil {
+		return msg.Respond(weft.Response{Body: []byte("FAIL: defer: " + err.Error())})
+	}
+	if err := msg.Respond(weft.Response{Body: []byte("FAIL: respond after defer")}); !errors.Is(err, weft.ErrNoRequest) {
+		weft.Logf(weft.LevelError, "probe: respond after defer = %v", err)
+	}
+	id, err := weft.Request(target).Body([]byte(body)).Expects(10 * time.Second).Send()
+	if err != nil {
+		return d.Respond(weft.Response{Body: []byte("FAIL: send: " + err.Error())})
+	}
+	fanned[id] = d
+	return nil
+}
+
+func fanIn(d weft.Deferred, ans *weft.Message) error {
+	out := "fanned in: " + string(ans.Body)
+	if ans.SendError != nil {
+		out = "FAIL: " + ans.SendError.Error()
+	}
+	if err := d.Respond(weft.Response{Body: []byte(out)}); err != nil {
+		return err
+	}
+	if err := d.Respond(weft.Response{Body: []byte("twice")}); !errors.Is(err, weft.ErrNoRequest) {
+		weft.Logf(weft.LevelError, "probe: second deferred respond = %v", err)
+	}
+	return nil
 }
