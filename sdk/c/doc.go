@@ -3,5 +3,6 @@
 // ($CLANG, from `make tools`) and run them in wazero against a fake
 // "weft" host module. They also run procstore's C store probe
 // (procstore/testdata/cprobe.c), which drives the header's store
-// functions. The package has no Go API.
+// functions, and testdata/fanout.c, which answers requests later
+// (ABI version 2), on a real node. The package has no Go API.
 package ctest

@@ -1,5 +1,5 @@
 /*
- * weft.h: the weft guest ABI, version 1, for C (C99, clang --target=wasm32-wasi).
+ * weft.h: the weft guest ABI, versions 1 and 2, for C (C99, clang --target=wasm32-wasi).
  *
  * One header, nothing to link: the imports of module "weft", the error
  * codes, the encodings of docs/abi.md (the contract; this header follows
@@ -23,6 +23,10 @@
  *
  * The store (databases and drives, docs/abi.md "The store") has typed
  * functions, weft_kv_get, weft_file_write, ..., below the raw weft_store.
+ *
+ * Version 2 adds answering a request later: weft_defer and
+ * weft_respond_deferred. A module that calls them declares version 2 with
+ * WEFT_ABI_V2 (in place of WEFT_ABI_V1, or beside it).
  *
  * Needs <stdint.h>, <stddef.h>, <string.h> and, for weft_buf's growth,
  * malloc/realloc/free from <stdlib.h> (wasi-libc has them all). Every
@@ -99,10 +103,20 @@
 #define WEFT_EXPORT(name) __attribute__((export_name(name)))
 
 /* WEFT_ABI_V1; at file scope declares ABI version 1 (the `weft_abi_v1`
- * export, never called). Every module needs it. */
+ * export, never called). Every module needs it or WEFT_ABI_V2. */
 #define WEFT_ABI_V1                                          \
 	WEFT_EXPORT("weft_abi_v1") void weft_abi_v1(void) {} \
 	typedef int weft_abi_v1_declared_
+
+/* WEFT_ABI_V2; at file scope declares ABI version 2 (the `weft_abi_v2`
+ * export, never called), which a module that calls weft_defer or
+ * weft_respond_deferred needs: the node refuses one that imports them
+ * without it, naming the import and WEFT_ABI_V2's export. A module may
+ * declare both versions; one that declares version 2 only is refused by a
+ * node that speaks version 1 only. */
+#define WEFT_ABI_V2                                          \
+	WEFT_EXPORT("weft_abi_v2") void weft_abi_v2(void) {} \
+	typedef int weft_abi_v2_declared_
 
 /* WEFT_INIT { body } defines the process, the `init` export: it runs once,
  * loops on weft_await, and returns 0 for a clean exit, anything else for an
@@ -151,6 +165,13 @@ WEFT_IMPORT_("last_error") int32_t weft_sys_last_error(uint8_t *ptr, int32_t cap
 WEFT_IMPORT_("store") int32_t weft_sys_store(const uint8_t *ptr, int32_t len, uint8_t *out, int32_t outcap);
 /* Copy the result the last store call kept; full length, or WEFT_ENONE. */
 WEFT_IMPORT_("store_result") int32_t weft_sys_store_result(uint8_t *ptr, int32_t cap);
+
+/* Version 2 (WEFT_ABI_V2). A module imports a function only if it calls
+ * it, so these cost a module of version 1 nothing. */
+/* Take the request being handled off the process's hands; a token (> 0) or an error. */
+WEFT_IMPORT_("defer") int64_t weft_sys_defer(void);
+/* Answer the request a token stands for with an encoded response; 0 or an error. */
+WEFT_IMPORT_("respond_deferred") int32_t weft_sys_respond_deferred(int64_t token, const uint8_t *ptr, int32_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Byte strings and buffers.                                                 */
@@ -581,8 +602,8 @@ typedef struct {
 	weft_bytes blob;
 } weft_request;
 
-/* weft_response is an answer to the request being handled; fields as in
- * weft_request. */
+/* weft_response is an answer to the request being handled (weft_respond)
+ * or to a deferred one (weft_respond_deferred); fields as in weft_request. */
 typedef struct {
 	weft_bytes body;
 	weft_bytes metadata;
@@ -670,13 +691,45 @@ static inline int weft_send_and_await(const weft_request *r, weft_message *out)
 
 /* weft_respond answers the request being handled with r. 0, or
  * WEFT_ENOREQUEST when there is none, it expects no response, or it was
- * answered already; or another error. */
+ * answered (or deferred) already; or another error. */
 static inline int weft_respond(const weft_response *r)
 {
 	weft_buf b = {0};
 	int32_t rc = weft_encode_response(&b, r);
 	if (rc == 0)
 		rc = weft_len_(&b) < 0 ? WEFT_EINVAL : weft_sys_respond(b.ptr, weft_len_(&b));
+	weft_buf_free(&b);
+	return rc;
+}
+
+/* weft_defer takes the request being handled off the process's hands, to
+ * answer it later with weft_respond_deferred, while the process takes and
+ * answers other messages (docs/abi.md, "Version 2: answering a request
+ * later"). Its token (> 0; the instance never gives the same one twice),
+ * or WEFT_ENOREQUEST when there is no request being handled, it expects
+ * no response, or it was answered or deferred already; WEFT_ELIMIT when
+ * the process holds max_pending_requests deferred requests already;
+ * WEFT_ESTOPPED. After it weft_respond no longer answers that request:
+ * keep the token where the answer will find it, such as in the context of
+ * a request sent on its behalf (weft_put_u64, weft_get_u64). The
+ * requester's timeout still runs. Needs WEFT_ABI_V2. */
+static inline int64_t weft_defer(void)
+{
+	return weft_sys_defer();
+}
+
+/* weft_respond_deferred answers the request token stands for with r,
+ * once. 0 (also when the requester's timeout has passed: the node drops
+ * the answer), or WEFT_ENOREQUEST when the token was answered already or
+ * weft_defer did not return it; after WEFT_EINVAL, WEFT_ETOOLARGE or
+ * WEFT_ENOCAPABILITY the request is still owed: answer it again.
+ * Needs WEFT_ABI_V2. */
+static inline int weft_respond_deferred(int64_t token, const weft_response *r)
+{
+	weft_buf b = {0};
+	int32_t rc = weft_encode_response(&b, r);
+	if (rc == 0)
+		rc = weft_len_(&b) < 0 ? WEFT_EINVAL : weft_sys_respond_deferred(token, b.ptr, weft_len_(&b));
 	weft_buf_free(&b);
 	return rc;
 }

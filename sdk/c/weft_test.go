@@ -184,6 +184,17 @@ type host struct {
 	storeAnswer     func(op []byte) (int32, []byte)
 	kept            []byte
 	dropKept        bool
+
+	// Version 2: the tokens defer gave and respond_deferred has not
+	// spent, and the answers respond_deferred sent.
+	tokens    map[int64]bool
+	lastToken int64
+	later     []deferredAnswer
+}
+
+type deferredAnswer struct {
+	token int64
+	resp  []byte
 }
 
 func (h *host) read(m api.Module, ptr, n uint32) ([]byte, bool) {
@@ -269,6 +280,30 @@ func (h *host) instantiate(t testing.TB, wasm []byte) (context.Context, api.Modu
 		}
 		h.handled = nil
 		h.responds = append(h.responds, resp)
+		return 0
+	})
+	fn("defer", func() int64 {
+		if h.handled == nil || h.handled.flags&2 == 0 {
+			return eNOREQUEST
+		}
+		h.handled = nil
+		h.lastToken++
+		if h.tokens == nil {
+			h.tokens = map[int64]bool{}
+		}
+		h.tokens[h.lastToken] = true
+		return h.lastToken
+	})
+	fn("respond_deferred", func(_ context.Context, m api.Module, token int64, ptr, n uint32) int32 {
+		resp, ok := h.read(m, ptr, n)
+		if !ok {
+			return eINVAL
+		}
+		if !h.tokens[token] {
+			return eNOREQUEST
+		}
+		delete(h.tokens, token)
+		h.later = append(h.later, deferredAnswer{token, resp})
 		return 0
 	})
 	fn("state_get", func(_ context.Context, m api.Module, ptr, cap uint32) int32 {
@@ -779,6 +814,52 @@ func TestRespondEncoding(t *testing.T) {
 	)
 	if len(h.responds) != 1 || !bytes.Equal(h.responds[0], want) {
 		t.Errorf("response:\n got % x\nwant % x", h.responds, want)
+	}
+}
+
+// TestDeferAndRespondDeferred checks weft_defer's token and
+// weft_respond_deferred's token (an i64) and encoding, the one respond
+// uses; after defer, respond and a second defer find no request.
+func TestDeferAndRespondDeferred(t *testing.T) {
+	h, ctx, mod := guest(t)
+	if rc := call(t, ctx, mod, "t_defer"); rc != eNOREQUEST {
+		t.Errorf("t_defer with no request = %d, want WEFT_ENOREQUEST", rc)
+	}
+	h.queue = []message{{kind: 1, flags: 2, id: 5, expects: 1e9, source: "our@a:b:c", target: "our@t:t:t"}}
+	if rc := call(t, ctx, mod, "t_await"); rc != 0 {
+		t.Fatalf("t_await = %d", rc)
+	}
+	token := call(t, ctx, mod, "t_defer")
+	if token != 1 {
+		t.Fatalf("t_defer = %d, want the node's token 1", token)
+	}
+	if rc := call(t, ctx, mod, "t_respond"); rc != eNOREQUEST {
+		t.Errorf("t_respond after defer = %d, want WEFT_ENOREQUEST", rc)
+	}
+	if rc := call(t, ctx, mod, "t_defer"); rc != eNOREQUEST {
+		t.Errorf("a second t_defer = %d, want WEFT_ENOREQUEST", rc)
+	}
+	if rc := call(t, ctx, mod, "t_respond_deferred", uint64(token)); rc != 0 {
+		t.Fatalf("t_respond_deferred = %d", rc)
+	}
+	want := cat(
+		[]byte{0x02, 0, 0, 0},
+		str("pong"),
+		str("meta"),
+		caps(capability{"our@echo:echo:examples", `{"read":true}`}),
+		str("application/octet-stream"),
+		str("\xff\x00"),
+	)
+	if len(h.later) != 1 || h.later[0].token != token || !bytes.Equal(h.later[0].resp, want) {
+		t.Errorf("deferred answers %v, want token %d with\n% x", h.later, token, want)
+	}
+	for _, tok := range []int64{token, -1, 1 << 40} {
+		if rc := call(t, ctx, mod, "t_respond_deferred", uint64(tok)); rc != eNOREQUEST {
+			t.Errorf("t_respond_deferred(%d) = %d, want WEFT_ENOREQUEST", tok, rc)
+		}
+	}
+	if len(h.responds) != 0 || len(h.later) != 1 {
+		t.Errorf("%d responds and %d deferred answers, want 0 and 1", len(h.responds), len(h.later))
 	}
 }
 

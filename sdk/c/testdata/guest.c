@@ -43,6 +43,7 @@ static void report_message(const weft_message *m)
 }
 
 WEFT_ABI_V1;
+WEFT_ABI_V2;
 
 WEFT_INIT
 {
@@ -133,6 +134,27 @@ WEFT_EXPORT("t_respond") int32_t t_respond(void)
 	r.blob_mime = weft_str("application/octet-stream");
 	r.blob = weft_bytes_of("\xff\x00", 2);
 	return weft_respond(&r);
+}
+
+/* t_defer defers the request being handled: its token or an error. */
+WEFT_EXPORT("t_defer") int64_t t_defer(void)
+{
+	return weft_defer();
+}
+
+/* t_respond_deferred answers the request token stands for as t_respond
+ * answers the current one. */
+WEFT_EXPORT("t_respond_deferred") int32_t t_respond_deferred(int64_t token)
+{
+	weft_response r = {0};
+	r.body = weft_str("pong");
+	r.metadata = weft_str("meta");
+	r.caps = two_caps;
+	r.ncaps = 1;
+	r.has_blob = 1;
+	r.blob_mime = weft_str("application/octet-stream");
+	r.blob = weft_bytes_of("\xff\x00", 2);
+	return weft_respond_deferred(token, &r);
 }
 
 /* t_blob reads the current message's blob and reports it. */
