@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,6 +197,56 @@ func TestAlarmThroughTimerDriver(t *testing.T) {
 	out, _, _ := n.weft(t, "kv", "ls", "drivers:weft", "timers")
 	if strings.TrimSpace(out) != "" {
 		t.Errorf("timers still pending after they fired: %q", out)
+	}
+	n.stop(t)
+}
+
+// The in-tree http-client driver, declared with an allow list in
+// weftd.toml, makes a request the operator sends it: the response's
+// status and headers in the body, its body as the blob; a host the list
+// does not name is refused with a sentence that names it.
+func TestHTTPClientThroughDriver(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
+	}))
+	defer srv.Close()
+	drivers := driversDir(t, map[string]string{"http-client": "../../plugins/cmd/http-client"})
+	conf := filepath.Join(t.TempDir(), "weftd.toml")
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`
+[[drivers]]
+name = "http-client"
+path = "http-client"
+[drivers.config]
+allow = [%q]
+timeout = "10s"
+`, host)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, t.TempDir(), "--config", conf, "--drivers-dir", drivers)
+	in := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(in, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	stdout, errOut, code := n.weft(t, "send", "our@http-client:drivers:weft",
+		fmt.Sprintf(`{"method":"POST","url":%q}`, srv.URL+"/p"), "--await", "10s", "--blob", in, "--blob-out", out)
+	var ans struct {
+		Status  int
+		Headers map[string][]string
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &ans) != nil || ans.Status != 200 || ans.Headers["Content-Type"][0] != "text/plain" {
+		t.Fatalf("weft send: %q %q %d\nweftd:\n%s", stdout, errOut, code, n.stderr())
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "POST /p hello" {
+		t.Errorf("the response's blob: %q %v", b, err)
+	}
+
+	stdout, _, _ = n.weft(t, "send", "our@http-client:drivers:weft", `{"url":"http://127.0.0.2:9/"}`, "--await", "10s")
+	if !strings.Contains(stdout, `"kind":"refused"`) || !strings.Contains(stdout, "127.0.0.2") {
+		t.Errorf("a host outside the allow list: %q", stdout)
 	}
 	n.stop(t)
 }
