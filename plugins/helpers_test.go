@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	}
 	probeBin = filepath.Join(dir, "probe")
 	probeV2 = filepath.Join(dir, "probe-v2")
-	out, err := exec.Command("go", "build", "-o", probeBin, "./testdata/probe").CombinedOutput()
+	out, err := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", probeBin, "./testdata/probe").CombinedOutput()
 	if err != nil {
 		os.RemoveAll(dir)
 		panic("build the probe driver: " + err.Error() + "\n" + string(out))
