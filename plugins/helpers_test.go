@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 // env is a kernel with a store, as weftd wires them for drivers.
 type env struct {
 	k   *kernel.Kernel
+	st  *store.Store
 	svc *procstore.Service
 }
 
@@ -75,7 +76,7 @@ func newEnv(tb testing.TB) *env {
 		drives.Close()
 		st.Close()
 	})
-	return &env{k: k, svc: procstore.New(k, st, drives, nil)}
+	return &env{k: k, st: st, svc: procstore.New(k, st, drives, nil)}
 }
 
 // sum is the SHA-256 of the file at path.
