@@ -1622,4 +1622,120 @@ static inline int weft_drive_cap(weft_cap *c, weft_buf *params, const weft_drive
 	return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Timers, through the in-tree timer driver (docs/drivers.md, "The timer    */
+/* driver").                                                                */
+
+/* The timer driver's address, and the metadata of the request that
+ * delivers a firing. */
+#define WEFT_TIMER_DRIVER "our@timer:drivers:weft"
+#define WEFT_TIMER_METADATA "timer"
+
+/* WEFT_TIMER_ACK_NS bounds how long weft_timer_set waits for the driver
+ * to say the timer is stored: 10 s. */
+#define WEFT_TIMER_ACK_NS 10000000000ull
+
+/* weft_put_u64_dec_ appends v in decimal. */
+static inline int weft_put_u64_dec_(weft_buf *b, uint64_t v)
+{
+	char d[20];
+	size_t n = 0;
+	do {
+		d[sizeof d - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return weft_buf_append(b, d + sizeof d - n, n);
+}
+
+/* weft_timer_set asks the timer driver for a durable timer that fires
+ * in_ns nanoseconds from now, and returns once the driver has stored it:
+ * from then on it outlives restarts of the driver and of the node, and
+ * fires once, late if it must. When it fires, the driver sends this
+ * process a request that expects no response, with metadata
+ * WEFT_TIMER_METADATA and the firing as its JSON body
+ * ({"id","due","fired","late_ms","data"}): see weft_is_timer_firing.
+ *
+ * id names the timer among this process's (empty: the driver names it);
+ * data_json is a JSON value handed back in the firing (empty for none),
+ * sent as it is. id must need no escaping in JSON (WEFT_EINVAL
+ * otherwise). The process's messaging capability is attached, so that
+ * the driver may deliver the firing; for the driver to reach the process
+ * after a restart of the node, its package grants it in its manifest
+ * ("grant_capabilities": ["timer:drivers:weft"]).
+ *
+ * On success (0) id_out holds the timer's id. When the driver refused
+ * (an id already pending, too many timers, a bad data_json), id_out
+ * holds its answer, {"error":"…"}, and WEFT_EINVAL is returned; a send
+ * error (WEFT_ETIMEOUT … WEFT_ETOOLARGE) or another error otherwise. */
+static inline int weft_timer_set(weft_bytes id, uint64_t in_ns, weft_bytes data_json, weft_buf *id_out)
+{
+	weft_buf body = {0}, self = {0};
+	int rc = weft_append_str_(&body, "{\"op\":\"set\",\"ack\":true,\"in\":\"");
+	if (rc == 0)
+		rc = weft_put_u64_dec_(&body, in_ns);
+	if (rc == 0)
+		rc = weft_append_str_(&body, "ns\"");
+	if (rc == 0 && id.len) {
+		rc = weft_append_str_(&body, ",\"id\":\"");
+		if (rc == 0)
+			rc = weft_put_json_safe_(&body, id);
+		if (rc == 0)
+			rc = weft_append_str_(&body, "\"");
+	}
+	if (rc == 0 && data_json.len) {
+		rc = weft_append_str_(&body, ",\"data\":");
+		if (rc == 0)
+			rc = weft_buf_append(&body, data_json.ptr, data_json.len);
+	}
+	if (rc == 0)
+		rc = weft_append_str_(&body, "}");
+	int32_t n = rc == 0 ? weft_self(&self) : rc;
+	if (n < 0)
+		rc = n;
+	weft_message ans = {0};
+	if (rc == 0) {
+		weft_cap cap = {weft_buf_bytes(&self), weft_str("\"messaging\"")};
+		weft_request r = {0};
+		r.target = weft_str(WEFT_TIMER_DRIVER);
+		r.body = weft_buf_bytes(&body);
+		r.caps = &cap;
+		r.ncaps = 1;
+		r.expects_response = WEFT_TIMER_ACK_NS;
+		rc = weft_send_and_await(&r, &ans);
+	}
+	if (rc == 0) {
+		/* {"due":"…","id":"ID"} or {"error":"…"}, as the driver writes
+		 * them: JSON, keys in order, an id that needed no escaping. */
+		static const char key[] = "\"id\":\"";
+		const size_t k = sizeof key - 1;
+		weft_bytes b = ans.body;
+		const uint8_t *v = NULL, *end = NULL;
+		for (size_t i = 0; !v && b.len >= k && i <= b.len - k; i++)
+			if (memcmp(b.ptr + i, key, k) == 0)
+				v = b.ptr + i + k;
+		if (v)
+			end = (const uint8_t *)memchr(v, '"', (size_t)(b.ptr + b.len - v));
+		id_out->len = 0;
+		if (end && !(b.len > 9 && memcmp(b.ptr, "{\"error\":", 9) == 0))
+			rc = weft_buf_append(id_out, v, (size_t)(end - v));
+		else
+			rc = weft_buf_append(id_out, b.ptr, b.len) < 0 ? WEFT_ELIMIT : WEFT_EINVAL;
+	}
+	weft_message_free(&ans);
+	weft_buf_free(&self);
+	weft_buf_free(&body);
+	return rc;
+}
+
+/* weft_is_timer_firing reports whether m is a firing delivered by the
+ * timer driver: a request from timer:drivers:weft with metadata
+ * WEFT_TIMER_METADATA. Its body is the firing's JSON. */
+static inline int weft_is_timer_firing(const weft_message *m)
+{
+	static const char drv[] = "@timer:drivers:weft";
+	size_t n = sizeof drv - 1;
+	return weft_is_request(m) && weft_bytes_eq(m->metadata, weft_str(WEFT_TIMER_METADATA)) &&
+	       m->source.len > n && memcmp(m->source.ptr + m->source.len - n, drv, n) == 0;
+}
+
 #endif /* WEFT_H */
