@@ -1,0 +1,236 @@
+package repo
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// ID names a blob (HMAC-SHA256 of its plaintext under the id key) or an
+// object (SHA-256 of its bytes).
+type ID [32]byte
+
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseID reads an ID written by String.
+func ParseID(s string) (ID, error) {
+	var id ID
+	if len(s) != 2*len(id) {
+		return id, fmt.Errorf("id %.80q: want %d hex digits", s, 2*len(id))
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("id %.80q: %w", s, err)
+	}
+	return id, nil
+}
+
+// BlobType says what a blob holds.
+type BlobType uint8
+
+const (
+	DataBlob BlobType = 1 // a chunk of a file's content
+	TreeBlob BlobType = 2 // a directory: a serialised tree
+)
+
+func (t BlobType) String() string {
+	switch t {
+	case DataBlob:
+		return "data"
+	case TreeBlob:
+		return "tree"
+	}
+	return fmt.Sprintf("blobtype(%d)", uint8(t))
+}
+
+// MasterKey is a repository's secret: the key that seals every blob and
+// object, and the key that names blobs. Several repositories (one per
+// bucket) may share one, so that a blob sealed once fits all of them.
+type MasterKey struct {
+	enc [32]byte // XChaCha20-Poly1305 key
+	mac [32]byte // HMAC-SHA256 key of blob ids
+}
+
+// NewKey returns a random master key.
+func NewKey() (*MasterKey, error) {
+	var mk MasterKey
+	if _, err := rand.Read(mk.enc[:]); err != nil {
+		return nil, fmt.Errorf("new master key: %w", err)
+	}
+	if _, err := rand.Read(mk.mac[:]); err != nil {
+		return nil, fmt.Errorf("new master key: %w", err)
+	}
+	return &mk, nil
+}
+
+// BlobID is the id of a blob whose plaintext is p.
+func (mk *MasterKey) BlobID(p []byte) ID {
+	h := hmac.New(sha256.New, mk.mac[:])
+	h.Write(p)
+	var id ID
+	h.Sum(id[:0])
+	return id
+}
+
+// Associated data binds each ciphertext to what it is, so that one moved
+// elsewhere (a tree's bytes offered as config, a blob under another id)
+// fails to open.
+const (
+	adConfig     = "weft-backup/v1 config"
+	adIndex      = "weft-backup/v1 index"
+	adSnapshot   = "weft-backup/v1 snapshot"
+	adPackHeader = "weft-backup/v1 pack-header"
+	adLock       = "weft-backup/v1 lock"
+)
+
+func blobAD(t BlobType, id ID) []byte {
+	return append([]byte("weft-backup/v1 "+t.String()+" "), id[:]...)
+}
+
+const sealOverhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+
+// errOpen is what every failed decryption says.
+var errOpen = errors.New("does not decrypt: altered, truncated or not this repository's")
+
+// seal returns nonce || XChaCha20-Poly1305(plaintext, ad), appended to dst.
+func (mk *MasterKey) seal(dst []byte, ad string, p []byte) []byte {
+	return mk.sealAD(dst, []byte(ad), p)
+}
+
+func (mk *MasterKey) sealAD(dst, ad, p []byte) []byte {
+	aead, err := chacha20poly1305.NewX(mk.enc[:])
+	if err != nil {
+		panic(err) // the key is always 32 bytes
+	}
+	start := len(dst)
+	dst = append(dst, make([]byte, chacha20poly1305.NonceSizeX)...)
+	if _, err := rand.Read(dst[start:]); err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+	return aead.Seal(dst, dst[start:], p, ad)
+}
+
+// open reverses seal.
+func (mk *MasterKey) open(ad string, c []byte) ([]byte, error) {
+	return mk.openAD([]byte(ad), c)
+}
+
+func (mk *MasterKey) openAD(ad, c []byte) ([]byte, error) {
+	if len(c) < sealOverhead {
+		return nil, errOpen
+	}
+	aead, err := chacha20poly1305.NewX(mk.enc[:])
+	if err != nil {
+		panic(err)
+	}
+	n := chacha20poly1305.NonceSizeX
+	p, err := aead.Open(nil, c[:n], c[n:], ad)
+	if err != nil {
+		return nil, errOpen
+	}
+	return p, nil
+}
+
+// Blob plaintexts are compressed when that makes them smaller; a flag byte
+// says which.
+const (
+	flagRaw  = 0
+	flagZstd = 1
+)
+
+// maxBlob bounds a blob's plaintext: the largest chunk the chunker may cut
+// is far below it, and a tree of a directory of ~200,000 entries fits.
+const maxBlob = 64 << 20
+
+var (
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBlob), zstd.WithDecoderMaxWindow(maxBlob))
+	zmu     sync.Mutex // the decoder's DecodeAll is safe, but bounds memory better serialised
+)
+
+// compress returns the flagged form of a blob's plaintext.
+func compress(p []byte) []byte {
+	z := zenc.EncodeAll(p, []byte{flagZstd})
+	if len(z) < 1+len(p) {
+		return z
+	}
+	return append([]byte{flagRaw}, p...)
+}
+
+// decompress reverses compress; rawLen is the plaintext length the index
+// records, -1 when not known.
+func decompress(f []byte, rawLen int) ([]byte, error) {
+	if len(f) == 0 {
+		return nil, errors.New("empty blob")
+	}
+	switch f[0] {
+	case flagRaw:
+		p := f[1:]
+		if rawLen >= 0 && len(p) != rawLen {
+			return nil, fmt.Errorf("blob holds %d bytes, the index says %d", len(p), rawLen)
+		}
+		return p, nil
+	case flagZstd:
+		if rawLen > maxBlob {
+			return nil, fmt.Errorf("blob of %d bytes, more than %d", rawLen, maxBlob)
+		}
+		zmu.Lock()
+		p, err := zdec.DecodeAll(f[1:], make([]byte, 0, max(rawLen, 0)))
+		zmu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("decompress blob: %w", err)
+		}
+		if rawLen >= 0 && len(p) != rawLen {
+			return nil, fmt.Errorf("blob decompresses to %d bytes, the index says %d", len(p), rawLen)
+		}
+		return p, nil
+	}
+	return nil, fmt.Errorf("blob compression flag %d unknown", f[0])
+}
+
+// SealedBlob is a blob compressed and encrypted, ready to be added to any
+// repository that shares its master key.
+type SealedBlob struct {
+	Type   BlobType
+	ID     ID
+	RawLen uint32 // length of the plaintext
+	Sealed []byte // nonce || ciphertext, as stored in a pack
+}
+
+// Seal compresses and encrypts a blob once, for as many repositories of
+// this master key as lack it.
+func (mk *MasterKey) Seal(t BlobType, p []byte) (SealedBlob, error) {
+	if t != DataBlob && t != TreeBlob {
+		return SealedBlob{}, fmt.Errorf("seal: %v", t)
+	}
+	if len(p) > maxBlob {
+		return SealedBlob{}, fmt.Errorf("seal: a blob of %d bytes, more than %d", len(p), maxBlob)
+	}
+	id := mk.BlobID(p)
+	return SealedBlob{Type: t, ID: id, RawLen: uint32(len(p)), Sealed: mk.sealAD(nil, blobAD(t, id), compress(p))}, nil
+}
+
+// openBlob decrypts, decompresses and checks a sealed blob against the id
+// it is stored under.
+func (mk *MasterKey) openBlob(t BlobType, id ID, rawLen int, c []byte) ([]byte, error) {
+	f, err := mk.openAD(blobAD(t, id), c)
+	if err != nil {
+		return nil, err
+	}
+	p, err := decompress(f, rawLen)
+	if err != nil {
+		return nil, err
+	}
+	if mk.BlobID(p) != id {
+		return nil, errors.New("plaintext does not hash to its id")
+	}
+	return p, nil
+}
+
+func sha(b []byte) ID { return sha256.Sum256(b) }
