@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -150,8 +149,10 @@ const maxBlob = 64 << 20
 
 var (
 	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBlob), zstd.WithDecoderMaxWindow(maxBlob))
-	zmu     sync.Mutex // the decoder's DecodeAll is safe, but bounds memory better serialised
+	// zdec decodes no more than the capacity of the buffer it is given,
+	// the plaintext length the index records.
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBlob),
+		zstd.WithDecoderMaxWindow(maxBlob), zstd.WithDecodeAllCapLimit(true))
 )
 
 // compress returns the flagged form of a blob's plaintext.
@@ -164,29 +165,27 @@ func compress(p []byte) []byte {
 }
 
 // decompress reverses compress; rawLen is the plaintext length the index
-// records, -1 when not known.
+// records, and bounds what is decompressed.
 func decompress(f []byte, rawLen int) ([]byte, error) {
+	if rawLen < 0 || rawLen > maxBlob {
+		return nil, fmt.Errorf("blob of %d bytes: want 0 to %d", rawLen, maxBlob)
+	}
 	if len(f) == 0 {
 		return nil, errors.New("empty blob")
 	}
 	switch f[0] {
 	case flagRaw:
 		p := f[1:]
-		if rawLen >= 0 && len(p) != rawLen {
+		if len(p) != rawLen {
 			return nil, fmt.Errorf("blob holds %d bytes, the index says %d", len(p), rawLen)
 		}
 		return p, nil
 	case flagZstd:
-		if rawLen > maxBlob {
-			return nil, fmt.Errorf("blob of %d bytes, more than %d", rawLen, maxBlob)
-		}
-		zmu.Lock()
-		p, err := zdec.DecodeAll(f[1:], make([]byte, 0, max(rawLen, 0)))
-		zmu.Unlock()
+		p, err := zdec.DecodeAll(f[1:], make([]byte, 0, rawLen))
 		if err != nil {
 			return nil, fmt.Errorf("decompress blob: %w", err)
 		}
-		if rawLen >= 0 && len(p) != rawLen {
+		if len(p) != rawLen {
 			return nil, fmt.Errorf("blob decompresses to %d bytes, the index says %d", len(p), rawLen)
 		}
 		return p, nil
