@@ -131,7 +131,10 @@ func decodeKeyFile(b []byte) (*MasterKey, error) {
 		s    string
 		dst  []byte
 	}{{"encryption_key", k.EncryptionKey, mk.enc[:]}, {"id_key", k.IDKey, mk.mac[:]}} {
-		if n, err := hex.Decode(f.dst, []byte(f.s)); err != nil || n != 32 || len(f.s) != 64 {
+		if len(f.s) != 2*len(f.dst) {
+			return nil, fmt.Errorf("%s: want %d hex digits", f.name, 2*len(f.dst))
+		}
+		if _, err := hex.Decode(f.dst, []byte(f.s)); err != nil {
 			return nil, fmt.Errorf("%s: want 64 hex digits", f.name)
 		}
 	}
