@@ -1,8 +1,11 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
+
+	"github.com/weftos/weft/store"
 )
 
 const benchKeys = 64
@@ -44,4 +47,40 @@ func BenchmarkGetState(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkChangesNote measures what every write adds to note itself in
+// a store.Changes: with nobody waiting (the common case), and with a
+// goroutine waiting for each next change (every note then closes a
+// channel, and the waiter makes the next one).
+func BenchmarkChangesNote(b *testing.B) {
+	b.Run("idle", func(b *testing.B) {
+		var c store.Changes
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Note()
+		}
+	})
+	b.Run("waited", func(b *testing.B) {
+		var c store.Changes
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var seen uint64
+			for {
+				s, err := c.Wait(ctx, seen)
+				if err != nil {
+					return
+				}
+				seen = s
+			}
+		}()
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Note()
+		}
+		cancel()
+		<-done
+	})
 }

@@ -92,6 +92,9 @@ type Drives struct {
 	// exclusively. OpenDrives makes one; UseBarrier swaps in one shared
 	// with a Store.
 	barrier atomic.Pointer[Barrier]
+	// changes is noted by every mutating call that returns nil (share).
+	// OpenDrives makes one; UseChanges swaps in one shared with a Store.
+	changes atomic.Pointer[Changes]
 
 	mu     sync.Mutex // guards drives, closed
 	drives map[string]*openDrive
@@ -155,6 +158,7 @@ func OpenDrives(dir string, usage *Usage) (*Drives, error) {
 	}
 	d := &Drives{dir: dir, root: root, usage: usage, drives: make(map[string]*openDrive)}
 	d.barrier.Store(new(Barrier))
+	d.changes.Store(new(Changes))
 	return d, nil
 }
 
@@ -249,12 +253,12 @@ func (d *Drives) Close() error {
 
 // Create makes the drive named drive of package pkg, durably. It fails
 // with ErrDriveExists when the drive exists.
-func (d *Drives) Create(pkg, drive string) error {
+func (d *Drives) Create(pkg, drive string) (err error) {
 	fail := func(err error) error { return fmt.Errorf("store: create drive %s/%s: %w", pkg, drive, err) }
 	if err := checkDriveNames(pkg, drive); err != nil {
 		return fail(err)
 	}
-	defer d.share()()
+	defer d.share()(&err)
 	if err := d.checkOpen(); err != nil {
 		return fail(err)
 	}
@@ -314,12 +318,12 @@ func (d *Drives) List(pkg string) ([]string, error) {
 // to the package's quota. Once the call returns, the drive is gone
 // durably (it is renamed away and the rename fsynced first; the deletion
 // of the files follows, and OpenDrives finishes one a crash interrupted).
-func (d *Drives) Remove(pkg, drive string) error {
+func (d *Drives) Remove(pkg, drive string) (err error) {
 	fail := func(err error) error { return fmt.Errorf("store: remove drive %s/%s: %w", pkg, drive, err) }
 	if err := checkDriveNames(pkg, drive); err != nil {
 		return fail(err)
 	}
-	defer d.share()()
+	defer d.share()(&err)
 	dr, err := d.open(pkg, drive)
 	if err != nil {
 		return fail(err)
@@ -395,7 +399,7 @@ func (d *Drives) WriteAt(pkg, drive, path string, off int64, data []byte) error 
 
 // write runs a file write: checks, the barrier, the drive and the file's
 // lock.
-func (d *Drives) write(op, pkg, driveName, path string, n int, fn func(dr *openDrive, p string) error) error {
+func (d *Drives) write(op, pkg, driveName, path string, n int, fn func(dr *openDrive, p string) error) (err error) {
 	fail := func(err error) error {
 		return fmt.Errorf("store: %s %s/%s %q: %w", op, pkg, driveName, echoed.Truncate(path), err)
 	}
@@ -409,7 +413,7 @@ func (d *Drives) write(op, pkg, driveName, path string, n int, fn func(dr *openD
 	if p == "." {
 		return fail(fmt.Errorf("%w: the drive's root is a directory", ErrBadPath))
 	}
-	defer d.share()()
+	defer d.share()(&err)
 	err = d.withDrive(pkg, driveName, false, func(dr *openDrive) error {
 		unlock := dr.lockFile(p)
 		defer unlock()
@@ -657,7 +661,7 @@ func (d *Drives) ReadAt(pkg, drive, path string, off int64, n int) ([]byte, erro
 
 // Mkdir creates the directory at path and any missing parents, durably.
 // A directory that exists is not an error; a file in the way is.
-func (d *Drives) Mkdir(pkg, drive, path string) error {
+func (d *Drives) Mkdir(pkg, drive, path string) (err error) {
 	fail := func(err error) error {
 		return fmt.Errorf("store: mkdir %s/%s %q: %w", pkg, drive, echoed.Truncate(path), err)
 	}
@@ -665,7 +669,7 @@ func (d *Drives) Mkdir(pkg, drive, path string) error {
 	if err != nil {
 		return fail(err)
 	}
-	defer d.share()()
+	defer d.share()(&err)
 	err = d.withDrive(pkg, drive, false, func(dr *openDrive) error {
 		return mkdirAllDurable(dr.root, p)
 	})
@@ -734,7 +738,7 @@ func (d *Drives) Stat(pkg, drive, path string) (DirEntry, error) {
 // directories, replacing a file at to (whose bytes go back to the quota)
 // or an empty directory. When it returns nil the move is durable (both
 // directories fsynced).
-func (d *Drives) Rename(pkg, drive, from, to string) error {
+func (d *Drives) Rename(pkg, drive, from, to string) (err error) {
 	fail := func(err error) error {
 		return fmt.Errorf("store: rename %s/%s %q to %q: %w", pkg, drive, echoed.Truncate(from), echoed.Truncate(to), err)
 	}
@@ -756,7 +760,7 @@ func (d *Drives) Rename(pkg, drive, from, to string) error {
 	if strings.HasPrefix(pt, pf+"/") {
 		return fail(fmt.Errorf("%w: cannot move a directory into itself", ErrBadPath))
 	}
-	defer d.share()()
+	defer d.share()(&err)
 	err = d.withDrive(pkg, drive, true, func(dr *openDrive) error {
 		if _, err := dr.root.Lstat(pf); err != nil {
 			return rootErr(err)
@@ -789,7 +793,7 @@ func (d *Drives) Rename(pkg, drive, from, to string) error {
 // RemovePath deletes the file or directory name, durably, and gives
 // its bytes back to the quota. A directory must be empty unless recursive
 // is set. Removing the drive's root is refused: use Remove.
-func (d *Drives) RemovePath(pkg, drive, name string, recursive bool) error {
+func (d *Drives) RemovePath(pkg, drive, name string, recursive bool) (err error) {
 	fail := func(err error) error {
 		return fmt.Errorf("store: remove %s/%s %q: %w", pkg, drive, echoed.Truncate(name), err)
 	}
@@ -800,7 +804,7 @@ func (d *Drives) RemovePath(pkg, drive, name string, recursive bool) error {
 	if p == "." {
 		return fail(fmt.Errorf("%w: cannot remove the drive's root (remove the drive)", ErrBadPath))
 	}
-	defer d.share()()
+	defer d.share()(&err)
 	err = d.withDrive(pkg, drive, true, func(dr *openDrive) error {
 		fi, err := dr.root.Lstat(p)
 		if err != nil {

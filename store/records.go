@@ -130,13 +130,20 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 
 // update runs fn in a write transaction, committed and fsynced before it
 // returns, holding the write barrier shared throughout, reporting
-// ErrClosed for a closed store.
+// ErrClosed for a closed store. A commit that succeeded is noted in the
+// Store's Changes, once the barrier is left.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	defer s.barrier.Enter()()
-	return closedErr(s.db.Update(fn))
+	err := func() error {
+		defer s.barrier.Enter()()
+		return closedErr(s.db.Update(fn))
+	}()
+	if err == nil {
+		s.changes.Note()
+	}
+	return err
 }
 
 // closedErr maps bbolt's error for a transaction begun on a closed

@@ -63,9 +63,17 @@ func (d *Drives) UseBarrier(b *Barrier) {
 }
 
 // share holds the drives' barrier shared for one write and returns its
-// end.
-func (d *Drives) share() (leave func()) {
-	return d.barrier.Load().Enter()
+// end, to be deferred with the address of the call's error: it leaves the
+// barrier and, when the call returns nil, notes the change in the drives'
+// Changes.
+func (d *Drives) share() (leave func(err *error)) {
+	left := d.barrier.Load().Enter()
+	return func(err *error) {
+		left()
+		if *err == nil {
+			d.changes.Load().Note()
+		}
+	}
 }
 
 // Snapshot writes a point-in-time copy of the node's data into the

@@ -97,6 +97,11 @@ type Options struct {
 	// (Drives.UseBarrier) so that Snapshot sees both at one instant. Nil
 	// means a Barrier of the Store's own.
 	Barrier *Barrier
+	// Changes is noted once by every write of the Store that returns nil,
+	// after its commit. Give the node's Drives (Drives.UseChanges) and
+	// install registry the same one. Nil means a Changes of the Store's
+	// own (Store.Changes returns it).
+	Changes *Changes
 }
 
 // Store is the node's open database. Its methods are safe for concurrent
@@ -107,6 +112,7 @@ type Store struct {
 	db      *bolt.DB
 	usage   *Usage
 	barrier *Barrier
+	changes *Changes
 	closed  atomic.Bool
 }
 
@@ -182,7 +188,11 @@ func Open(path string, opts Options) (*Store, error) {
 	if barrier == nil {
 		barrier = new(Barrier)
 	}
-	return &Store{path: path, db: db, usage: usage, barrier: barrier}, nil
+	changes := opts.Changes
+	if changes == nil {
+		changes = new(Changes)
+	}
+	return &Store{path: path, db: db, usage: usage, barrier: barrier, changes: changes}, nil
 }
 
 // initSchema writes the schema version and creates the buckets of a new
@@ -247,6 +257,10 @@ func (s *Store) Path() string { return s.path }
 // Usage returns the byte counts and quota the Store charges writes to:
 // Options.Usage, or the one Open made.
 func (s *Store) Usage() *Usage { return s.usage }
+
+// Changes returns the Changes the Store's writes note (Options.Changes,
+// or the Store's own).
+func (s *Store) Changes() *Changes { return s.changes }
 
 // missingDirs lists dir and those of its ancestors that do not exist,
 // deepest first.
