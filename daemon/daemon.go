@@ -131,6 +131,7 @@ type node struct {
 	lock     *dirLock
 	key      *identity.Key
 	barrier  *store.Barrier
+	changes  *store.Changes // noted by every durable write of the store, drives and registry
 	st       *store.Store
 	drives   *store.Drives
 	host     *wasm.Host
@@ -238,12 +239,13 @@ func (n *node) loadKey(context.Context) error {
 	return nil
 }
 
-// openStore opens the database. One quota and one write barrier cover the
-// database and the drives, so a snapshot (store.Snapshot) sees both at
-// one instant.
+// openStore opens the database. One quota, one write barrier and one
+// change count cover the database, the drives and the install registry,
+// so a snapshot (store.Snapshot) sees all three at one instant and the
+// backup scheduler hears of a write to any of them.
 func (n *node) openStore(context.Context) error {
-	n.barrier = &store.Barrier{}
-	st, err := store.Open(filepath.Join(n.dir, store.FileName), store.Options{Usage: store.NewUsage(n.cfg.PackageQuota), Barrier: n.barrier})
+	n.barrier, n.changes = &store.Barrier{}, &store.Changes{}
+	st, err := store.Open(filepath.Join(n.dir, store.FileName), store.Options{Usage: store.NewUsage(n.cfg.PackageQuota), Barrier: n.barrier, Changes: n.changes})
 	if err != nil {
 		return err
 	}
@@ -261,6 +263,7 @@ func (n *node) openDrives(context.Context) error {
 		return err
 	}
 	drives.UseBarrier(n.barrier)
+	drives.UseChanges(n.changes)
 	n.drives = drives
 	return nil
 }
@@ -317,6 +320,7 @@ func (n *node) restorePackages(context.Context) error {
 		return fmt.Errorf("open the registry: %w", err)
 	}
 	reg.UseBarrier(n.barrier)
+	reg.UseChanges(n.changes)
 	n.reg = reg
 	notify(n.log, "STATUS=Restoring processes")
 	rep, err := reg.Restore()

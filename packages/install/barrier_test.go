@@ -6,25 +6,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/store"
 )
 
 // TestRegistryWritesHoldTheBarrier: while a snapshot holds the store's
-// barrier, a registry file change waits, and it completes once the
-// barrier is released. (The wait is observed for 200 ms: a window for a
+// barrier, a registry file change (a record written, a record and its
+// archive dropped) waits, and it completes once the barrier is released. (The wait is observed for 200 ms: a window for a
 // negative, not synchronisation — the positive side waits on a channel.)
 func TestRegistryWritesHoldTheBarrier(t *testing.T) {
 	dir := t.TempDir()
 	r := &Registry{dir: dir}
 	b := &store.Barrier{}
 	r.UseBarrier(b)
+	r.impl.pkgs = map[kernel.PackageId]*record{}
+	r.impl.undo = map[kernel.PackageId]*record{}
+	rec := record{ID: "p:pub", State: stateInstalled, info: Installed{ID: kernel.PackageId{Package: "p", Publisher: "pub"}}}
 	for _, change := range []struct {
 		name string
 		do   func() error
 		done func() bool
 	}{
-		{"write", func() error { return r.writeFile("p@pub.json", []byte("{}\n")) }, func() bool { _, err := os.Stat(filepath.Join(dir, "p@pub.json")); return err == nil }},
-		{"remove", func() error { return r.removeFile("p@pub.json") }, func() bool { _, err := os.Stat(filepath.Join(dir, "p@pub.json")); return os.IsNotExist(err) }},
+		{"write", func() error { return r.writeRecord(&rec) }, func() bool { _, err := os.Stat(filepath.Join(dir, "p@pub.json")); return err == nil }},
+		{"remove", func() error { return r.dropRecord(&rec) }, func() bool { _, err := os.Stat(filepath.Join(dir, "p@pub.json")); return os.IsNotExist(err) }},
 	} {
 		release := b.Hold()
 		errc := make(chan error, 1)

@@ -56,8 +56,14 @@ type Registry struct {
 	h    *wasm.Host
 	log  *slog.Logger
 	impl registryImpl
-	// barrier, when set, is held shared by every file change.
+	// barrier, when set, is held shared by every change of the files
+	// (change), once around each group that must appear together.
 	barrier *store.Barrier
+	// changes, when set, is noted after every change of the files.
+	changes *store.Changes
+	// afterChange, when set (by tests), runs after every change of the
+	// files, outside the barrier.
+	afterChange func()
 }
 
 // registryImpl is the registry's state.
@@ -410,20 +416,31 @@ func (r *Registry) Install(zip []byte, ok Approval) (pkg Installed, already bool
 		rec.Processes = append(rec.Processes, p.String())
 	}
 
+	// Each group of file changes below is one change: a snapshot sees
+	// the archive and the record together or neither. Start's writes to
+	// the store come between the groups, never inside one (the barrier
+	// is not reentrant); a snapshot taken while they run holds the record
+	// marked installing, which OpenRegistry and Restore roll back.
 	base := baseName(id)
-	removeFiles := func() error {
-		return errors.Join(r.removeFile(base+recordExt), r.removeFile(base+archiveExt), syncDir(r.dir))
+	removeFiles := func() error { // inside change
+		return errors.Join(removeFile(r.dir, base+recordExt), removeFile(r.dir, base+archiveExt), syncDir(r.dir))
 	}
-	if err := r.writeFile(base+archiveExt, zip); err != nil {
-		return Installed{}, false, errors.Join(fmt.Errorf("install %s: keep the archive: %w", id, err), removeFiles())
-	}
-	if err := r.writeRecord(rec); err != nil {
-		return Installed{}, false, errors.Join(fmt.Errorf("install %s: %w", id, err), removeFiles())
+	err = r.change(func() error {
+		if err := writeFile(r.dir, base+archiveExt, zip); err != nil {
+			return errors.Join(fmt.Errorf("install %s: keep the archive: %w", id, err), removeFiles())
+		}
+		if err := r.putRecord(rec); err != nil {
+			return errors.Join(fmt.Errorf("install %s: %w", id, err), removeFiles())
+		}
+		return nil
+	})
+	if err != nil {
+		return Installed{}, false, err
 	}
 	started, err := Start(r.k, r.h, loaded, ok)
 	if err != nil {
 		// Start removed what it started.
-		if rm := removeFiles(); rm != nil {
+		if rm := r.change(removeFiles); rm != nil {
 			err = errors.Join(err, fmt.Errorf("install %s: remove its files: %w", id, rm))
 		}
 		return Installed{}, false, err
@@ -438,7 +455,7 @@ func (r *Registry) Install(zip []byte, ok Approval) (pkg Installed, already bool
 		if rb := rollback(r.k, started, granted); rb != nil {
 			err = errors.Join(err, fmt.Errorf("install %s: undoing the install: %w", id, rb))
 		}
-		return Installed{}, false, errors.Join(err, removeFiles())
+		return Installed{}, false, errors.Join(err, r.change(removeFiles))
 	}
 	r.impl.view.Lock()
 	r.impl.pkgs[id] = rec
@@ -447,13 +464,18 @@ func (r *Registry) Install(zip []byte, ok Approval) (pkg Installed, already bool
 	return info.clone(), false, nil
 }
 
-// writeRecord writes rec crash-safely.
+// writeRecord writes rec crash-safely, as one change.
 func (r *Registry) writeRecord(rec *record) error {
+	return r.change(func() error { return r.putRecord(rec) })
+}
+
+// putRecord writes rec crash-safely. The caller is inside change.
+func (r *Registry) putRecord(rec *record) error {
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode install record: %w", err)
 	}
-	if err := r.writeFile(baseName(rec.info.ID)+recordExt, append(b, '\n')); err != nil {
+	if err := writeFile(r.dir, baseName(rec.info.ID)+recordExt, append(b, '\n')); err != nil {
 		return fmt.Errorf("write install record: %w", err)
 	}
 	return nil
@@ -534,16 +556,20 @@ func (r *Registry) removeProcesses(ctx context.Context, rec *record) ([]kernel.P
 	return removed, errors.Join(errs...)
 }
 
-// dropRecord deletes rec's archive and then its record, and forgets it.
+// dropRecord deletes rec's archive and then its record, as one change
+// (a snapshot has both or neither), and forgets it.
 func (r *Registry) dropRecord(rec *record) error {
 	base := baseName(rec.info.ID)
-	if err := r.removeFile(base + archiveExt); err != nil {
-		return err
-	}
-	if err := r.removeFile(base + recordExt); err != nil {
-		return err
-	}
-	if err := syncDir(r.dir); err != nil {
+	err := r.change(func() error {
+		if err := removeFile(r.dir, base+archiveExt); err != nil {
+			return err
+		}
+		if err := removeFile(r.dir, base+recordExt); err != nil {
+			return err
+		}
+		return syncDir(r.dir)
+	})
+	if err != nil {
 		return err
 	}
 	r.impl.view.Lock()
@@ -722,21 +748,38 @@ func (r *Registry) compile(rec *record) (Modules, error) {
 // UseBarrier makes every change to the registry's files hold b shared
 // (store.Barrier.Enter), so that a snapshot which links the registry's
 // directory while holding b sees them at the same instant as the store's
-// database and drives. Call it before the registry is used.
+// database and drives. Files that belong together are changed inside one
+// Enter: a snapshot holds an installed package's archive and its record
+// both or neither, and a record marked installed only with its processes
+// already in the store's table. Call it before the registry is used.
 func (r *Registry) UseBarrier(b *store.Barrier) { r.barrier = b }
 
-func (r *Registry) writeFile(name string, data []byte) error {
-	if r.barrier != nil {
-		defer r.barrier.Enter()()
-	}
-	return writeFile(r.dir, name, data)
-}
+// UseChanges makes every change to the registry's files (installs,
+// uninstalls and their rollbacks) that succeeded note c
+// (store.Changes.Note) once it is durable. Call it before the registry
+// is used.
+func (r *Registry) UseChanges(c *store.Changes) { r.changes = c }
 
-func (r *Registry) removeFile(name string) error {
-	if r.barrier != nil {
-		defer r.barrier.Enter()()
+// change runs fn, which changes the registry's files and nothing else, as
+// one change: it holds the barrier shared around the whole of fn, so a
+// snapshot sees all of fn's changes or none, and notes the change when fn
+// returns nil. fn must not write to the store nor call change (the
+// barrier is not reentrant: behind a waiting Hold a second Enter never
+// returns); it uses writeFile and removeFile of the directory.
+func (r *Registry) change(fn func() error) error {
+	err := func() error {
+		if r.barrier != nil {
+			defer r.barrier.Enter()()
+		}
+		return fn()
+	}()
+	if err == nil && r.changes != nil {
+		r.changes.Note()
 	}
-	return removeFile(r.dir, name)
+	if r.afterChange != nil {
+		r.afterChange()
+	}
+	return err
 }
 
 // writeFile writes data to dir/name crash-safely: a temporary file,
