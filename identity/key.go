@@ -104,6 +104,10 @@ func LoadOrCreate(dir string) (k *Key, created bool, err error) {
 	return k, true, nil
 }
 
+// Load returns the key stored in dir/node.key, with the checks of
+// LoadOrCreate, and never creates one.
+func Load(dir string) (*Key, error) { return load(filepath.Join(dir, KeyFile)) }
+
 // load reads the key file at path. An error wraps fs.ErrNotExist only if
 // the file does not exist.
 func load(path string) (*Key, error) {
