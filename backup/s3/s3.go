@@ -44,7 +44,10 @@ type Config struct {
 	// AccessKey and SecretKey are static credentials; Credentials, when
 	// set, is used instead (environment, IAM, a file, …).
 	AccessKey, SecretKey string
-	Credentials          *credentials.Credentials
+	// SessionToken goes with temporary AccessKey and SecretKey; empty for
+	// long-lived ones.
+	SessionToken string
+	Credentials  *credentials.Credentials
 	// PartSize is the size of the parts of multipart puts: at least
 	// MinPartSize; zero means DefaultPartSize.
 	PartSize uint64
@@ -100,7 +103,7 @@ func New(cfg Config) (*Backend, error) {
 		if cfg.AccessKey == "" || cfg.SecretKey == "" {
 			return nil, fmt.Errorf("%s: no credentials (an access key and a secret key, or a provider)", b.desc)
 		}
-		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
+		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
 	}
 	b.c, err = minio.New(u.Host, &minio.Options{
 		Creds:     creds,
