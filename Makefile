@@ -109,6 +109,18 @@ run: build ## build everything and run a node in the foreground (./.weft) with t
 	@install=(); for d in $(EXAMPLES_OUT)/*/; do install+=(--install "$${d%/}"); done; \
 	exec $(BIN)/weftd --data-dir $(RUN_DIR) --socket $(RUN_DIR)/weftd.sock --drivers-dir $(BIN)/drivers "$${install[@]}" $(RUN_FLAGS)
 
+# A local S3 server for make run's backups (docs/backup.md, "Trying it
+# with make run"): versitygw on 127.0.0.1:7070, bucket "weft" in
+# ./.weft-s3, with development keys that only suit a laptop.
+RUN_S3_DIR := ./.weft-s3
+RUN_S3_ADDR ?= 127.0.0.1:7070
+
+.PHONY: run-s3
+run-s3: tools ## run a local S3 server (versitygw, bucket "weft" in ./.weft-s3) in the foreground for make run's backups
+	@mkdir -p $(RUN_S3_DIR)/weft
+	ROOT_ACCESS_KEY_ID=weft-dev ROOT_SECRET_ACCESS_KEY=weft-dev-secret \
+		exec $(BIN)/versitygw --port $(RUN_S3_ADDR) --region us-east-1 posix $(RUN_S3_DIR)
+
 .PHONY: generate
 generate: tools ## regenerate the Go code under api/ from api/proto
 	@bash scripts/generate.sh
@@ -174,7 +186,7 @@ check-packaging: apt-tools ## build the .deb; lintian, systemd-analyze; install,
 # --- Housekeeping ----------------------------------------------------------
 
 .PHONY: clean
-clean: ## remove bin/, build/ and dist/ (not ./.weft, the node data of `make run`)
+clean: ## remove bin/, build/ and dist/ (not ./.weft nor ./.weft-s3, the node data and bucket of `make run`)
 	rm -rf $(BIN) build dist
 
 .PHONY: help
