@@ -21,6 +21,27 @@ type BackupOptions struct {
 	Hostname    string
 	Tags        []string
 	PackSize    int // 0: DefaultPackSize
+	// Progress, when set, is called on the backup's goroutine as it goes:
+	// after a file or a pack upload at most every ProgressEvery (200 ms
+	// when zero), and once at the end. It must not block long.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+}
+
+// Progress is what a backup has done so far.
+type Progress struct {
+	TotalBytes   uint64 // of the files under dir, from a walk before the run
+	TotalFiles   uint64
+	ScannedBytes uint64 // of the files read so far
+	ScannedFiles uint64
+	Targets      []TargetProgress // one per repository, in the order given
+}
+
+// TargetProgress is a backup's progress on one repository.
+type TargetProgress struct {
+	NewBytes      uint64 // plaintext of the blobs the repository lacked
+	UploadedBytes uint64 // of the packs put to it
+	Failed        error  // set once it failed; it gets no more work
 }
 
 // BackupResult is what a backup stored.
@@ -37,56 +58,236 @@ type BackupResult struct {
 // repository that opens and checks, and whose next backup uploads only
 // what is missing.
 func (r *Repo) Backup(ctx context.Context, dir string, opts BackupOptions) (*BackupResult, error) {
-	l, err := r.Lock(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	res, err := r.backup(ctx, dir, opts, l)
-	if uerr := l.Unlock(context.WithoutCancel(ctx)); err == nil && uerr != nil {
-		return nil, fmt.Errorf("backup: %w", uerr)
-	}
-	return res, err
+	res, errs := BackupMany(ctx, dir, []*Repo{r}, opts)
+	return res[0], errs[0]
 }
 
-func (r *Repo) backup(ctx context.Context, dir string, opts BackupOptions, l *Lock) (*BackupResult, error) {
+// BackupMany stores the tree under dir as one new snapshot in each of
+// repos, which must share one master key and one chunking (Init them with
+// the same MasterKey and Params). Each file is read and chunked once, each
+// new blob sealed once and added to every repository that lacks it. Each
+// repository is locked for the run; one that fails (its lock, an upload,
+// its manifest) is dropped with its error and the others go on. It
+// returns one result and one error per repository, in order, exactly one
+// of the two nil; a canceled ctx fails every repository still running.
+func BackupMany(ctx context.Context, dir string, repos []*Repo, opts BackupOptions) ([]*BackupResult, []error) {
+	res, errs := make([]*BackupResult, len(repos)), make([]error, len(repos))
+	failAll := func(err error) ([]*BackupResult, []error) {
+		for i := range errs {
+			errs[i] = fmt.Errorf("backup: %w", err)
+		}
+		return res, errs
+	}
+	if len(repos) == 0 {
+		return res, errs
+	}
+	for _, r := range repos[1:] {
+		if !sameSealing(repos[0], r) {
+			return failAll(fmt.Errorf("%s and %s do not share a master key and chunking", repos[0].b, r.b))
+		}
+	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return failAll(err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("backup: %s is not a directory", dir)
+		return failAll(fmt.Errorf("%s is not a directory", dir))
 	}
-	b := &backuper{r: r, w: r.NewWriter(opts.PackSize), lock: l,
-		chunk: make([]byte, r.params.MaxSize),
-		m:     &Manifest{Version: Version, Time: opts.Time, NodeID: opts.NodeID, WeftVersion: opts.WeftVersion, Hostname: opts.Hostname, Tags: opts.Tags}}
+	b := &backuper{mk: repos[0].mk, params: repos[0].params, opts: opts,
+		chunk: make([]byte, repos[0].params.MaxSize), last: time.Now(),
+		m: Manifest{Version: Version, Time: opts.Time, NodeID: opts.NodeID, WeftVersion: opts.WeftVersion, Hostname: opts.Hostname, Tags: opts.Tags,
+			RootMode: uint32(fi.Mode().Perm()), RootMTimeNS: fi.ModTime().UnixNano()}}
 	if b.m.Time.IsZero() {
 		b.m.Time = time.Now()
 	}
 	b.m.Time = b.m.Time.UTC()
+	if b.opts.ProgressEvery <= 0 {
+		b.opts.ProgressEvery = 200 * time.Millisecond
+	}
+	b.progress.Targets = make([]TargetProgress, len(repos))
+	b.progress.TotalBytes, b.progress.TotalFiles = measure(dir)
+	for i, r := range repos {
+		t := &target{i: i, r: r, w: r.NewWriter(opts.PackSize)}
+		if t.lock, err = r.Lock(ctx); err != nil {
+			errs[i] = fmt.Errorf("backup: %w", err)
+			b.progress.Targets[i].Failed = errs[i]
+			continue
+		}
+		b.targets = append(b.targets, t)
+	}
+	defer func() {
+		for _, t := range b.targets {
+			if uerr := t.lock.Unlock(context.WithoutCancel(ctx)); uerr != nil && t.err == nil {
+				t.err = uerr
+			}
+		}
+	}()
 	root, err := b.dir(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", dir, err)
+		b.failLive(fmt.Errorf("backup %s: %w", dir, err))
 	}
-	if err := b.w.Flush(ctx); err != nil {
-		return nil, fmt.Errorf("backup %s: %w", dir, err)
+	for _, t := range b.live() {
+		if err := t.w.Flush(ctx); err != nil {
+			t.fail(b, fmt.Errorf("backup %s: %w", dir, err))
+			continue
+		}
+		m := b.m
+		m.Tree = root.String()
+		m.AddedBytes = t.w.Stats.PackBytes
+		id, err := t.r.WriteSnapshot(ctx, &m)
+		if err != nil {
+			t.fail(b, fmt.Errorf("backup %s: %w", dir, err))
+			continue
+		}
+		res[t.i] = &BackupResult{Snapshot: id, Manifest: &m, Stats: t.w.Stats, Skipped: b.skipped}
 	}
-	b.m.Tree = root.String()
-	b.m.AddedBytes = b.w.Stats.PackBytes
-	id, err := r.WriteSnapshot(ctx, b.m)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", dir, err)
+	b.report(true)
+	for _, t := range b.targets {
+		if t.err != nil {
+			res[t.i], errs[t.i] = nil, t.err
+		}
 	}
-	return &BackupResult{Snapshot: id, Manifest: b.m, Stats: b.w.Stats, Skipped: b.skipped}, nil
+	return res, errs
+}
+
+// sameSealing reports whether two repositories seal alike: one master
+// key, one chunking.
+func sameSealing(a, b *Repo) bool {
+	return a.mk.enc == b.mk.enc && a.mk.mac == b.mk.mac && a.params == b.params
+}
+
+// measure returns the bytes and the number of the regular files under
+// dir, by a walk that only stats.
+func measure(dir string) (bytes, files uint64) {
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				bytes += uint64(fi.Size())
+				files++
+			}
+		}
+		return nil
+	})
+	return bytes, files
+}
+
+// target is one repository of a backup.
+type target struct {
+	i    int // in BackupMany's repos
+	r    *Repo
+	w    *Writer
+	lock *Lock
+	err  error // set once it failed
+}
+
+func (t *target) fail(b *backuper, err error) {
+	if t.err == nil {
+		t.err = err
+		b.progress.Targets[t.i].Failed = err
+	}
 }
 
 type backuper struct {
-	r       *Repo
-	w       *Writer
-	lock    *Lock
-	chunker *chunker.Chunker
-	chunk   []byte
-	m       *Manifest
-	skipped []string
+	mk       *MasterKey
+	params   Params
+	opts     BackupOptions
+	targets  []*target
+	chunker  *chunker.Chunker
+	chunk    []byte
+	m        Manifest
+	skipped  []string
+	progress Progress
+	last     time.Time // of the last progress report
+}
+
+// live returns the targets that have not failed.
+func (b *backuper) live() []*target {
+	var ts []*target
+	for _, t := range b.targets {
+		if t.err == nil {
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}
+
+func (b *backuper) failLive(err error) {
+	for _, t := range b.live() {
+		t.fail(b, err)
+	}
+}
+
+// report calls the progress function, if it is due or final.
+func (b *backuper) report(final bool) {
+	if b.opts.Progress == nil || !final && time.Since(b.last) < b.opts.ProgressEvery {
+		return
+	}
+	b.last = time.Now()
+	for _, t := range b.targets {
+		b.progress.Targets[t.i].UploadedBytes = t.w.Stats.PackBytes
+	}
+	p := b.progress
+	p.Targets = append([]TargetProgress(nil), b.progress.Targets...)
+	b.opts.Progress(p)
+}
+
+// add adds a blob to every live target that lacks it, sealing it once, and
+// returns its id. It fails only when no target is left.
+func (b *backuper) add(ctx context.Context, t BlobType, p []byte) (ID, error) {
+	id := b.mk.BlobID(p)
+	var sb *SealedBlob
+	live := 0
+	for _, tg := range b.targets {
+		if tg.err != nil {
+			continue
+		}
+		if tg.w.has(t, id) {
+			tg.w.Stats.BlobsReused++
+			live++
+			continue
+		}
+		if sb == nil {
+			s, err := b.mk.Seal(t, p)
+			if err != nil {
+				return ID{}, err
+			}
+			sb = &s
+		}
+		packs := tg.w.Stats.Packs
+		if err := tg.w.AddSealed(ctx, *sb); err != nil {
+			tg.fail(b, err)
+			continue
+		}
+		b.progress.Targets[tg.i].NewBytes += uint64(len(p))
+		if tg.w.Stats.Packs != packs {
+			b.report(false)
+		}
+		live++
+	}
+	if live == 0 {
+		return ID{}, errNoTarget
+	}
+	return id, ctx.Err()
+}
+
+// errNoTarget ends a backup whose every repository failed; each has its
+// own error.
+var errNoTarget = errors.New("every repository failed")
+
+// refresh refreshes the live targets' locks when due.
+func (b *backuper) refresh(ctx context.Context) error {
+	live := 0
+	for _, t := range b.live() {
+		if err := t.lock.refreshIfDue(ctx); err != nil {
+			t.fail(b, err)
+			continue
+		}
+		live++
+	}
+	if live == 0 {
+		return errNoTarget
+	}
+	return nil
 }
 
 // dir stores a directory's tree, its subdirectories' first, and returns
@@ -110,6 +311,10 @@ func (b *backuper) dir(ctx context.Context, path string) (ID, error) {
 			return ID{}, err
 		}
 		n := Node{Name: e.Name(), Mode: uint32(fi.Mode().Perm()), MTimeNS: fi.ModTime().UnixNano()}
+		if err := checkName(n.Name); err != nil {
+			b.skipped = append(b.skipped, p)
+			continue
+		}
 		switch {
 		case fi.Mode().IsRegular():
 			n.Type = NodeFile
@@ -118,6 +323,8 @@ func (b *backuper) dir(ctx context.Context, path string) (ID, error) {
 			}
 			b.m.Files++
 			b.m.Bytes += n.Size
+			b.progress.ScannedFiles++
+			b.report(false)
 		case fi.IsDir():
 			n.Type = NodeDir
 			id, err := b.dir(ctx, p)
@@ -137,16 +344,12 @@ func (b *backuper) dir(ctx context.Context, path string) (ID, error) {
 			b.skipped = append(b.skipped, p)
 			continue
 		}
-		if err := checkName(n.Name); err != nil {
-			b.skipped = append(b.skipped, p)
-			continue
-		}
 		t.Nodes = append(t.Nodes, n)
 	}
-	if err := b.lock.refreshIfDue(ctx); err != nil {
+	if err := b.refresh(ctx); err != nil {
 		return ID{}, err
 	}
-	return b.w.Add(ctx, TreeBlob, encodeTree(t))
+	return b.add(ctx, TreeBlob, encodeTree(t))
 }
 
 // file stores a file's chunks and returns their ids and its size.
@@ -156,7 +359,7 @@ func (b *backuper) file(ctx context.Context, path string) ([]string, uint64, err
 		return nil, 0, err
 	}
 	defer f.Close()
-	p := b.r.params
+	p := b.params
 	if b.chunker == nil {
 		b.chunker = chunker.NewWithBoundaries(f, chunker.Pol(p.Polynomial), uint(p.MinSize), uint(p.MaxSize))
 	} else {
@@ -173,13 +376,14 @@ func (b *backuper) file(ctx context.Context, path string) ([]string, uint64, err
 		if err != nil {
 			return nil, 0, err
 		}
-		id, err := b.w.Add(ctx, DataBlob, c.Data)
+		id, err := b.add(ctx, DataBlob, c.Data)
 		if err != nil {
 			return nil, 0, err
 		}
 		ids = append(ids, id.String())
 		size += uint64(c.Length)
-		if err := b.lock.refreshIfDue(ctx); err != nil {
+		b.progress.ScannedBytes += uint64(c.Length)
+		if err := b.refresh(ctx); err != nil {
 			return nil, 0, err
 		}
 	}

@@ -371,6 +371,11 @@ type Manifest struct {
 	Bytes       uint64    `json:"bytes"`       // of the files' content
 	AddedBytes  uint64    `json:"added_bytes"` // of the packs this run uploaded
 	Tags        []string  `json:"tags,omitempty"`
+	// RootMode and RootMTimeNS are the backed-up directory's own
+	// permission bits and modification time, which Restore gives the
+	// directory it restores into.
+	RootMode    uint32 `json:"root_mode,omitempty"`
+	RootMTimeNS int64  `json:"root_mtime_ns,omitempty"`
 }
 
 func decodeManifest(b []byte) (*Manifest, error) {

@@ -257,7 +257,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		t.Errorf("manifest read back %+v, written %+v", got, m)
 	}
 	dst := filepath.Join(t.TempDir(), "restore")
-	if err := r2.Restore(ctx, snaps[0], dst); err != nil {
+	if err := r2.Restore(ctx, snaps[0], dst, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	sameTree(t, src, dst)
@@ -303,7 +303,7 @@ func TestSecondBackupStoresOnlyTheChange(t *testing.T) {
 		t.Errorf("manifest added_bytes %d, stats %d", second.Manifest.AddedBytes, second.Stats.PackBytes)
 	}
 	dst := filepath.Join(t.TempDir(), "r")
-	if err := r.Restore(ctx, second.Snapshot, dst); err != nil {
+	if err := r.Restore(ctx, second.Snapshot, dst, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	sameTree(t, src, dst)
@@ -388,7 +388,7 @@ func TestTamperedObjectsAreRefused(t *testing.T) {
 		for _, name := range objects(t, b, dataDir) {
 			flip(b, name, 100)
 		}
-		err := r.Restore(ctx, res.Snapshot, filepath.Join(t.TempDir(), "r"))
+		err := r.Restore(ctx, res.Snapshot, filepath.Join(t.TempDir(), "r"), RestoreOptions{})
 		wantNamed(t, err, dataDir)
 		c, err := r.Check(ctx, true)
 		if err != nil {
@@ -584,7 +584,7 @@ func TestInterruptedBackupResumes(t *testing.T) {
 		t.Errorf("the resumed backup stored %d bytes, a whole one %d: it did not reuse what the interrupted one uploaded", res.Stats.PackBytes, whole.Stats.PackBytes)
 	}
 	dst := filepath.Join(t.TempDir(), "r")
-	if err := r.Restore(ctx, res.Snapshot, dst); err != nil {
+	if err := r.Restore(ctx, res.Snapshot, dst, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	sameTree(t, src, dst)

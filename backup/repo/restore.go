@@ -1,18 +1,47 @@
 package repo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
+// RestoreOptions say how a restore reports its progress.
+type RestoreOptions struct {
+	// Progress, when set, is called as the restore goes: after a pack at
+	// most every ProgressEvery (200 ms when zero), and once at the end.
+	Progress      func(RestoreProgress)
+	ProgressEvery time.Duration
+}
+
+// RestoreProgress is what a restore has done so far.
+type RestoreProgress struct {
+	TotalBytes, RestoredBytes uint64
+	TotalFiles, RestoredFiles uint64
+}
+
+// maxRangeGap is the most unneeded bytes between two needed blobs of a
+// pack that a restore reads through rather than asking for a second range.
+const maxRangeGap = 1 << 20
+
+// maxOpenFiles bounds the files a restore keeps open between packs.
+const maxOpenFiles = 256
+
 // Restore writes snapshot snap's tree into dst, which must not exist or
-// be an empty directory. Every blob is checked against its id after
-// decryption; files get their modes and modification times.
-func (r *Repo) Restore(ctx context.Context, snap ID, dst string) error {
+// be an empty directory. It walks the trees first and makes every
+// directory, symlink and (empty) file; then it reads each pack that holds
+// needed data once (one ranged read per run of needed blobs), checks each
+// blob against its id after decryption, and writes it at every offset of
+// every file that holds it; last, files and directories get their modes
+// and modification times. Memory holds the plan (a few dozen bytes per
+// chunk of the snapshot) and one pack range.
+func (r *Repo) Restore(ctx context.Context, snap ID, dst string, opts RestoreOptions) error {
 	m, err := r.LoadSnapshot(ctx, snap)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -24,14 +53,80 @@ func (r *Repo) Restore(ctx context.Context, snap ID, dst string) error {
 	if ents, err := os.ReadDir(dst); err != nil || len(ents) > 0 {
 		return fmt.Errorf("restore: %s is not an empty directory (%v)", dst, err)
 	}
-	if err := r.restoreDir(ctx, root, dst); err != nil {
+	rs := &restorer{r: r, opts: opts, packs: map[ID][]need{}, last: time.Now()}
+	if rs.opts.ProgressEvery <= 0 {
+		rs.opts.ProgressEvery = 200 * time.Millisecond
+	}
+	if err := rs.walk(ctx, root, dst); err != nil {
 		return fmt.Errorf("restore %v: %w", snap, err)
 	}
+	if err := rs.fill(ctx); err != nil {
+		return fmt.Errorf("restore %v: %w", snap, err)
+	}
+	if err := rs.finish(); err != nil {
+		return fmt.Errorf("restore %v: %w", snap, err)
+	}
+	if m.RootMode != 0 {
+		if err := os.Chmod(dst, os.FileMode(m.RootMode&0o777)); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	if m.RootMTimeNS != 0 {
+		t := time.Unix(0, m.RootMTimeNS)
+		if err := os.Chtimes(dst, t, t); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	rs.report(true)
 	return nil
 }
 
-func (r *Repo) restoreDir(ctx context.Context, id ID, dir string) error {
-	t, err := r.LoadTree(ctx, id)
+// need is a blob a restore needs from a pack, and where it goes.
+type need struct {
+	loc  location
+	id   ID
+	file int   // in restorer.files
+	at   int64 // offset in the file
+}
+
+// restoreFile is a file being restored.
+type restoreFile struct {
+	path    string
+	size    uint64
+	mode    os.FileMode
+	mtime   time.Time
+	pending int // blobs not yet written
+}
+
+// restoreDir is a directory whose mode and time are set at the end.
+type restoreDir struct {
+	path  string
+	mode  os.FileMode
+	mtime time.Time
+}
+
+type restorer struct {
+	r        *Repo
+	opts     RestoreOptions
+	files    []restoreFile
+	dirs     []restoreDir // parents before children
+	packs    map[ID][]need
+	progress RestoreProgress
+	last     time.Time
+}
+
+func (rs *restorer) report(final bool) {
+	if rs.opts.Progress == nil || !final && time.Since(rs.last) < rs.opts.ProgressEvery {
+		return
+	}
+	rs.last = time.Now()
+	rs.opts.Progress(rs.progress)
+}
+
+// walk makes the tree's directories, symlinks and empty files, and plans
+// the reads that fill the files.
+func (rs *restorer) walk(ctx context.Context, id ID, dir string) error {
+	t, err := rs.r.LoadTree(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -43,57 +138,181 @@ func (r *Repo) restoreDir(ctx context.Context, id ID, dir string) error {
 		mtime := time.Unix(0, n.MTimeNS)
 		switch n.Type {
 		case NodeFile:
-			if err := r.restoreFile(ctx, n, p); err != nil {
+			if err := rs.planFile(n, p, mtime); err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
 		case NodeDir:
 			if err := os.Mkdir(p, 0o700); err != nil {
 				return err
 			}
+			rs.dirs = append(rs.dirs, restoreDir{path: p, mode: os.FileMode(n.Mode & 0o777), mtime: mtime})
 			sub, _ := ParseID(n.Subtree)
-			if err := r.restoreDir(ctx, sub, p); err != nil {
+			if err := rs.walk(ctx, sub, p); err != nil {
 				return err
 			}
 		case NodeSymlink:
 			if err := os.Symlink(n.Target, p); err != nil {
 				return err
 			}
-			continue
-		}
-		if err := os.Chmod(p, os.FileMode(n.Mode)); err != nil {
-			return err
-		}
-		if err := os.Chtimes(p, mtime, mtime); err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
-func (r *Repo) restoreFile(ctx context.Context, n Node, p string) error {
+// planFile creates an empty file and plans the reads of its blobs.
+func (rs *restorer) planFile(n Node, p string, mtime time.Time) error {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	var size uint64
-	for _, c := range n.Content {
-		id, _ := ParseID(c)
-		data, err := r.LoadBlob(ctx, DataBlob, id)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		if _, err := f.Write(data); err != nil {
-			f.Close()
-			return err
-		}
-		size += uint64(len(data))
-	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if size != n.Size {
-		return fmt.Errorf("%w: its blobs hold %d bytes, its tree says %d", ErrCorrupt, size, n.Size)
+	fi := len(rs.files)
+	var at uint64
+	for _, c := range n.Content {
+		id, _ := ParseID(c)
+		l, ok := rs.r.lookup(DataBlob, id)
+		if !ok {
+			return fmt.Errorf("data blob %v: not in the index", id)
+		}
+		rs.packs[l.pack] = append(rs.packs[l.pack], need{loc: l, id: id, file: fi, at: int64(at)})
+		at += uint64(l.rawLen)
+	}
+	if at != n.Size {
+		return fmt.Errorf("%w: its blobs hold %d bytes, its tree says %d", ErrCorrupt, at, n.Size)
+	}
+	rs.files = append(rs.files, restoreFile{path: p, size: n.Size, mode: os.FileMode(n.Mode & 0o777), mtime: mtime, pending: len(n.Content)})
+	rs.progress.TotalBytes += n.Size
+	rs.progress.TotalFiles++
+	return nil
+}
+
+// fill reads every pack with needed blobs once, in ranges, and writes
+// each blob where it goes.
+func (rs *restorer) fill(ctx context.Context) error {
+	ids := make([]ID, 0, len(rs.packs))
+	for id := range rs.packs {
+		ids = append(ids, id)
+	}
+	sortIDs(ids)
+	open := map[int]*os.File{}
+	defer func() {
+		for _, f := range open {
+			f.Close()
+		}
+	}()
+	for _, pack := range ids {
+		needs := rs.packs[pack]
+		slices.SortStableFunc(needs, func(a, b need) int { return cmp.Compare(a.loc.offset, b.loc.offset) })
+		for i := 0; i < len(needs); {
+			// One read covers needs[i:j]: blobs no more than maxRangeGap
+			// apart.
+			start := int64(needs[i].loc.offset)
+			end := start + int64(needs[i].loc.length)
+			j := i + 1
+			for ; j < len(needs); j++ {
+				o := int64(needs[j].loc.offset)
+				if o > end+maxRangeGap {
+					break
+				}
+				end = max(end, o+int64(needs[j].loc.length))
+			}
+			if err := rs.readRange(ctx, pack, start, end, needs[i:j], open); err != nil {
+				return err
+			}
+			i = j
+			rs.report(false)
+		}
+		delete(rs.packs, pack)
+	}
+	return nil
+}
+
+// readRange reads bytes [start, end) of a pack and writes the blobs of
+// needs, which lie in it.
+func (rs *restorer) readRange(ctx context.Context, pack ID, start, end int64, needs []need, open map[int]*os.File) error {
+	name := packName(pack)
+	rc, err := rs.r.b.Get(ctx, name, start, end-start)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	buf, err := io.ReadAll(io.LimitReader(rc, end-start+1))
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if int64(len(buf)) != end-start {
+		return corrupt(rs.r.b, name, fmt.Errorf("range %d-%d holds %d bytes", start, end, len(buf)))
+	}
+	var plain []byte
+	var plainID ID
+	for _, n := range needs {
+		if plain == nil || plainID != n.id {
+			c := buf[int64(n.loc.offset)-start : int64(n.loc.offset)-start+int64(n.loc.length)]
+			if plain, err = rs.r.mk.openBlob(DataBlob, n.id, int(n.loc.rawLen), c); err != nil {
+				return corrupt(rs.r.b, name, fmt.Errorf("data blob %v: %w", n.id, err))
+			}
+			plainID = n.id
+		}
+		f := open[n.file]
+		if f == nil {
+			if len(open) >= maxOpenFiles {
+				for i, f := range open {
+					f.Close()
+					delete(open, i)
+				}
+			}
+			if f, err = os.OpenFile(rs.files[n.file].path, os.O_WRONLY, 0); err != nil {
+				return err
+			}
+			open[n.file] = f
+		}
+		if _, err := f.WriteAt(plain, n.at); err != nil {
+			return err
+		}
+		rs.progress.RestoredBytes += uint64(len(plain))
+		rf := &rs.files[n.file]
+		if rf.pending--; rf.pending == 0 {
+			delete(open, n.file)
+			if err := f.Close(); err != nil {
+				return err
+			}
+			if err := finishFile(rf); err != nil {
+				return err
+			}
+			rs.progress.RestoredFiles++
+		}
+	}
+	return nil
+}
+
+func finishFile(f *restoreFile) error {
+	if err := os.Chmod(f.path, f.mode); err != nil {
+		return err
+	}
+	return os.Chtimes(f.path, f.mtime, f.mtime)
+}
+
+// finish gives empty files, then directories (deepest first), their
+// modes and times.
+func (rs *restorer) finish() error {
+	for i := range rs.files {
+		if f := &rs.files[i]; f.pending == 0 && f.size == 0 {
+			if err := finishFile(f); err != nil {
+				return err
+			}
+			rs.progress.RestoredFiles++
+		}
+	}
+	for i := len(rs.dirs) - 1; i >= 0; i-- {
+		d := rs.dirs[i]
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return err
+		}
+		if err := os.Chtimes(d.path, d.mtime, d.mtime); err != nil {
+			return err
+		}
 	}
 	return nil
 }
