@@ -32,6 +32,10 @@ type Writer struct {
 	written     []packIndex // packs uploaded
 	checkpoints []string    // their index objects
 
+	// repack makes has look only at the blobs this writer holds, so that
+	// Prune can copy blobs the index places in packs it will delete.
+	repack bool
+
 	// Stats of what this writer stored.
 	Stats WriteStats
 }
@@ -83,7 +87,7 @@ func (w *Writer) AddSealed(ctx context.Context, sb SealedBlob) error {
 }
 
 func (w *Writer) has(t BlobType, id ID) bool {
-	return w.pending[handle{t, id}] || w.r.Has(t, id)
+	return w.pending[handle{t, id}] || !w.repack && w.r.Has(t, id)
 }
 
 func (w *Writer) addSealed(ctx context.Context, sb SealedBlob) error {

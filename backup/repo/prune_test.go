@@ -1,0 +1,421 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/weftos/weft/backup/object"
+)
+
+func snapAt(t time.Time, i int) SnapshotInfo {
+	var id ID
+	id[0] = byte(i)
+	return SnapshotInfo{ID: id, Manifest: &Manifest{Time: t}}
+}
+
+func TestKeepPolicy(t *testing.T) {
+	base := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC) // a Tuesday
+	// Newest first: every 6 hours for 20 days.
+	var snaps []SnapshotInfo
+	for i := range 80 {
+		snaps = append(snaps, snapAt(base.Add(-time.Duration(i)*6*time.Hour), i))
+	}
+	kept := func(p KeepPolicy) []int {
+		keep, remove := p.Apply(snaps)
+		if len(keep)+len(remove) != len(snaps) {
+			t.Fatalf("%+v: %d kept and %d removed of %d", p, len(keep), len(remove), len(snaps))
+		}
+		var is []int
+		for _, s := range keep {
+			is = append(is, int(s.ID[0]))
+		}
+		return is
+	}
+	for _, c := range []struct {
+		p    KeepPolicy
+		want []int
+	}{
+		{KeepPolicy{Last: 3}, []int{0, 1, 2}},
+		{KeepPolicy{Last: 100}, nil}, // all
+		// Each day's newest: 12:00 on the 10th, then 18:00 of each
+		// earlier day (i = 3, 7, 11, …).
+		{KeepPolicy{Daily: 4}, []int{0, 3, 7, 11}},
+		{KeepPolicy{Hourly: 2}, []int{0, 1}},
+		// ISO weeks: Mar 9-15 (newest: 0), Mar 2-8 (Sunday 8th 18:00: i=7),
+		// Feb 23-Mar 1 (Mar 1 18:00: i = 35).
+		{KeepPolicy{Weekly: 3}, []int{0, 7, 35}},
+		{KeepPolicy{Monthly: 2}, []int{0, 39}}, // Mar; Feb 28 18:00
+		{KeepPolicy{Yearly: 5}, []int{0}},
+		{KeepPolicy{Last: 1, Daily: 2}, []int{0, 3}},
+	} {
+		got := kept(c.p)
+		if c.want == nil {
+			if len(got) != len(snaps) {
+				t.Errorf("%+v keeps %d of %d", c.p, len(got), len(snaps))
+			}
+			continue
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%+v keeps %v, want %v", c.p, got, c.want)
+		}
+	}
+}
+
+// backupN makes n snapshots of a tree of small files, a quarter of whose
+// bytes stay the same between them and the rest change, interleaved (so
+// that the packs of older snapshots end mostly unused: prune repacks
+// them), with times an hour apart (oldest first). It returns their ids.
+func backupN(t *testing.T, r *Repo, n int) ([]ID, string) {
+	t.Helper()
+	ctx := context.Background()
+	src := t.TempDir()
+	var ids []ID
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		for j := range 12 {
+			write(t, filepath.Join(src, fmt.Sprintf("p%02d-a", j)), randBytes(uint64(100+j), 6<<10), 0o644)
+			write(t, filepath.Join(src, fmt.Sprintf("p%02d-b", j)), randBytes(uint64(1000*(i+1)+j), 18<<10), 0o644)
+		}
+		res, err := r.Backup(ctx, src, BackupOptions{PackSize: 64 << 10, Time: base.Add(time.Duration(i) * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.Snapshot)
+	}
+	return ids, src
+}
+
+func packBytes(t *testing.T, b object.Backend) (n int, size int64) {
+	t.Helper()
+	err := b.List(context.Background(), dataDir, func(in object.Info) error { n++; size += in.Size; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, size
+}
+
+func TestForgetAndPrune(t *testing.T) {
+	ctx := context.Background()
+	r, b, id := testRepo(t)
+	ids, src := backupN(t, r, 4)
+	_, before := packBytes(t, b)
+
+	keep, remove, err := r.Forget(ctx, KeepPolicy{Last: 2}, true)
+	if err != nil || len(keep) != 2 || len(remove) != 2 || keep[0].ID != ids[3] || remove[1].ID != ids[0] {
+		t.Fatalf("dry run: %v %v %v", keep, remove, err)
+	}
+	if snaps, _ := r.Snapshots(ctx); len(snaps) != 4 {
+		t.Fatalf("a dry run removed snapshots: %d left", len(snaps))
+	}
+	if _, _, err := r.Forget(ctx, KeepPolicy{}, false); err == nil {
+		t.Fatal("forget with no rule ran")
+	}
+	if _, _, err := r.Forget(ctx, KeepPolicy{Last: 2}, false); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Prune(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after := packBytes(t, b)
+	t.Logf("prune: %+v; packs %d → %d bytes", res, before, after)
+	if res.PacksDeleted+res.PacksRepacked == 0 || res.BlobsRemoved == 0 || after >= before {
+		t.Fatalf("prune freed nothing: %+v, %d → %d bytes", res, before, after)
+	}
+	if n := len(objects(t, b, indexDir)); n != 1 {
+		t.Errorf("%d indexes after prune, want 1", n)
+	}
+
+	// What stays checks clean, reading every pack, and restores, also
+	// from a repository opened afresh.
+	for _, rr := range []*Repo{r, mustOpen(t, b, id)} {
+		c, err := rr.Check(ctx, true)
+		if err != nil || !c.OK() || len(c.Unreferenced) != 0 {
+			t.Fatalf("check after prune: %+v, %v", c, err)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "r")
+	if err := r.Restore(ctx, ids[3], dst, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, dst)
+	// The next backup after a prune stores only what is new.
+	write(t, filepath.Join(src, "new"), randBytes(999, 10<<10), 0o644)
+	next, err := r.Backup(ctx, src, BackupOptions{PackSize: 64 << 10})
+	if err != nil || next.Stats.PackBytes > 64<<10 {
+		t.Fatalf("backup after prune: %v, %+v", err, next)
+	}
+}
+
+func mustOpen(t *testing.T, b object.Backend, id age.Identity) *Repo {
+	t.Helper()
+	r, err := Open(context.Background(), b, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// failingDeletes fails every Delete after left of them, and every Put
+// after putsLeft.
+type failingOps struct {
+	object.Backend
+	deletes, puts atomic.Int64
+}
+
+func (f *failingOps) Delete(ctx context.Context, name string) error {
+	if f.deletes.Add(-1) < 0 {
+		return errInjected
+	}
+	return f.Backend.Delete(ctx, name)
+}
+
+func (f *failingOps) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	if f.puts.Add(-1) < 0 {
+		return errInjected
+	}
+	return f.Backend.Put(ctx, name, r, size)
+}
+
+// TestPruneInterrupted stops a prune at each of its writes and deletes
+// in turn: every time, the repository opens, checks clean (reading every
+// pack) and restores every snapshot; and a prune run again finishes.
+func TestPruneInterrupted(t *testing.T) {
+	ctx := context.Background()
+	r, b, id := testRepo(t)
+	ids, src := backupN(t, r, 3)
+	if _, _, err := r.Forget(ctx, KeepPolicy{Last: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	pristine := map[string][]byte{}
+	b.List(ctx, "", func(in object.Info) error { pristine[in.Name] = b.Bytes(in.Name); return nil })
+	reset := func() *object.Mem {
+		m := object.NewMem("copy")
+		for name, data := range pristine {
+			m.Set(name, data)
+		}
+		return m
+	}
+	// Count a whole prune's puts and deletes on a copy, then fail each
+	// of them in turn.
+	counter := &failingOps{Backend: reset()}
+	counter.puts.Store(1 << 40)
+	counter.deletes.Store(1 << 40)
+	res, err := mustOpen(t, counter, id).Prune(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PacksRepacked == 0 || res.PacksDeleted == 0 {
+		t.Fatalf("the prune to interrupt repacks and deletes nothing: %+v", res)
+	}
+	puts, deletes := 1<<40-counter.puts.Load(), 1<<40-counter.deletes.Load()
+	t.Logf("a whole prune: %+v, %d puts, %d deletes", res, puts, deletes)
+	var cases []struct{ puts, deletes int64 }
+	for i := range puts {
+		cases = append(cases, struct{ puts, deletes int64 }{i, 1 << 40})
+	}
+	for i := range deletes {
+		cases = append(cases, struct{ puts, deletes int64 }{1 << 40, i})
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("puts=%d,deletes=%d", min(c.puts, 99), min(c.deletes, 99)), func(t *testing.T) {
+			m := reset()
+			f := &failingOps{Backend: m}
+			f.puts.Store(c.puts)
+			f.deletes.Store(c.deletes)
+			rf := mustOpen(t, f, id)
+			if _, err := rf.Prune(ctx); !errors.Is(err, errInjected) {
+				t.Fatalf("the prune did not reach the failure: %v", err)
+			}
+			// Locks of the interrupted prune expire; unlock by hand here.
+			for _, l := range objects(t, m, locksDir) {
+				m.Delete(ctx, l)
+			}
+			ro := mustOpen(t, m, id)
+			chk, err := ro.Check(ctx, true)
+			if err != nil || !chk.OK() {
+				t.Fatalf("check after an interrupted prune: %+v, %v", chk, err)
+			}
+			dst := filepath.Join(t.TempDir(), "r")
+			if err := ro.Restore(ctx, ids[2], dst, RestoreOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			sameTree(t, src, dst)
+			if _, err := ro.Prune(ctx); err != nil {
+				t.Fatalf("prune again: %v", err)
+			}
+			if chk, err := mustOpen(t, m, id).Check(ctx, true); err != nil || !chk.OK() || len(chk.Unreferenced) != 0 {
+				t.Fatalf("check after the second prune: %+v, %v", chk, err)
+			}
+		})
+	}
+}
+
+func TestPruneRespectsTheLock(t *testing.T) {
+	ctx := context.Background()
+	r, b, id := testRepo(t)
+	backupN(t, r, 1)
+	l, err := mustOpen(t, b, id).Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Prune(ctx); !errors.Is(err, ErrLocked) {
+		t.Fatalf("prune beside a lock: %v", err)
+	}
+	if _, _, err := r.Forget(ctx, KeepPolicy{Last: 1}, false); !errors.Is(err, ErrLocked) {
+		t.Fatalf("forget beside a lock: %v", err)
+	}
+	l.Unlock(ctx)
+}
+
+// TestPruneRefusesABrokenRepository: a snapshot whose tree is gone makes
+// prune delete nothing.
+func TestPruneRefusesABrokenRepository(t *testing.T) {
+	ctx := context.Background()
+	r, b, _ := testRepo(t)
+	backupN(t, r, 2)
+	for _, name := range objects(t, b, indexDir) {
+		b.Delete(ctx, name)
+	}
+	r.reloadIndexes(ctx)
+	n, _ := packBytes(t, b)
+	if _, err := r.Prune(ctx); err == nil {
+		t.Fatal("prune of a repository without indexes ran")
+	}
+	if m, _ := packBytes(t, b); m != n {
+		t.Fatalf("a refused prune deleted packs: %d → %d", n, m)
+	}
+}
+
+// TestBackupManyOneFails: two repositories sharing a key both get a
+// snapshot of one reading; one failing midway fails alone; progress only
+// grows and ends at the totals.
+func TestBackupManyOneFails(t *testing.T) {
+	ctx := context.Background()
+	r1, _, id := testRepo(t)
+	b2 := object.NewMem("two")
+	f := &failingPuts{Backend: b2}
+	f.left.Store(1 << 30)
+	r2, err := Init(ctx, f, r1.Key(), r1.Params(), id.Recipient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	for i := range 6 {
+		write(t, filepath.Join(src, fmt.Sprint(i)), randBytes(uint64(i), 100<<10), 0o644)
+	}
+	var mu sync.Mutex
+	var events []Progress
+	opts := BackupOptions{PackSize: 64 << 10, ProgressEvery: time.Nanosecond, Progress: func(p Progress) {
+		mu.Lock()
+		events = append(events, p)
+		mu.Unlock()
+	}}
+	res, errs := BackupMany(ctx, src, []*Repo{r1, r2}, opts)
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	if res[0].Manifest.Tree != res[1].Manifest.Tree {
+		t.Fatal("two repositories of one key got different trees")
+	}
+	last := events[len(events)-1]
+	if last.ScannedBytes != last.TotalBytes || last.TotalFiles != 6 || last.ScannedFiles != 6 {
+		t.Fatalf("last progress %+v", last)
+	}
+	for i := 1; i < len(events); i++ {
+		if events[i].ScannedBytes < events[i-1].ScannedBytes || events[i].Targets[0].UploadedBytes < events[i-1].Targets[0].UploadedBytes {
+			t.Fatalf("progress went back: %+v after %+v", events[i], events[i-1])
+		}
+	}
+
+	// Second run: new data; the second repository fails after 2 puts.
+	for i := range 6 {
+		write(t, filepath.Join(src, fmt.Sprint(i)), randBytes(uint64(i+10), 100<<10), 0o644)
+	}
+	f.left.Store(2)
+	events = nil
+	res, errs = BackupMany(ctx, src, []*Repo{r1, r2}, opts)
+	if errs[0] != nil || res[0] == nil {
+		t.Fatalf("the healthy repository failed: %v", errs[0])
+	}
+	if !errors.Is(errs[1], errInjected) || res[1] != nil {
+		t.Fatalf("the failing repository: %v, %v", res[1], errs[1])
+	}
+	if last := events[len(events)-1]; last.Targets[1].Failed == nil || last.Targets[0].Failed != nil {
+		t.Fatalf("last progress %+v", last)
+	}
+	dst := filepath.Join(t.TempDir(), "r")
+	if err := r1.Restore(ctx, res[0].Snapshot, dst, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, dst)
+
+	// Repositories of different keys are refused before anything starts.
+	other, _, _ := testRepo(t)
+	_, errs = BackupMany(ctx, src, []*Repo{r1, other}, opts)
+	if errs[0] == nil || errs[1] == nil {
+		t.Fatal("repositories of two keys backed up together")
+	}
+}
+
+// countingGets counts the Gets of packs.
+type countingGets struct {
+	object.Backend
+	gets atomic.Int64
+}
+
+func (c *countingGets) Get(ctx context.Context, name string, off, n int64) (io.ReadCloser, error) {
+	if filepath.Dir(filepath.Dir(name)) == "data" {
+		c.gets.Add(1)
+	}
+	return c.Backend.Get(ctx, name, off, n)
+}
+
+// TestRestoreReadsPacksNotBlobs: a restore asks for about one range per
+// pack, not one per blob, and keeps modes and the root's mode.
+func TestRestoreReadsPacksNotBlobs(t *testing.T) {
+	ctx := context.Background()
+	r, b, id := testRepo(t)
+	src := t.TempDir()
+	for i := range 20 {
+		write(t, filepath.Join(src, "d", fmt.Sprint(i)), randBytes(uint64(i), 50<<10), 0o640)
+	}
+	write(t, filepath.Join(src, "empty"), nil, 0o600)
+	os.Chmod(src, 0o750)
+	res, err := r.Backup(ctx, src, BackupOptions{PackSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &countingGets{Backend: b}
+	rc := mustOpen(t, c, id)
+	c.gets.Store(0)
+	dst := filepath.Join(t.TempDir(), "r")
+	var final RestoreProgress
+	if err := rc.Restore(ctx, res.Snapshot, dst, RestoreOptions{Progress: func(p RestoreProgress) { final = p }}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, dst)
+	packs, _ := packBytes(t, b)
+	blobs := res.Stats.BlobsAdded
+	t.Logf("%d gets of packs for %d packs and %d blobs", c.gets.Load(), packs, blobs)
+	if got := c.gets.Load(); got > int64(packs)+2 || got >= int64(blobs)/2 {
+		t.Fatalf("%d gets of packs for %d packs and %d blobs", got, packs, blobs)
+	}
+	if final.RestoredBytes != final.TotalBytes || final.RestoredFiles != 21 {
+		t.Fatalf("final progress %+v", final)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Fatalf("root mode: %v", fi.Mode())
+	}
+}
