@@ -52,7 +52,11 @@ type Config struct {
 	Limits          kernel.Limits  `toml:"limits"`
 	DriversDir      string         `toml:"drivers_dir"`
 	Drivers         []DriverConfig `toml:"drivers"`
+	Backup          BackupConfig   `toml:"backup"`
 
+	// ConfigFile is the file the config was read from ("" for none), for
+	// backups to hold. It is set by the binary, not read from a file.
+	ConfigFile string `toml:"-"`
 	// Version is the weftd build, for the logs and the API. It is set by
 	// the binary, not read from a config file.
 	Version string `toml:"-"`
@@ -72,6 +76,7 @@ func DefaultConfig() Config {
 		Limits:          kernel.DefaultLimits(),
 		DriversDir:      DefaultDriversDir,
 		Drivers:         DefaultDrivers(),
+		Backup:          DefaultBackupConfig(),
 		Version:         "dev",
 	}
 }
@@ -152,6 +157,9 @@ func (c *Config) Validate() error {
 		return errors.New("config: install lists an empty path")
 	}
 	if _, err := c.decls(); err != nil {
+		return err
+	}
+	if err := c.Backup.validate(); err != nil {
 		return err
 	}
 	if err := c.API.validate(); err != nil {

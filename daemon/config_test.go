@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftos/weft/backup"
 	"github.com/weftos/weft/daemon"
 )
 
@@ -49,6 +50,8 @@ func TestParseConfigRefuses(t *testing.T) {
 		{"log_level = \"loud\"\n", "log_level"},
 		{"shutdown_timeout = \"soon\"\n", "shutdown_timeout"},
 		{"data_dir = \n", "line 1"},
+		{"[backup]\nkey = \"x\"\n", "unknown key backup.key"},
+		{"[[backup.targets]]\nname = \"a\"\nsecret_access_key = \"x\"\n", "unknown key backup.targets.secret_access_key"},
 	} {
 		cfg := daemon.DefaultConfig()
 		err := daemon.ParseConfig(&cfg, "f.toml", []byte(tc.file))
@@ -70,6 +73,17 @@ func TestValidate(t *testing.T) {
 		{"bad log format", func(c *daemon.Config) { c.LogFormat = "xml" }, "log_format"},
 		{"no data dir", func(c *daemon.Config) { c.DataDir = "" }, "data_dir"},
 		{"bad limit", func(c *daemon.Config) { c.Limits.MailboxLength = -1 }, "limits"},
+		{"backup target without bucket", func(c *daemon.Config) {
+			c.Backup.Targets = []backup.TargetConfig{{Name: "a", Endpoint: "https://s3"}}
+		}, "no bucket"},
+		{"backup target twice", func(c *daemon.Config) {
+			c.Backup.Targets = []backup.TargetConfig{{Name: "a", Endpoint: "e", Bucket: "b"}, {Name: "a", Endpoint: "e", Bucket: "c"}}
+		}, "declared twice"},
+		{"backup target bad name", func(c *daemon.Config) {
+			c.Backup.Targets = []backup.TargetConfig{{Name: "A B", Endpoint: "e", Bucket: "b"}}
+		}, "backup target name"},
+		{"after_write too short", func(c *daemon.Config) { c.Backup.AfterWrite = time.Millisecond }, "after_write"},
+		{"negative interval", func(c *daemon.Config) { c.Backup.Interval = -time.Second }, "backup.interval"},
 	} {
 		cfg := daemon.DefaultConfig()
 		tc.edit(&cfg)

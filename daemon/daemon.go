@@ -25,6 +25,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/weftos/weft/backup"
 	"github.com/weftos/weft/controlapi"
 	"github.com/weftos/weft/daemon/metrics"
 	"github.com/weftos/weft/identity"
@@ -138,6 +139,7 @@ type node struct {
 	k        *kernel.Kernel
 	drivers  *plugins.Manager
 	reg      *install.Registry
+	backups  *backup.Engine // nil when no target is declared
 	restored kernel.RestoreReport
 	srvs     *servers
 	bodies   *bodyBudget
@@ -159,6 +161,7 @@ func (n *node) parts() []part {
 		{"kernel", n.startKernel, n.stopKernel},
 		{"drivers", n.startDrivers, n.stopDrivers},
 		{"packages", n.restorePackages, nil},
+		{"backups", n.startBackups, n.stopBackups},
 		{"control API", n.serveAPI, n.stopAPI},
 	}
 }
@@ -217,6 +220,9 @@ func (n *node) lockDataDir(context.Context) error {
 	lock, err := lockDataDir(n.dir)
 	if err != nil {
 		return err
+	}
+	if _, err := os.Lstat(filepath.Join(n.dir, backup.RestoreMarker)); err == nil {
+		return errors.Join(fmt.Errorf("data dir %s holds %s: a weftd restore into it was interrupted and the node is not whole; empty the directory and restore again", n.dir, backup.RestoreMarker), lock.release())
 	}
 	n.lock = lock
 	return nil
@@ -349,6 +355,7 @@ func (n *node) serveAPI(ctx context.Context) error {
 	n.srvs = &servers{log: n.log}
 	n.bodies = newBodyBudget(n.cfg.API.MaxRequestBytesInFlight, n.log)
 	n.met = metrics.New(n.k, metrics.WithDrivers(n.drivers))
+	n.backupMetrics()
 	n.met.GaugeFunc("weft_api_request_bytes_in_flight", "Bytes of control API request bodies held (reserved) now.", nil,
 		func() float64 { return float64(n.bodies.used.Load()) })
 	n.met.GaugeFunc("weft_guest_memory_bytes", "Bytes of linear memory the Wasm instances hold against limits.guest_memory_total.", nil,

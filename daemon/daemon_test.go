@@ -37,6 +37,13 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// String returns what was written so far.
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // records returns the JSON log records written so far.
 func (b *syncBuffer) records(t *testing.T) []map[string]any {
 	t.Helper()
@@ -76,10 +83,19 @@ func start(t *testing.T, dir string) *node {
 // Run has returned (with err, which may be nil).
 func startErr(t *testing.T, dir string) (*node, error) {
 	t.Helper()
+	return startWith(t, dir, nil)
+}
+
+// startWith is startErr with the config edited by edit.
+func startWith(t *testing.T, dir string, edit func(*daemon.Config)) (*node, error) {
+	t.Helper()
 	cfg := daemon.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Socket = filepath.Join(shortDir(t), "weftd.sock")
 	cfg.Version = "test"
+	if edit != nil {
+		edit(&cfg)
+	}
 	logs := &syncBuffer{}
 	logger, err := daemon.NewLogger(logs, slog.LevelDebug, "json")
 	if err != nil {
@@ -224,7 +240,7 @@ func TestRunStartsAndStops(t *testing.T) {
 
 // nodeParts are the daemon's parts in the order they start: processes stop
 // before their runtime and their data, the API before the kernel.
-var nodeParts = []string{"data dir", "node key", "store", "drives", "Wasm host", "kernel", "drivers", "packages", "control API"}
+var nodeParts = []string{"data dir", "node key", "store", "drives", "Wasm host", "kernel", "drivers", "packages", "backups", "control API"}
 
 // withStop is parts less those with nothing to stop.
 func withStop(parts []string) []string {

@@ -192,6 +192,8 @@ expect_mode /usr/lib/weft/drivers/SHA256SUMS "-rw-r--r-- root:root"
 (cd /usr/lib/weft/drivers && sha256sum --quiet -c SHA256SUMS) || fail "/usr/lib/weft/drivers/SHA256SUMS does not match the drivers"
 expect_mode /lib/systemd/system/weftd.service "-rw-r--r-- root:root"
 expect_mode /etc/weft/weftd.toml "-rw-r--r-- root:root"
+expect_mode /etc/weft/backup.key "-rw-r----- root:weft"
+grep -q '^AGE-SECRET-KEY-1' /etc/weft/backup.key || fail "/etc/weft/backup.key holds no age identity"
 expect_mode /usr/share/doc/weft/copyright "-rw-r--r-- root:root"
 expect_mode /usr/share/doc/weft/changelog.Debian.gz "-rw-r--r-- root:root"
 expect_mode /usr/share/man/man8/weftd.8.gz "-rw-r--r-- root:root"
@@ -301,6 +303,7 @@ say "start weftd as user weft and talk to it as $tester (group weft)"
 start_weftd
 node1=$(check_running "$upstream")
 key_sum=$(sha256sum /var/lib/weft/node.key | cut -d' ' -f1)
+backup_key_sum=$(sha256sum /etc/weft/backup.key | cut -d' ' -f1)
 stop_weftd || fail "weftd did not stop cleanly: $(tail -5 "$tmp/weftd.log")"
 
 # A local edit, which the upgrade must keep.
@@ -323,6 +326,7 @@ for f in /etc/weft/weftd.toml.dpkg-{new,old,dist}; do
 	[[ ! -e $f ]] || fail "the upgrade left $f"
 done
 [[ $(sha256sum /var/lib/weft/node.key | cut -d' ' -f1) == "$key_sum" ]] || fail "the upgrade changed the node key"
+[[ $(sha256sum /etc/weft/backup.key | cut -d' ' -f1) == "$backup_key_sum" ]] || fail "the upgrade changed the backup key"
 [[ $(id -u weft) == "$uid_before" ]] || fail "the upgrade changed user weft's uid"
 /usr/bin/weftd --config /etc/weft/weftd.toml --print-config | grep -q '^shutdown_timeout = "15s"$' || fail "weftd does not read the edited config"
 

@@ -27,6 +27,8 @@ func main() {
 }
 
 const usage = `Usage: weftd [flags]
+       weftd restore --target … --key FILE --data-dir DIR [flags]
+       weftd backup-key FILE
 
 weftd runs one weft node in the foreground: it holds the data dir, loads
 the node key, opens the store, brings back the installed packages'
@@ -60,6 +62,9 @@ Flags:
   --version                print the version and exit
   --help                   print this help and exit
 
+weftd restore brings a node back from a backup, offline (weftd restore
+--help); weftd backup-key makes a backup key file.
+
 Exit status: 0 after a clean stop, 1 if the node failed, 2 for bad usage
 or a bad config.
 
@@ -72,6 +77,14 @@ Examples:
 // doMain runs weftd with args (without the program name) and returns its
 // exit code: 0 after a clean stop, 1 if the node failed, 2 for bad usage.
 func doMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "restore":
+			return doRestore(args[1:], stdout, stderr)
+		case "backup-key":
+			return doBackupKey(args[1:], stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("weftd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -154,6 +167,12 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "weftd:", err)
 			return 2
 		}
+		abs, err := filepath.Abs(*configFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "weftd:", err)
+			return 2
+		}
+		cfg.ConfigFile = abs
 	}
 	for _, f := range apply {
 		if err := f(&cfg); err != nil {

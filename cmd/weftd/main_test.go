@@ -282,6 +282,12 @@ func TestUsage(t *testing.T) {
 		{[]string{"--listen", "127.0.0.1:0"}, 2, "", []string{`needs tls_cert and tls_key`}},
 		{[]string{"--metrics-listen", "0.0.0.0:9464"}, 2, "", []string{`not a loopback address`}},
 		{[]string{"stray"}, 2, "", []string{`unexpected argument "stray"`, "Usage: weftd"}},
+		{[]string{"restore"}, 2, "", []string{"--data-dir is required"}},
+		{[]string{"restore", "--data-dir=/nonexistent/x"}, 2, "", []string{"--target NAME"}},
+		{[]string{"restore", "--data-dir=/nonexistent/x", "--target", "a", "--bucket", "b"}, 2, "", []string{"not both"}},
+		{[]string{"restore", "--data-dir=/nonexistent/x", "--target", "a", "--config", "/nonexistent/weftd.toml"}, 2, "", []string{"no such file"}},
+		{[]string{"restore", "--bogus"}, 2, "", []string{"Usage: weftd restore"}},
+		{[]string{"backup-key"}, 2, "", []string{"Usage: weftd backup-key FILE"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			w := startWeftd(t, tc.args...)
