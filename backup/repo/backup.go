@@ -117,6 +117,9 @@ func BackupMany(ctx context.Context, dir string, repos []*Repo, opts BackupOptio
 	}
 	defer func() {
 		for _, t := range b.targets {
+			if t.err != nil {
+				t.w.Abandon()
+			}
 			if uerr := t.lock.Unlock(context.WithoutCancel(ctx)); uerr != nil && t.err == nil {
 				t.err = uerr
 			}
@@ -224,7 +227,7 @@ func (b *backuper) report(final bool) {
 	}
 	b.last = time.Now()
 	for _, t := range b.targets {
-		b.progress.Targets[t.i].UploadedBytes = t.w.Stats.PackBytes
+		b.progress.Targets[t.i].UploadedBytes = t.w.Uploaded() + t.w.Stats.PackBytes
 	}
 	p := b.progress
 	p.Targets = append([]TargetProgress(nil), b.progress.Targets...)
@@ -253,15 +256,11 @@ func (b *backuper) add(ctx context.Context, t BlobType, p []byte) (ID, error) {
 			}
 			sb = &s
 		}
-		packs := tg.w.Stats.Packs
 		if err := tg.w.AddSealed(ctx, *sb); err != nil {
 			tg.fail(b, err)
 			continue
 		}
 		b.progress.Targets[tg.i].NewBytes += uint64(len(p))
-		if tg.w.Stats.Packs != packs {
-			b.report(false)
-		}
 		live++
 	}
 	if live == 0 {

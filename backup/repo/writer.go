@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // DefaultPackSize is the size at which a Writer closes a pack and uploads
@@ -17,26 +18,28 @@ const DefaultPackSize = 4 << 20
 const maxPackBlobs = 1 << 16
 
 // Writer adds blobs to a repository: it seals new ones, fills a pack in
-// memory, uploads it when full together with an index of it (a
-// checkpoint, so that an interrupted run loses at most the pack being
-// filled), and at Flush writes one index of every pack it uploaded and
-// removes its checkpoints. A Writer is not safe for concurrent use.
+// memory, and when it is full hands it to an uploader goroutine, which
+// puts the pack and then an index of it (a checkpoint, so that an
+// interrupted run loses at most the packs not yet put) while the Writer
+// fills the next one. At Flush it waits for the uploads, writes one index
+// of every pack it uploaded and removes its checkpoints. A Writer's
+// methods are not safe for concurrent use.
 type Writer struct {
 	r        *Repo
 	packSize int
 
 	buf     []byte
 	entries []packEntry
-	pending map[handle]bool // in buf, not yet uploaded
+	pending map[handle]bool // in buf, or handed to the uploader and not yet indexed
 
-	written     []packIndex // packs uploaded
-	checkpoints []string    // their index objects
+	up *uploader // nil until the first pack is full
 
 	// repack makes has look only at the blobs this writer holds, so that
 	// Prune can copy blobs the index places in packs it will delete.
 	repack bool
 
-	// Stats of what this writer stored.
+	// Stats of what this writer stored. Read them after Flush; during a
+	// run, Uploaded says what went up.
 	Stats WriteStats
 }
 
@@ -46,6 +49,30 @@ type WriteStats struct {
 	PackBytes   uint64 // bytes of the packs uploaded
 	BlobsAdded  int
 	BlobsReused int // already in the repository
+}
+
+// uploadQueue is how many full packs may wait for the uploader: with the
+// one it puts and the one being filled, a Writer holds at most
+// uploadQueue+2 packs in memory.
+const uploadQueue = 1
+
+// uploader puts a Writer's packs, in order, on its own goroutine.
+type uploader struct {
+	packs chan upload
+	done  chan struct{}
+
+	mu          sync.Mutex
+	err         error       // the first failure; every later pack is dropped
+	written     []packIndex // packs put, with their checkpoints
+	checkpoints []string
+	packBytes   uint64
+	indexed     []map[handle]bool // the pending sets of packs indexed, for the Writer to clear
+}
+
+type upload struct {
+	pi      packIndex
+	pack    []byte
+	handles map[handle]bool
 }
 
 // NewWriter returns a Writer that fills packs of about packSize bytes
@@ -87,10 +114,31 @@ func (w *Writer) AddSealed(ctx context.Context, sb SealedBlob) error {
 }
 
 func (w *Writer) has(t BlobType, id ID) bool {
+	w.clearIndexed()
 	return w.pending[handle{t, id}] || !w.repack && w.r.Has(t, id)
 }
 
+// clearIndexed forgets, from pending, the blobs of the packs the uploader
+// has indexed since: the repository's index has them now.
+func (w *Writer) clearIndexed() {
+	if w.up == nil {
+		return
+	}
+	w.up.mu.Lock()
+	done := w.up.indexed
+	w.up.indexed = nil
+	w.up.mu.Unlock()
+	for _, hs := range done {
+		for h := range hs {
+			delete(w.pending, h)
+		}
+	}
+}
+
 func (w *Writer) addSealed(ctx context.Context, sb SealedBlob) error {
+	if err := w.failed(); err != nil {
+		return err
+	}
 	if uint64(len(w.buf))+uint64(len(sb.Sealed)) > 1<<31 {
 		return fmt.Errorf("add blob %v: %d bytes would overflow a pack", sb.ID, len(sb.Sealed))
 	}
@@ -99,37 +147,115 @@ func (w *Writer) addSealed(ctx context.Context, sb SealedBlob) error {
 	w.pending[handle{sb.Type, sb.ID}] = true
 	w.Stats.BlobsAdded++
 	if len(w.buf) >= w.packSize || len(w.entries) >= maxPackBlobs {
-		return w.uploadPack(ctx)
+		return w.closePack(ctx)
 	}
 	return nil
 }
 
-// uploadPack closes the pack being filled and uploads it, then its
-// checkpoint index.
-func (w *Writer) uploadPack(ctx context.Context) error {
+// failed returns the uploader's failure, if any.
+func (w *Writer) failed() error {
+	if w.up == nil {
+		return nil
+	}
+	w.up.mu.Lock()
+	defer w.up.mu.Unlock()
+	return w.up.err
+}
+
+// Uploaded returns the bytes of the packs put so far.
+func (w *Writer) Uploaded() uint64 {
+	if w.up == nil {
+		return 0
+	}
+	w.up.mu.Lock()
+	defer w.up.mu.Unlock()
+	return w.up.packBytes
+}
+
+// closePack seals the pack being filled and hands it to the uploader,
+// waiting while uploadQueue packs already wait.
+func (w *Writer) closePack(ctx context.Context) error {
 	if len(w.entries) == 0 {
 		return nil
 	}
 	pack := w.r.mk.seal(w.buf, adPackHeader, encodePackHeader(w.entries))
 	pack = binary.LittleEndian.AppendUint32(pack, uint32(len(pack)-len(w.buf)))
-	id := sha(pack)
-	if err := put(ctx, w.r.b, packName(id), pack); err != nil {
-		return fmt.Errorf("upload pack: %w", err)
+	u := upload{pi: packIndex{ID: sha(pack), Blobs: w.entries}, pack: pack, handles: map[handle]bool{}}
+	for _, e := range w.entries {
+		u.handles[handle{e.Type, e.ID}] = true
 	}
-	pi := packIndex{ID: id, Blobs: w.entries}
-	name, err := w.writeIndex(ctx, []packIndex{pi})
-	if err != nil {
-		return err
+	if w.up == nil {
+		w.up = &uploader{packs: make(chan upload, uploadQueue), done: make(chan struct{})}
+		go w.up.run(ctx, w)
 	}
-	w.r.addToIndex([]packIndex{pi})
-	w.checkpoints = append(w.checkpoints, name)
-	w.written = append(w.written, pi)
-	w.Stats.Packs++
-	w.Stats.PackBytes += uint64(len(pack))
-	w.buf, w.entries = pack[:0], nil // the backend has read it all
-	clear(w.pending)
-	return nil
+	w.buf, w.entries = make([]byte, 0, w.packSize+w.packSize/8), nil
+	select {
+	case w.up.packs <- u:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return w.failed()
 }
+
+// run puts packs until the channel closes. ctx is the first pack's: once
+// it is canceled, the puts fail.
+func (u *uploader) run(ctx context.Context, w *Writer) {
+	defer close(u.done)
+	for p := range u.packs {
+		u.mu.Lock()
+		failed := u.err != nil
+		u.mu.Unlock()
+		if failed {
+			continue
+		}
+		err := put(ctx, w.r.b, packName(p.pi.ID), p.pack)
+		var name string
+		if err == nil {
+			name, err = w.writeIndex(ctx, []packIndex{p.pi})
+		} else {
+			err = fmt.Errorf("upload pack: %w", err)
+		}
+		if err == nil {
+			w.r.addToIndex([]packIndex{p.pi})
+		}
+		u.mu.Lock()
+		if err != nil {
+			u.err = err
+		} else {
+			u.written = append(u.written, p.pi)
+			u.checkpoints = append(u.checkpoints, name)
+			u.packBytes += uint64(len(p.pack))
+			u.indexed = append(u.indexed, p.handles)
+		}
+		u.mu.Unlock()
+	}
+}
+
+// wait closes the queue and waits for the uploads, then takes what they
+// did into the Writer's stats. The Writer makes a new uploader for its
+// next pack. A Writer given up on (its run failed) must still be waited
+// for, so that its uploader ends: Abandon.
+func (w *Writer) wait() (written []packIndex, checkpoints []string, err error) {
+	if w.up == nil {
+		return nil, nil, nil
+	}
+	close(w.up.packs)
+	<-w.up.done
+	up := w.up
+	w.up = nil
+	w.Stats.Packs += len(up.written)
+	w.Stats.PackBytes += up.packBytes
+	for _, hs := range up.indexed {
+		for h := range hs {
+			delete(w.pending, h)
+		}
+	}
+	return up.written, up.checkpoints, up.err
+}
+
+// Abandon waits for the packs handed over to be put or to fail, without
+// writing the final index; for a Writer whose run failed.
+func (w *Writer) Abandon() { w.wait() }
 
 func (w *Writer) writeIndex(ctx context.Context, ps []packIndex) (string, error) {
 	sealed := w.r.mk.seal(nil, adIndex, encodeIndex(ps))
@@ -140,27 +266,27 @@ func (w *Writer) writeIndex(ctx context.Context, ps []packIndex) (string, error)
 	return name, nil
 }
 
-// Flush uploads the pack being filled and replaces this writer's
-// checkpoint indexes with one index of all its packs. After Flush every
-// blob added is in the repository.
+// Flush uploads the pack being filled, waits for every upload, and
+// replaces this writer's checkpoint indexes with one index of all its
+// packs. After Flush every blob added is in the repository.
 func (w *Writer) Flush(ctx context.Context) error {
-	if err := w.uploadPack(ctx); err != nil {
+	err := w.closePack(ctx)
+	written, checkpoints, werr := w.wait()
+	if err = errors.Join(err, werr); err != nil {
 		return err
 	}
-	if len(w.checkpoints) < 2 {
-		w.checkpoints, w.written = nil, nil
+	if len(checkpoints) < 2 {
 		return nil
 	}
-	if _, err := w.writeIndex(ctx, w.written); err != nil {
+	if _, err := w.writeIndex(ctx, written); err != nil {
 		return err
 	}
 	var errs []error
-	for _, name := range w.checkpoints {
+	for _, name := range checkpoints {
 		if err := w.r.b.Delete(ctx, name); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	w.checkpoints, w.written = nil, nil
 	if err := errors.Join(errs...); err != nil {
 		// The full index is written: leftover checkpoints only repeat it.
 		return fmt.Errorf("flush: removing checkpoint indexes: %w", err)
