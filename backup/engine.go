@@ -34,6 +34,9 @@ var (
 	// with another master key than the others' (initialised apart), so a
 	// run cannot share its blobs.
 	ErrKeyMismatch = errors.New("its repository has another master key than the run's first target: back it up on its own (--target)")
+	// ErrOwnKey is RemoveKey's error for the key file the node's own key
+	// opens: the node could not back up any more.
+	ErrOwnKey = errors.New("it is the key file this node opens the repository with: removing it would stop its backups")
 )
 
 // Config configures an Engine.
@@ -658,7 +661,7 @@ func (e *Engine) RemoveKey(ctx context.Context, target, id string) error {
 		return err
 	}
 	if e.opensWith(ctx, ts[0].Backend, id) {
-		return fmt.Errorf("backup: key %s is the one this node opens the repository with: removing it would stop its backups", id)
+		return fmt.Errorf("backup: key %s: %w", id, ErrOwnKey)
 	}
 	return r.RemoveKey(ctx, id)
 }

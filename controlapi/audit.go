@@ -26,6 +26,13 @@ var mutating = map[string]bool{
 	weftv1connect.StoreServiceDropDatabaseProcedure:          true,
 	weftv1connect.StoreServiceRemoveDriveProcedure:           true,
 	weftv1connect.DriverServiceRestartDriverProcedure:        true,
+	weftv1connect.BackupServiceInitBackupsProcedure:          true,
+	weftv1connect.BackupServiceRunBackupProcedure:            true,
+	weftv1connect.BackupServiceVerifyBackupsProcedure:        true,
+	weftv1connect.BackupServiceForgetSnapshotsProcedure:      true,
+	weftv1connect.BackupServicePruneBackupsProcedure:         true,
+	weftv1connect.BackupServiceAddBackupKeyProcedure:         true,
+	weftv1connect.BackupServiceRemoveBackupKeyProcedure:      true,
 }
 
 // auditInterceptor writes one line at Info, message "audit", for every
@@ -61,10 +68,22 @@ func (a auditInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) 
 	return next
 }
 
-// WrapStreamingHandler passes streams through: the only one, Tap, changes
-// nothing.
+// WrapStreamingHandler audits the mutating streams (RunBackup) by
+// procedure, peer and outcome, and passes the others (Tap) through.
 func (a auditInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		procedure := conn.Spec().Procedure
+		if !mutating[procedure] {
+			return next(ctx, conn)
+		}
+		err := next(ctx, conn)
+		outcome := "ok"
+		if err != nil {
+			outcome = connect.CodeOf(err).String()
+		}
+		a.log.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("procedure", procedure), peerAttr(ctx), slog.String("outcome", outcome))
+		return err
+	}
 }
 
 // auditArgs are the key arguments of a mutating call (res is nil when it
@@ -145,6 +164,19 @@ func auditArgs(req, res any) []slog.Attr {
 		return attrs
 	case *weftv1.RestartDriverRequest:
 		return []slog.Attr{echoAttr("driver", m.GetName())}
+	case *weftv1.InitBackupsRequest:
+		return []slog.Attr{slog.Int("recipients", len(m.GetRecipients()))}
+	case *weftv1.VerifyBackupsRequest:
+		return []slog.Attr{slog.Int("targets", len(m.GetTargets())), slog.Bool("read_data", m.GetReadData())}
+	case *weftv1.ForgetSnapshotsRequest:
+		return []slog.Attr{slog.Int("targets", len(m.GetTargets())), slog.Bool("dry_run", m.GetDryRun()),
+			slog.Any("keep", []uint32{m.GetKeepLast(), m.GetKeepHourly(), m.GetKeepDaily(), m.GetKeepWeekly(), m.GetKeepMonthly(), m.GetKeepYearly()})}
+	case *weftv1.PruneBackupsRequest:
+		return []slog.Attr{slog.Int("targets", len(m.GetTargets()))}
+	case *weftv1.AddBackupKeyRequest:
+		return []slog.Attr{echoAttr("recipient", m.GetRecipient())}
+	case *weftv1.RemoveBackupKeyRequest:
+		return []slog.Attr{echoAttr("target", m.GetTarget()), echoAttr("id", m.GetId())}
 	case *weftv1.RevokeCapabilityRequest:
 		return []slog.Attr{
 			echoAttr("issuer", m.GetCapability().GetIssuer()),

@@ -47,6 +47,10 @@ type Config struct {
 	// Drivers are the node's native drivers (a *plugins.Manager); nil
 	// makes every DriverService call fail with CodeFailedPrecondition.
 	Drivers Drivers
+	// Backups is the node's backup engine (a *backup.Engine); nil, when
+	// no target is declared, makes every BackupService call fail with
+	// CodeFailedPrecondition.
+	Backups Backups
 	// Version is weftd's version, as GetInfo reports it.
 	Version string
 	// Started is when the node started; zero is when New was called.
@@ -66,13 +70,14 @@ type Config struct {
 	Interceptors []connect.Interceptor
 }
 
-// server implements the seven services.
+// server implements the eight services.
 type server struct {
 	k        *kernel.Kernel
 	reg      *install.Registry
 	st       *store.Store
 	drives   *store.Drives
 	drivers  Drivers
+	backups  Backups
 	ps       *procstore.Service // deletes databases and drives with their capabilities
 	version  string
 	started  time.Time
@@ -80,7 +85,7 @@ type server struct {
 	stopping <-chan struct{}
 }
 
-// New returns the control API as one http.Handler: the seven services
+// New returns the control API as one http.Handler: the eight services
 // over Connect, gRPC and gRPC-Web, and gRPC server reflection (v1 and
 // v1alpha). Serve it with ConnContext as the server's ConnContext so that
 // the audit log can name callers.
@@ -96,7 +101,7 @@ func New(cfg Config) (http.Handler, error) {
 	if started.IsZero() {
 		started = time.Now()
 	}
-	s := &server{k: cfg.Kernel, reg: cfg.Packages, st: cfg.Store, drives: cfg.Drives, drivers: cfg.Drivers, version: cfg.Version, started: started, log: log, stopping: cfg.Stopping}
+	s := &server{k: cfg.Kernel, reg: cfg.Packages, st: cfg.Store, drives: cfg.Drives, drivers: cfg.Drivers, backups: cfg.Backups, version: cfg.Version, started: started, log: log, stopping: cfg.Stopping}
 	s.ps = procstore.New(cfg.Kernel, cfg.Store, cfg.Drives, log)
 
 	// Outermost first: the daemon's interceptors, the audit log (which
@@ -125,6 +130,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle(weftv1connect.NewCapabilityServiceHandler(s, opts...))
 	mux.Handle(weftv1connect.NewStoreServiceHandler(s, opts...))
 	mux.Handle(weftv1connect.NewDriverServiceHandler(s, opts...))
+	mux.Handle(weftv1connect.NewBackupServiceHandler(s, opts...))
 	reflector := grpcreflect.NewStaticReflector(
 		weftv1connect.NodeServiceName,
 		weftv1connect.PackageServiceName,
@@ -133,6 +139,7 @@ func New(cfg Config) (http.Handler, error) {
 		weftv1connect.CapabilityServiceName,
 		weftv1connect.StoreServiceName,
 		weftv1connect.DriverServiceName,
+		weftv1connect.BackupServiceName,
 	)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, opts...))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, opts...))

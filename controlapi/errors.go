@@ -8,6 +8,9 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/weftos/weft/backup"
+	"github.com/weftos/weft/backup/object"
+	"github.com/weftos/weft/backup/repo"
 	"github.com/weftos/weft/internal/echoed"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/kernel/pbconv"
@@ -64,6 +67,13 @@ var codes = []struct {
 	// binary and both sums.
 	{plugins.ErrUnknown, connect.CodeNotFound},
 	{plugins.ErrChecksum, connect.CodeFailedPrecondition},
+	// The backups' errors name the target, never its credentials. A
+	// second operation while one runs is worth retrying later.
+	{backup.ErrBusy, connect.CodeUnavailable},
+	{backup.ErrNoTarget, connect.CodeNotFound},
+	{backup.ErrOwnKey, connect.CodeFailedPrecondition},
+	{repo.ErrLastKey, connect.CodeFailedPrecondition},
+	{object.ErrNotFound, connect.CodeNotFound},
 }
 
 // driveError marks an error of the store's drives. Their fs.ErrNotExist

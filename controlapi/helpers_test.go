@@ -19,6 +19,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
+	"github.com/weftos/weft/backup"
 	"github.com/weftos/weft/controlapi"
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/kernel"
@@ -57,6 +58,9 @@ type node struct {
 	caps weftv1connect.CapabilityServiceClient
 	stor weftv1connect.StoreServiceClient
 	drv  weftv1connect.DriverServiceClient
+	bak  weftv1connect.BackupServiceClient
+
+	backups *backup.Engine // with nodeOptions.backupTargets
 }
 
 type nodeOptions struct {
@@ -72,6 +76,9 @@ type nodeOptions struct {
 	// drivers are started by a plugins.Manager, given as Config.Drivers;
 	// without any the API has no Drivers.
 	drivers []plugins.Decl
+	// backupTargets, when not nil, are the targets of a backup engine
+	// given as Config.Backups.
+	backupTargets []backup.Target
 }
 
 func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *node {
@@ -82,7 +89,8 @@ func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *n
 	}
 	dataDir := t.TempDir()
 	usage := store.NewUsage(o.quota)
-	st, err := store.Open(filepath.Join(dataDir, store.FileName), store.Options{Usage: usage})
+	barrier := new(store.Barrier)
+	st, err := store.Open(filepath.Join(dataDir, store.FileName), store.Options{Usage: usage, Barrier: barrier})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +98,7 @@ func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *n
 	if err != nil {
 		t.Fatal(err)
 	}
+	drives.UseBarrier(barrier)
 	k, err := kernel.New(kernel.Config{Keyring: key, State: st, Table: st})
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +167,22 @@ func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *n
 	if n.drivers != nil { // never a nil *Manager in the interface
 		cfg.Drivers = n.drivers
 	}
+	if o.backupTargets != nil {
+		gen, err := backup.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bkey, err := backup.ParseKey(gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.backups, err = backup.New(backup.Config{Targets: o.backupTargets, Key: bkey,
+			Source: backup.Source{Store: st, Drives: drives}, DataDir: dataDir, NodeID: key.NodeID(), Version: "1.2.3-test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Backups = n.backups
+	}
 	h, err := controlapi.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +241,7 @@ func (n *node) clients(hc *http.Client, opts ...connect.ClientOption) {
 	n.caps = weftv1connect.NewCapabilityServiceClient(hc, baseURL, opts...)
 	n.stor = weftv1connect.NewStoreServiceClient(hc, baseURL, opts...)
 	n.drv = weftv1connect.NewDriverServiceClient(hc, baseURL, opts...)
+	n.bak = weftv1connect.NewBackupServiceClient(hc, baseURL, opts...)
 }
 
 // echo answers every request that expects a response with "echo:" and

@@ -11,6 +11,7 @@ import (
 
 	"github.com/weftos/weft/backup"
 	"github.com/weftos/weft/backup/repo"
+	"github.com/weftos/weft/controlapi"
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/store"
 )
@@ -129,6 +130,15 @@ func (n *node) startBackups(context.Context) error {
 	n.backups = e
 	n.log.Info("backups configured", "targets", e.Targets(), "key", key.Kind(), "interval", c.Interval, "after_write", c.AfterWrite)
 	return nil
+}
+
+// backupsAPI is the engine as the control API takes it: a nil interface
+// when no target is declared.
+func (n *node) backupsAPI() controlapi.Backups {
+	if n.backups == nil {
+		return nil
+	}
+	return n.backups
 }
 
 // backupMetrics adds the backups' metrics, per target, read at scrape

@@ -366,6 +366,7 @@ func (n *node) serveAPI(ctx context.Context) error {
 		Store:        n.st,
 		Drives:       n.drives,
 		Drivers:      n.drivers,
+		Backups:      n.backupsAPI(),
 		Version:      n.cfg.Version,
 		Started:      started,
 		Logger:       n.log,

@@ -3513,6 +3513,2021 @@ func (x *RestartDriverResponse) GetDriver() *DriverInfo {
 	return nil
 }
 
+type InitBackupsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Public age X25519 recipients ("age1…") that may also open the
+	// repositories, for restoring without this machine.
+	Recipients    []string `protobuf:"bytes,1,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitBackupsRequest) Reset() {
+	*x = InitBackupsRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitBackupsRequest) ProtoMessage() {}
+
+func (x *InitBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitBackupsRequest.ProtoReflect.Descriptor instead.
+func (*InitBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *InitBackupsRequest) GetRecipients() []string {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+type InitBackupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []*InitBackupsResult   `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitBackupsResponse) Reset() {
+	*x = InitBackupsResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitBackupsResponse) ProtoMessage() {}
+
+func (x *InitBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitBackupsResponse.ProtoReflect.Descriptor instead.
+func (*InitBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *InitBackupsResponse) GetTargets() []*InitBackupsResult {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type InitBackupsResult struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// A repository was made; false when one was there (and is left alone).
+	Created bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	// Why it failed on this target; empty when it did not.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitBackupsResult) Reset() {
+	*x = InitBackupsResult{}
+	mi := &file_weft_v1_control_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitBackupsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitBackupsResult) ProtoMessage() {}
+
+func (x *InitBackupsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitBackupsResult.ProtoReflect.Descriptor instead.
+func (*InitBackupsResult) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *InitBackupsResult) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *InitBackupsResult) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+func (x *InitBackupsResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type RunBackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []string               `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunBackupRequest) Reset() {
+	*x = RunBackupRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunBackupRequest) ProtoMessage() {}
+
+func (x *RunBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunBackupRequest.ProtoReflect.Descriptor instead.
+func (*RunBackupRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RunBackupRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type RunBackupEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "stage" (the node's snapshot is made), "open" (repositories opened),
+	// "upload" (files read, chunks sealed and uploaded), "done".
+	Phase string `protobuf:"bytes,1,opt,name=phase,proto3" json:"phase,omitempty"`
+	// Bytes and files to read, known once the upload phase starts.
+	TotalBytes uint64 `protobuf:"varint,2,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	TotalFiles uint64 `protobuf:"varint,3,opt,name=total_files,json=totalFiles,proto3" json:"total_files,omitempty"`
+	// Bytes and files read so far.
+	ScannedBytes uint64                  `protobuf:"varint,4,opt,name=scanned_bytes,json=scannedBytes,proto3" json:"scanned_bytes,omitempty"`
+	ScannedFiles uint64                  `protobuf:"varint,5,opt,name=scanned_files,json=scannedFiles,proto3" json:"scanned_files,omitempty"`
+	Targets      []*BackupTargetProgress `protobuf:"bytes,6,rep,name=targets,proto3" json:"targets,omitempty"`
+	// In the last event only: each target's outcome.
+	Results       []*BackupRunResult `protobuf:"bytes,7,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunBackupEvent) Reset() {
+	*x = RunBackupEvent{}
+	mi := &file_weft_v1_control_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunBackupEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunBackupEvent) ProtoMessage() {}
+
+func (x *RunBackupEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunBackupEvent.ProtoReflect.Descriptor instead.
+func (*RunBackupEvent) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RunBackupEvent) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *RunBackupEvent) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *RunBackupEvent) GetTotalFiles() uint64 {
+	if x != nil {
+		return x.TotalFiles
+	}
+	return 0
+}
+
+func (x *RunBackupEvent) GetScannedBytes() uint64 {
+	if x != nil {
+		return x.ScannedBytes
+	}
+	return 0
+}
+
+func (x *RunBackupEvent) GetScannedFiles() uint64 {
+	if x != nil {
+		return x.ScannedFiles
+	}
+	return 0
+}
+
+func (x *RunBackupEvent) GetTargets() []*BackupTargetProgress {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *RunBackupEvent) GetResults() []*BackupRunResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type BackupTargetProgress struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// Bytes of data the target's repository lacked.
+	NewBytes uint64 `protobuf:"varint,2,opt,name=new_bytes,json=newBytes,proto3" json:"new_bytes,omitempty"`
+	// Bytes of packs put to it.
+	UploadedBytes uint64 `protobuf:"varint,3,opt,name=uploaded_bytes,json=uploadedBytes,proto3" json:"uploaded_bytes,omitempty"`
+	// Why it failed; it gets no more work.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupTargetProgress) Reset() {
+	*x = BackupTargetProgress{}
+	mi := &file_weft_v1_control_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupTargetProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupTargetProgress) ProtoMessage() {}
+
+func (x *BackupTargetProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupTargetProgress.ProtoReflect.Descriptor instead.
+func (*BackupTargetProgress) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *BackupTargetProgress) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *BackupTargetProgress) GetNewBytes() uint64 {
+	if x != nil {
+		return x.NewBytes
+	}
+	return 0
+}
+
+func (x *BackupTargetProgress) GetUploadedBytes() uint64 {
+	if x != nil {
+		return x.UploadedBytes
+	}
+	return 0
+}
+
+func (x *BackupTargetProgress) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type BackupRunResult struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// The new snapshot; unset when the run failed on this target.
+	Snapshot *BackupSnapshot `protobuf:"bytes,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// Bytes of packs this run put to the target.
+	UploadedBytes uint64 `protobuf:"varint,3,opt,name=uploaded_bytes,json=uploadedBytes,proto3" json:"uploaded_bytes,omitempty"`
+	BlobsAdded    uint64 `protobuf:"varint,4,opt,name=blobs_added,json=blobsAdded,proto3" json:"blobs_added,omitempty"`
+	BlobsReused   uint64 `protobuf:"varint,5,opt,name=blobs_reused,json=blobsReused,proto3" json:"blobs_reused,omitempty"`
+	// Why it failed on this target; empty when it did not.
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRunResult) Reset() {
+	*x = BackupRunResult{}
+	mi := &file_weft_v1_control_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRunResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRunResult) ProtoMessage() {}
+
+func (x *BackupRunResult) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRunResult.ProtoReflect.Descriptor instead.
+func (*BackupRunResult) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *BackupRunResult) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *BackupRunResult) GetSnapshot() *BackupSnapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *BackupRunResult) GetUploadedBytes() uint64 {
+	if x != nil {
+		return x.UploadedBytes
+	}
+	return 0
+}
+
+func (x *BackupRunResult) GetBlobsAdded() uint64 {
+	if x != nil {
+		return x.BlobsAdded
+	}
+	return 0
+}
+
+func (x *BackupRunResult) GetBlobsReused() uint64 {
+	if x != nil {
+		return x.BlobsReused
+	}
+	return 0
+}
+
+func (x *BackupRunResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// BackupSnapshot is one snapshot, as its manifest says.
+type BackupSnapshot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its id, 64 hex digits.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When the run that made it began.
+	Time        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	NodeId      string                 `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Hostname    string                 `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	WeftVersion string                 `protobuf:"bytes,5,opt,name=weft_version,json=weftVersion,proto3" json:"weft_version,omitempty"`
+	Files       uint64                 `protobuf:"varint,6,opt,name=files,proto3" json:"files,omitempty"`
+	Dirs        uint64                 `protobuf:"varint,7,opt,name=dirs,proto3" json:"dirs,omitempty"`
+	// Bytes of the files it holds.
+	Bytes uint64 `protobuf:"varint,8,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// Bytes of the packs the run that made it uploaded.
+	AddedBytes    uint64   `protobuf:"varint,9,opt,name=added_bytes,json=addedBytes,proto3" json:"added_bytes,omitempty"`
+	Tags          []string `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupSnapshot) Reset() {
+	*x = BackupSnapshot{}
+	mi := &file_weft_v1_control_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupSnapshot) ProtoMessage() {}
+
+func (x *BackupSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupSnapshot.ProtoReflect.Descriptor instead.
+func (*BackupSnapshot) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *BackupSnapshot) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BackupSnapshot) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *BackupSnapshot) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *BackupSnapshot) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *BackupSnapshot) GetWeftVersion() string {
+	if x != nil {
+		return x.WeftVersion
+	}
+	return ""
+}
+
+func (x *BackupSnapshot) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *BackupSnapshot) GetDirs() uint64 {
+	if x != nil {
+		return x.Dirs
+	}
+	return 0
+}
+
+func (x *BackupSnapshot) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *BackupSnapshot) GetAddedBytes() uint64 {
+	if x != nil {
+		return x.AddedBytes
+	}
+	return 0
+}
+
+func (x *BackupSnapshot) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+type ListSnapshotsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []string               `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsRequest) Reset() {
+	*x = ListSnapshotsRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsRequest) ProtoMessage() {}
+
+func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ListSnapshotsRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type ListSnapshotsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []*TargetSnapshots     `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsResponse) Reset() {
+	*x = ListSnapshotsResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsResponse) ProtoMessage() {}
+
+func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *ListSnapshotsResponse) GetTargets() []*TargetSnapshots {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type TargetSnapshots struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// Newest first.
+	Snapshots     []*BackupSnapshot `protobuf:"bytes,2,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	Error         string            `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetSnapshots) Reset() {
+	*x = TargetSnapshots{}
+	mi := &file_weft_v1_control_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetSnapshots) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetSnapshots) ProtoMessage() {}
+
+func (x *TargetSnapshots) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetSnapshots.ProtoReflect.Descriptor instead.
+func (*TargetSnapshots) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *TargetSnapshots) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *TargetSnapshots) GetSnapshots() []*BackupSnapshot {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+func (x *TargetSnapshots) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type VerifyBackupsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Targets []string               `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	// Download, decrypt and check every pack, not only the index.
+	ReadData      bool `protobuf:"varint,2,opt,name=read_data,json=readData,proto3" json:"read_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyBackupsRequest) Reset() {
+	*x = VerifyBackupsRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyBackupsRequest) ProtoMessage() {}
+
+func (x *VerifyBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyBackupsRequest.ProtoReflect.Descriptor instead.
+func (*VerifyBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *VerifyBackupsRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *VerifyBackupsRequest) GetReadData() bool {
+	if x != nil {
+		return x.ReadData
+	}
+	return false
+}
+
+type VerifyBackupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []*VerifyBackupsResult `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyBackupsResponse) Reset() {
+	*x = VerifyBackupsResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyBackupsResponse) ProtoMessage() {}
+
+func (x *VerifyBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyBackupsResponse.ProtoReflect.Descriptor instead.
+func (*VerifyBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *VerifyBackupsResponse) GetTargets() []*VerifyBackupsResult {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type VerifyBackupsResult struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// Nothing missing or corrupt; false with problems, or with error.
+	Ok bool `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// Objects that do not read (indexes, packs, manifests).
+	Problems []string `protobuf:"bytes,3,rep,name=problems,proto3" json:"problems,omitempty"`
+	// The snapshots with something missing or corrupt, each problem with
+	// the path that needs it.
+	Broken    []*BrokenSnapshot `protobuf:"bytes,4,rep,name=broken,proto3" json:"broken,omitempty"`
+	Snapshots uint32            `protobuf:"varint,5,opt,name=snapshots,proto3" json:"snapshots,omitempty"`
+	// Packs no index names: left by an interrupted run; not an error
+	// (prune deletes them).
+	UnreferencedPacks uint32 `protobuf:"varint,6,opt,name=unreferenced_packs,json=unreferencedPacks,proto3" json:"unreferenced_packs,omitempty"`
+	// Why the check could not run on this target.
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyBackupsResult) Reset() {
+	*x = VerifyBackupsResult{}
+	mi := &file_weft_v1_control_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyBackupsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyBackupsResult) ProtoMessage() {}
+
+func (x *VerifyBackupsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyBackupsResult.ProtoReflect.Descriptor instead.
+func (*VerifyBackupsResult) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *VerifyBackupsResult) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *VerifyBackupsResult) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *VerifyBackupsResult) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *VerifyBackupsResult) GetBroken() []*BrokenSnapshot {
+	if x != nil {
+		return x.Broken
+	}
+	return nil
+}
+
+func (x *VerifyBackupsResult) GetSnapshots() uint32 {
+	if x != nil {
+		return x.Snapshots
+	}
+	return 0
+}
+
+func (x *VerifyBackupsResult) GetUnreferencedPacks() uint32 {
+	if x != nil {
+		return x.UnreferencedPacks
+	}
+	return 0
+}
+
+func (x *VerifyBackupsResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type BrokenSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Problems      []string               `protobuf:"bytes,2,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrokenSnapshot) Reset() {
+	*x = BrokenSnapshot{}
+	mi := &file_weft_v1_control_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrokenSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrokenSnapshot) ProtoMessage() {}
+
+func (x *BrokenSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrokenSnapshot.ProtoReflect.Descriptor instead.
+func (*BrokenSnapshot) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *BrokenSnapshot) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BrokenSnapshot) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+type ForgetSnapshotsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Targets []string               `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	// Keep the keep_last newest, and the newest of each of the keep_hourly
+	// (daily, weekly, monthly, yearly) most recent hours (days, ...) that
+	// have one, in UTC.
+	KeepLast    uint32 `protobuf:"varint,2,opt,name=keep_last,json=keepLast,proto3" json:"keep_last,omitempty"`
+	KeepHourly  uint32 `protobuf:"varint,3,opt,name=keep_hourly,json=keepHourly,proto3" json:"keep_hourly,omitempty"`
+	KeepDaily   uint32 `protobuf:"varint,4,opt,name=keep_daily,json=keepDaily,proto3" json:"keep_daily,omitempty"`
+	KeepWeekly  uint32 `protobuf:"varint,5,opt,name=keep_weekly,json=keepWeekly,proto3" json:"keep_weekly,omitempty"`
+	KeepMonthly uint32 `protobuf:"varint,6,opt,name=keep_monthly,json=keepMonthly,proto3" json:"keep_monthly,omitempty"`
+	KeepYearly  uint32 `protobuf:"varint,7,opt,name=keep_yearly,json=keepYearly,proto3" json:"keep_yearly,omitempty"`
+	// Say what would go, remove nothing.
+	DryRun        bool `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetSnapshotsRequest) Reset() {
+	*x = ForgetSnapshotsRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetSnapshotsRequest) ProtoMessage() {}
+
+func (x *ForgetSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ForgetSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *ForgetSnapshotsRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *ForgetSnapshotsRequest) GetKeepLast() uint32 {
+	if x != nil {
+		return x.KeepLast
+	}
+	return 0
+}
+
+func (x *ForgetSnapshotsRequest) GetKeepHourly() uint32 {
+	if x != nil {
+		return x.KeepHourly
+	}
+	return 0
+}
+
+func (x *ForgetSnapshotsRequest) GetKeepDaily() uint32 {
+	if x != nil {
+		return x.KeepDaily
+	}
+	return 0
+}
+
+func (x *ForgetSnapshotsRequest) GetKeepWeekly() uint32 {
+	if x != nil {
+		return x.KeepWeekly
+	}
+	return 0
+}
+
+func (x *ForgetSnapshotsRequest) GetKeepMonthly() uint32 {
+	if x != nil {
+		return x.KeepMonthly
+	}
+	return 0
+}
+
+func (x *ForgetSnapshotsRequest) GetKeepYearly() uint32 {
+	if x != nil {
+		return x.KeepYearly
+	}
+	return 0
+}
+
+func (x *ForgetSnapshotsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type ForgetSnapshotsResponse struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Targets       []*ForgetSnapshotsResult `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetSnapshotsResponse) Reset() {
+	*x = ForgetSnapshotsResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetSnapshotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetSnapshotsResponse) ProtoMessage() {}
+
+func (x *ForgetSnapshotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetSnapshotsResponse.ProtoReflect.Descriptor instead.
+func (*ForgetSnapshotsResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ForgetSnapshotsResponse) GetTargets() []*ForgetSnapshotsResult {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type ForgetSnapshotsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Kept          []*BackupSnapshot      `protobuf:"bytes,2,rep,name=kept,proto3" json:"kept,omitempty"`
+	Removed       []*BackupSnapshot      `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetSnapshotsResult) Reset() {
+	*x = ForgetSnapshotsResult{}
+	mi := &file_weft_v1_control_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetSnapshotsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetSnapshotsResult) ProtoMessage() {}
+
+func (x *ForgetSnapshotsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetSnapshotsResult.ProtoReflect.Descriptor instead.
+func (*ForgetSnapshotsResult) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ForgetSnapshotsResult) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *ForgetSnapshotsResult) GetKept() []*BackupSnapshot {
+	if x != nil {
+		return x.Kept
+	}
+	return nil
+}
+
+func (x *ForgetSnapshotsResult) GetRemoved() []*BackupSnapshot {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *ForgetSnapshotsResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type PruneBackupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []string               `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneBackupsRequest) Reset() {
+	*x = PruneBackupsRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneBackupsRequest) ProtoMessage() {}
+
+func (x *PruneBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneBackupsRequest.ProtoReflect.Descriptor instead.
+func (*PruneBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *PruneBackupsRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type PruneBackupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []*PruneBackupsResult  `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneBackupsResponse) Reset() {
+	*x = PruneBackupsResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneBackupsResponse) ProtoMessage() {}
+
+func (x *PruneBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneBackupsResponse.ProtoReflect.Descriptor instead.
+func (*PruneBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *PruneBackupsResponse) GetTargets() []*PruneBackupsResult {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type PruneBackupsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	PacksDeleted  uint32                 `protobuf:"varint,2,opt,name=packs_deleted,json=packsDeleted,proto3" json:"packs_deleted,omitempty"`
+	PacksRepacked uint32                 `protobuf:"varint,3,opt,name=packs_repacked,json=packsRepacked,proto3" json:"packs_repacked,omitempty"`
+	PacksKept     uint32                 `protobuf:"varint,4,opt,name=packs_kept,json=packsKept,proto3" json:"packs_kept,omitempty"`
+	BlobsRemoved  uint32                 `protobuf:"varint,5,opt,name=blobs_removed,json=blobsRemoved,proto3" json:"blobs_removed,omitempty"`
+	BytesFreed    uint64                 `protobuf:"varint,6,opt,name=bytes_freed,json=bytesFreed,proto3" json:"bytes_freed,omitempty"`
+	Error         string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneBackupsResult) Reset() {
+	*x = PruneBackupsResult{}
+	mi := &file_weft_v1_control_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneBackupsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneBackupsResult) ProtoMessage() {}
+
+func (x *PruneBackupsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneBackupsResult.ProtoReflect.Descriptor instead.
+func (*PruneBackupsResult) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *PruneBackupsResult) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *PruneBackupsResult) GetPacksDeleted() uint32 {
+	if x != nil {
+		return x.PacksDeleted
+	}
+	return 0
+}
+
+func (x *PruneBackupsResult) GetPacksRepacked() uint32 {
+	if x != nil {
+		return x.PacksRepacked
+	}
+	return 0
+}
+
+func (x *PruneBackupsResult) GetPacksKept() uint32 {
+	if x != nil {
+		return x.PacksKept
+	}
+	return 0
+}
+
+func (x *PruneBackupsResult) GetBlobsRemoved() uint32 {
+	if x != nil {
+		return x.BlobsRemoved
+	}
+	return 0
+}
+
+func (x *PruneBackupsResult) GetBytesFreed() uint64 {
+	if x != nil {
+		return x.BytesFreed
+	}
+	return 0
+}
+
+func (x *PruneBackupsResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type BackupKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key file's id on its target.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What opens it: "X25519" (an age identity) or "scrypt" (a passphrase).
+	Kinds         []string `protobuf:"bytes,2,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupKey) Reset() {
+	*x = BackupKey{}
+	mi := &file_weft_v1_control_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupKey) ProtoMessage() {}
+
+func (x *BackupKey) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupKey.ProtoReflect.Descriptor instead.
+func (*BackupKey) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *BackupKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BackupKey) GetKinds() []string {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+type ListBackupKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []string               `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupKeysRequest) Reset() {
+	*x = ListBackupKeysRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupKeysRequest) ProtoMessage() {}
+
+func (x *ListBackupKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListBackupKeysRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *ListBackupKeysRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type ListBackupKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []*TargetBackupKeys    `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupKeysResponse) Reset() {
+	*x = ListBackupKeysResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupKeysResponse) ProtoMessage() {}
+
+func (x *ListBackupKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListBackupKeysResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *ListBackupKeysResponse) GetTargets() []*TargetBackupKeys {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type TargetBackupKeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Keys          []*BackupKey           `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetBackupKeys) Reset() {
+	*x = TargetBackupKeys{}
+	mi := &file_weft_v1_control_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetBackupKeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetBackupKeys) ProtoMessage() {}
+
+func (x *TargetBackupKeys) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetBackupKeys.ProtoReflect.Descriptor instead.
+func (*TargetBackupKeys) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *TargetBackupKeys) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *TargetBackupKeys) GetKeys() []*BackupKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *TargetBackupKeys) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type AddBackupKeyRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Targets []string               `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	// The public recipient ("age1…") whose identity opens the new key file.
+	Recipient     string `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddBackupKeyRequest) Reset() {
+	*x = AddBackupKeyRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddBackupKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddBackupKeyRequest) ProtoMessage() {}
+
+func (x *AddBackupKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddBackupKeyRequest.ProtoReflect.Descriptor instead.
+func (*AddBackupKeyRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *AddBackupKeyRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *AddBackupKeyRequest) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+type AddBackupKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Per target, the key file added.
+	Targets       []*TargetBackupKeys `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddBackupKeyResponse) Reset() {
+	*x = AddBackupKeyResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddBackupKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddBackupKeyResponse) ProtoMessage() {}
+
+func (x *AddBackupKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddBackupKeyResponse.ProtoReflect.Descriptor instead.
+func (*AddBackupKeyResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *AddBackupKeyResponse) GetTargets() []*TargetBackupKeys {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type RemoveBackupKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveBackupKeyRequest) Reset() {
+	*x = RemoveBackupKeyRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveBackupKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveBackupKeyRequest) ProtoMessage() {}
+
+func (x *RemoveBackupKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveBackupKeyRequest.ProtoReflect.Descriptor instead.
+func (*RemoveBackupKeyRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *RemoveBackupKeyRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *RemoveBackupKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveBackupKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveBackupKeyResponse) Reset() {
+	*x = RemoveBackupKeyResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveBackupKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveBackupKeyResponse) ProtoMessage() {}
+
+func (x *RemoveBackupKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveBackupKeyResponse.ProtoReflect.Descriptor instead.
+func (*RemoveBackupKeyResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{86}
+}
+
+type GetBackupStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupStatusRequest) Reset() {
+	*x = GetBackupStatusRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupStatusRequest) ProtoMessage() {}
+
+func (x *GetBackupStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetBackupStatusRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{87}
+}
+
+type GetBackupStatusResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Targets []*BackupTargetStatus  `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	// The operation running ("run", "prune", ...); empty when none.
+	Running string `protobuf:"bytes,2,opt,name=running,proto3" json:"running,omitempty"`
+	// The run's progress, while one runs.
+	Progress *RunBackupEvent `protobuf:"bytes,3,opt,name=progress,proto3" json:"progress,omitempty"`
+	// When the schedule's next run is due; unset when none is.
+	NextRun    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=next_run,json=nextRun,proto3" json:"next_run,omitempty"`
+	Interval   *durationpb.Duration   `protobuf:"bytes,5,opt,name=interval,proto3" json:"interval,omitempty"`
+	AfterWrite *durationpb.Duration   `protobuf:"bytes,6,opt,name=after_write,json=afterWrite,proto3" json:"after_write,omitempty"`
+	// The node's key: "X25519" or "scrypt", and for an identity its public
+	// recipient.
+	KeyKind       string `protobuf:"bytes,7,opt,name=key_kind,json=keyKind,proto3" json:"key_kind,omitempty"`
+	KeyRecipient  string `protobuf:"bytes,8,opt,name=key_recipient,json=keyRecipient,proto3" json:"key_recipient,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupStatusResponse) Reset() {
+	*x = GetBackupStatusResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupStatusResponse) ProtoMessage() {}
+
+func (x *GetBackupStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetBackupStatusResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *GetBackupStatusResponse) GetTargets() []*BackupTargetStatus {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *GetBackupStatusResponse) GetRunning() string {
+	if x != nil {
+		return x.Running
+	}
+	return ""
+}
+
+func (x *GetBackupStatusResponse) GetProgress() *RunBackupEvent {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *GetBackupStatusResponse) GetNextRun() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRun
+	}
+	return nil
+}
+
+func (x *GetBackupStatusResponse) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *GetBackupStatusResponse) GetAfterWrite() *durationpb.Duration {
+	if x != nil {
+		return x.AfterWrite
+	}
+	return nil
+}
+
+func (x *GetBackupStatusResponse) GetKeyKind() string {
+	if x != nil {
+		return x.KeyKind
+	}
+	return ""
+}
+
+func (x *GetBackupStatusResponse) GetKeyRecipient() string {
+	if x != nil {
+		return x.KeyRecipient
+	}
+	return ""
+}
+
+type BackupTargetStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// Since weftd started: when the last run that included it began, and
+	// the last that succeeded on it.
+	LastAttempt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_attempt,json=lastAttempt,proto3" json:"last_attempt,omitempty"`
+	LastSuccess  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_success,json=lastSuccess,proto3" json:"last_success,omitempty"`
+	LastSnapshot string                 `protobuf:"bytes,4,opt,name=last_snapshot,json=lastSnapshot,proto3" json:"last_snapshot,omitempty"`
+	// Of the last successful run: the bytes its snapshot holds, and those
+	// it uploaded.
+	LastBytes         uint64 `protobuf:"varint,5,opt,name=last_bytes,json=lastBytes,proto3" json:"last_bytes,omitempty"`
+	LastUploadedBytes uint64 `protobuf:"varint,6,opt,name=last_uploaded_bytes,json=lastUploadedBytes,proto3" json:"last_uploaded_bytes,omitempty"`
+	// Of the last run; empty when it succeeded.
+	LastError     string `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Runs          uint64 `protobuf:"varint,8,opt,name=runs,proto3" json:"runs,omitempty"`
+	Failures      uint64 `protobuf:"varint,9,opt,name=failures,proto3" json:"failures,omitempty"`
+	UploadedBytes uint64 `protobuf:"varint,10,opt,name=uploaded_bytes,json=uploadedBytes,proto3" json:"uploaded_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupTargetStatus) Reset() {
+	*x = BackupTargetStatus{}
+	mi := &file_weft_v1_control_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupTargetStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupTargetStatus) ProtoMessage() {}
+
+func (x *BackupTargetStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupTargetStatus.ProtoReflect.Descriptor instead.
+func (*BackupTargetStatus) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *BackupTargetStatus) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *BackupTargetStatus) GetLastAttempt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAttempt
+	}
+	return nil
+}
+
+func (x *BackupTargetStatus) GetLastSuccess() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccess
+	}
+	return nil
+}
+
+func (x *BackupTargetStatus) GetLastSnapshot() string {
+	if x != nil {
+		return x.LastSnapshot
+	}
+	return ""
+}
+
+func (x *BackupTargetStatus) GetLastBytes() uint64 {
+	if x != nil {
+		return x.LastBytes
+	}
+	return 0
+}
+
+func (x *BackupTargetStatus) GetLastUploadedBytes() uint64 {
+	if x != nil {
+		return x.LastUploadedBytes
+	}
+	return 0
+}
+
+func (x *BackupTargetStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *BackupTargetStatus) GetRuns() uint64 {
+	if x != nil {
+		return x.Runs
+	}
+	return 0
+}
+
+func (x *BackupTargetStatus) GetFailures() uint64 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *BackupTargetStatus) GetUploadedBytes() uint64 {
+	if x != nil {
+		return x.UploadedBytes
+	}
+	return 0
+}
+
 var File_weft_v1_control_proto protoreflect.FileDescriptor
 
 const file_weft_v1_control_proto_rawDesc = "" +
@@ -3747,7 +5762,158 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\x14RestartDriverRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"D\n" +
 	"\x15RestartDriverResponse\x12+\n" +
-	"\x06driver\x18\x01 \x01(\v2\x13.weft.v1.DriverInfoR\x06driver*\x9a\x01\n" +
+	"\x06driver\x18\x01 \x01(\v2\x13.weft.v1.DriverInfoR\x06driver\"4\n" +
+	"\x12InitBackupsRequest\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\x01 \x03(\tR\n" +
+	"recipients\"K\n" +
+	"\x13InitBackupsResponse\x124\n" +
+	"\atargets\x18\x01 \x03(\v2\x1a.weft.v1.InitBackupsResultR\atargets\"[\n" +
+	"\x11InitBackupsResult\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\",\n" +
+	"\x10RunBackupRequest\x12\x18\n" +
+	"\atargets\x18\x01 \x03(\tR\atargets\"\x9f\x02\n" +
+	"\x0eRunBackupEvent\x12\x14\n" +
+	"\x05phase\x18\x01 \x01(\tR\x05phase\x12\x1f\n" +
+	"\vtotal_bytes\x18\x02 \x01(\x04R\n" +
+	"totalBytes\x12\x1f\n" +
+	"\vtotal_files\x18\x03 \x01(\x04R\n" +
+	"totalFiles\x12#\n" +
+	"\rscanned_bytes\x18\x04 \x01(\x04R\fscannedBytes\x12#\n" +
+	"\rscanned_files\x18\x05 \x01(\x04R\fscannedFiles\x127\n" +
+	"\atargets\x18\x06 \x03(\v2\x1d.weft.v1.BackupTargetProgressR\atargets\x122\n" +
+	"\aresults\x18\a \x03(\v2\x18.weft.v1.BackupRunResultR\aresults\"\x88\x01\n" +
+	"\x14BackupTargetProgress\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x1b\n" +
+	"\tnew_bytes\x18\x02 \x01(\x04R\bnewBytes\x12%\n" +
+	"\x0euploaded_bytes\x18\x03 \x01(\x04R\ruploadedBytes\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xdf\x01\n" +
+	"\x0fBackupRunResult\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x123\n" +
+	"\bsnapshot\x18\x02 \x01(\v2\x17.weft.v1.BackupSnapshotR\bsnapshot\x12%\n" +
+	"\x0euploaded_bytes\x18\x03 \x01(\x04R\ruploadedBytes\x12\x1f\n" +
+	"\vblobs_added\x18\x04 \x01(\x04R\n" +
+	"blobsAdded\x12!\n" +
+	"\fblobs_reused\x18\x05 \x01(\x04R\vblobsReused\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\x9d\x02\n" +
+	"\x0eBackupSnapshot\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\x12!\n" +
+	"\fweft_version\x18\x05 \x01(\tR\vweftVersion\x12\x14\n" +
+	"\x05files\x18\x06 \x01(\x04R\x05files\x12\x12\n" +
+	"\x04dirs\x18\a \x01(\x04R\x04dirs\x12\x14\n" +
+	"\x05bytes\x18\b \x01(\x04R\x05bytes\x12\x1f\n" +
+	"\vadded_bytes\x18\t \x01(\x04R\n" +
+	"addedBytes\x12\x12\n" +
+	"\x04tags\x18\n" +
+	" \x03(\tR\x04tags\"0\n" +
+	"\x14ListSnapshotsRequest\x12\x18\n" +
+	"\atargets\x18\x01 \x03(\tR\atargets\"K\n" +
+	"\x15ListSnapshotsResponse\x122\n" +
+	"\atargets\x18\x01 \x03(\v2\x18.weft.v1.TargetSnapshotsR\atargets\"v\n" +
+	"\x0fTargetSnapshots\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x125\n" +
+	"\tsnapshots\x18\x02 \x03(\v2\x17.weft.v1.BackupSnapshotR\tsnapshots\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"M\n" +
+	"\x14VerifyBackupsRequest\x12\x18\n" +
+	"\atargets\x18\x01 \x03(\tR\atargets\x12\x1b\n" +
+	"\tread_data\x18\x02 \x01(\bR\breadData\"O\n" +
+	"\x15VerifyBackupsResponse\x126\n" +
+	"\atargets\x18\x01 \x03(\v2\x1c.weft.v1.VerifyBackupsResultR\atargets\"\xed\x01\n" +
+	"\x13VerifyBackupsResult\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x1a\n" +
+	"\bproblems\x18\x03 \x03(\tR\bproblems\x12/\n" +
+	"\x06broken\x18\x04 \x03(\v2\x17.weft.v1.BrokenSnapshotR\x06broken\x12\x1c\n" +
+	"\tsnapshots\x18\x05 \x01(\rR\tsnapshots\x12-\n" +
+	"\x12unreferenced_packs\x18\x06 \x01(\rR\x11unreferencedPacks\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"<\n" +
+	"\x0eBrokenSnapshot\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\bproblems\x18\x02 \x03(\tR\bproblems\"\x8d\x02\n" +
+	"\x16ForgetSnapshotsRequest\x12\x18\n" +
+	"\atargets\x18\x01 \x03(\tR\atargets\x12\x1b\n" +
+	"\tkeep_last\x18\x02 \x01(\rR\bkeepLast\x12\x1f\n" +
+	"\vkeep_hourly\x18\x03 \x01(\rR\n" +
+	"keepHourly\x12\x1d\n" +
+	"\n" +
+	"keep_daily\x18\x04 \x01(\rR\tkeepDaily\x12\x1f\n" +
+	"\vkeep_weekly\x18\x05 \x01(\rR\n" +
+	"keepWeekly\x12!\n" +
+	"\fkeep_monthly\x18\x06 \x01(\rR\vkeepMonthly\x12\x1f\n" +
+	"\vkeep_yearly\x18\a \x01(\rR\n" +
+	"keepYearly\x12\x17\n" +
+	"\adry_run\x18\b \x01(\bR\x06dryRun\"S\n" +
+	"\x17ForgetSnapshotsResponse\x128\n" +
+	"\atargets\x18\x01 \x03(\v2\x1e.weft.v1.ForgetSnapshotsResultR\atargets\"\xa5\x01\n" +
+	"\x15ForgetSnapshotsResult\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12+\n" +
+	"\x04kept\x18\x02 \x03(\v2\x17.weft.v1.BackupSnapshotR\x04kept\x121\n" +
+	"\aremoved\x18\x03 \x03(\v2\x17.weft.v1.BackupSnapshotR\aremoved\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"/\n" +
+	"\x13PruneBackupsRequest\x12\x18\n" +
+	"\atargets\x18\x01 \x03(\tR\atargets\"M\n" +
+	"\x14PruneBackupsResponse\x125\n" +
+	"\atargets\x18\x01 \x03(\v2\x1b.weft.v1.PruneBackupsResultR\atargets\"\xf3\x01\n" +
+	"\x12PruneBackupsResult\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12#\n" +
+	"\rpacks_deleted\x18\x02 \x01(\rR\fpacksDeleted\x12%\n" +
+	"\x0epacks_repacked\x18\x03 \x01(\rR\rpacksRepacked\x12\x1d\n" +
+	"\n" +
+	"packs_kept\x18\x04 \x01(\rR\tpacksKept\x12#\n" +
+	"\rblobs_removed\x18\x05 \x01(\rR\fblobsRemoved\x12\x1f\n" +
+	"\vbytes_freed\x18\x06 \x01(\x04R\n" +
+	"bytesFreed\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"1\n" +
+	"\tBackupKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05kinds\x18\x02 \x03(\tR\x05kinds\"1\n" +
+	"\x15ListBackupKeysRequest\x12\x18\n" +
+	"\atargets\x18\x01 \x03(\tR\atargets\"M\n" +
+	"\x16ListBackupKeysResponse\x123\n" +
+	"\atargets\x18\x01 \x03(\v2\x19.weft.v1.TargetBackupKeysR\atargets\"h\n" +
+	"\x10TargetBackupKeys\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12&\n" +
+	"\x04keys\x18\x02 \x03(\v2\x12.weft.v1.BackupKeyR\x04keys\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"M\n" +
+	"\x13AddBackupKeyRequest\x12\x18\n" +
+	"\atargets\x18\x01 \x03(\tR\atargets\x12\x1c\n" +
+	"\trecipient\x18\x02 \x01(\tR\trecipient\"K\n" +
+	"\x14AddBackupKeyResponse\x123\n" +
+	"\atargets\x18\x01 \x03(\v2\x19.weft.v1.TargetBackupKeysR\atargets\"@\n" +
+	"\x16RemoveBackupKeyRequest\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x19\n" +
+	"\x17RemoveBackupKeyResponse\"\x18\n" +
+	"\x16GetBackupStatusRequest\"\x89\x03\n" +
+	"\x17GetBackupStatusResponse\x125\n" +
+	"\atargets\x18\x01 \x03(\v2\x1b.weft.v1.BackupTargetStatusR\atargets\x12\x18\n" +
+	"\arunning\x18\x02 \x01(\tR\arunning\x123\n" +
+	"\bprogress\x18\x03 \x01(\v2\x17.weft.v1.RunBackupEventR\bprogress\x125\n" +
+	"\bnext_run\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\anextRun\x125\n" +
+	"\binterval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12:\n" +
+	"\vafter_write\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"afterWrite\x12\x19\n" +
+	"\bkey_kind\x18\a \x01(\tR\akeyKind\x12#\n" +
+	"\rkey_recipient\x18\b \x01(\tR\fkeyRecipient\"\x94\x03\n" +
+	"\x12BackupTargetStatus\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12=\n" +
+	"\flast_attempt\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vlastAttempt\x12=\n" +
+	"\flast_success\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vlastSuccess\x12#\n" +
+	"\rlast_snapshot\x18\x04 \x01(\tR\flastSnapshot\x12\x1d\n" +
+	"\n" +
+	"last_bytes\x18\x05 \x01(\x04R\tlastBytes\x12.\n" +
+	"\x13last_uploaded_bytes\x18\x06 \x01(\x04R\x11lastUploadedBytes\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12\x12\n" +
+	"\x04runs\x18\b \x01(\x04R\x04runs\x12\x1a\n" +
+	"\bfailures\x18\t \x01(\x04R\bfailures\x12%\n" +
+	"\x0euploaded_bytes\x18\n" +
+	" \x01(\x04R\ruploadedBytes*\x9a\x01\n" +
 	"\fProcessState\x12\x1d\n" +
 	"\x19PROCESS_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PROCESS_STATE_RUNNING\x10\x01\x12\x1c\n" +
@@ -3791,7 +5957,18 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\bReadFile\x12\x18.weft.v1.ReadFileRequest\x1a\x19.weft.v1.ReadFileResponse\"\x03\x90\x02\x012\xae\x01\n" +
 	"\rDriverService\x12M\n" +
 	"\vListDrivers\x12\x1b.weft.v1.ListDriversRequest\x1a\x1c.weft.v1.ListDriversResponse\"\x03\x90\x02\x01\x12N\n" +
-	"\rRestartDriver\x12\x1d.weft.v1.RestartDriverRequest\x1a\x1e.weft.v1.RestartDriverResponseB*Z(github.com/weftos/weft/api/weftv1;weftv1b\x06proto3"
+	"\rRestartDriver\x12\x1d.weft.v1.RestartDriverRequest\x1a\x1e.weft.v1.RestartDriverResponse2\xba\x06\n" +
+	"\rBackupService\x12H\n" +
+	"\vInitBackups\x12\x1b.weft.v1.InitBackupsRequest\x1a\x1c.weft.v1.InitBackupsResponse\x12A\n" +
+	"\tRunBackup\x12\x19.weft.v1.RunBackupRequest\x1a\x17.weft.v1.RunBackupEvent0\x01\x12S\n" +
+	"\rListSnapshots\x12\x1d.weft.v1.ListSnapshotsRequest\x1a\x1e.weft.v1.ListSnapshotsResponse\"\x03\x90\x02\x01\x12N\n" +
+	"\rVerifyBackups\x12\x1d.weft.v1.VerifyBackupsRequest\x1a\x1e.weft.v1.VerifyBackupsResponse\x12T\n" +
+	"\x0fForgetSnapshots\x12\x1f.weft.v1.ForgetSnapshotsRequest\x1a .weft.v1.ForgetSnapshotsResponse\x12K\n" +
+	"\fPruneBackups\x12\x1c.weft.v1.PruneBackupsRequest\x1a\x1d.weft.v1.PruneBackupsResponse\x12V\n" +
+	"\x0eListBackupKeys\x12\x1e.weft.v1.ListBackupKeysRequest\x1a\x1f.weft.v1.ListBackupKeysResponse\"\x03\x90\x02\x01\x12K\n" +
+	"\fAddBackupKey\x12\x1c.weft.v1.AddBackupKeyRequest\x1a\x1d.weft.v1.AddBackupKeyResponse\x12T\n" +
+	"\x0fRemoveBackupKey\x12\x1f.weft.v1.RemoveBackupKeyRequest\x1a .weft.v1.RemoveBackupKeyResponse\x12Y\n" +
+	"\x0fGetBackupStatus\x12\x1f.weft.v1.GetBackupStatusRequest\x1a .weft.v1.GetBackupStatusResponse\"\x03\x90\x02\x01B*Z(github.com/weftos/weft/api/weftv1;weftv1b\x06proto3"
 
 var (
 	file_weft_v1_control_proto_rawDescOnce sync.Once
@@ -3806,7 +5983,7 @@ func file_weft_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_weft_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_weft_v1_control_proto_goTypes = []any{
 	(ProcessState)(0),                // 0: weft.v1.ProcessState
 	(EnvelopeKind)(0),                // 1: weft.v1.EnvelopeKind
@@ -3868,111 +6045,186 @@ var file_weft_v1_control_proto_goTypes = []any{
 	(*ListDriversResponse)(nil),      // 57: weft.v1.ListDriversResponse
 	(*RestartDriverRequest)(nil),     // 58: weft.v1.RestartDriverRequest
 	(*RestartDriverResponse)(nil),    // 59: weft.v1.RestartDriverResponse
-	nil,                              // 60: weft.v1.GetInfoResponse.SendErrorsEntry
-	(*timestamppb.Timestamp)(nil),    // 61: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 62: google.protobuf.Duration
-	(*Capability)(nil),               // 63: weft.v1.Capability
-	(*Request)(nil),                  // 64: weft.v1.Request
-	(*Blob)(nil),                     // 65: weft.v1.Blob
-	(*Response)(nil),                 // 66: weft.v1.Response
-	(*SendError)(nil),                // 67: weft.v1.SendError
-	(SendErrorKind)(0),               // 68: weft.v1.SendErrorKind
+	(*InitBackupsRequest)(nil),       // 60: weft.v1.InitBackupsRequest
+	(*InitBackupsResponse)(nil),      // 61: weft.v1.InitBackupsResponse
+	(*InitBackupsResult)(nil),        // 62: weft.v1.InitBackupsResult
+	(*RunBackupRequest)(nil),         // 63: weft.v1.RunBackupRequest
+	(*RunBackupEvent)(nil),           // 64: weft.v1.RunBackupEvent
+	(*BackupTargetProgress)(nil),     // 65: weft.v1.BackupTargetProgress
+	(*BackupRunResult)(nil),          // 66: weft.v1.BackupRunResult
+	(*BackupSnapshot)(nil),           // 67: weft.v1.BackupSnapshot
+	(*ListSnapshotsRequest)(nil),     // 68: weft.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),    // 69: weft.v1.ListSnapshotsResponse
+	(*TargetSnapshots)(nil),          // 70: weft.v1.TargetSnapshots
+	(*VerifyBackupsRequest)(nil),     // 71: weft.v1.VerifyBackupsRequest
+	(*VerifyBackupsResponse)(nil),    // 72: weft.v1.VerifyBackupsResponse
+	(*VerifyBackupsResult)(nil),      // 73: weft.v1.VerifyBackupsResult
+	(*BrokenSnapshot)(nil),           // 74: weft.v1.BrokenSnapshot
+	(*ForgetSnapshotsRequest)(nil),   // 75: weft.v1.ForgetSnapshotsRequest
+	(*ForgetSnapshotsResponse)(nil),  // 76: weft.v1.ForgetSnapshotsResponse
+	(*ForgetSnapshotsResult)(nil),    // 77: weft.v1.ForgetSnapshotsResult
+	(*PruneBackupsRequest)(nil),      // 78: weft.v1.PruneBackupsRequest
+	(*PruneBackupsResponse)(nil),     // 79: weft.v1.PruneBackupsResponse
+	(*PruneBackupsResult)(nil),       // 80: weft.v1.PruneBackupsResult
+	(*BackupKey)(nil),                // 81: weft.v1.BackupKey
+	(*ListBackupKeysRequest)(nil),    // 82: weft.v1.ListBackupKeysRequest
+	(*ListBackupKeysResponse)(nil),   // 83: weft.v1.ListBackupKeysResponse
+	(*TargetBackupKeys)(nil),         // 84: weft.v1.TargetBackupKeys
+	(*AddBackupKeyRequest)(nil),      // 85: weft.v1.AddBackupKeyRequest
+	(*AddBackupKeyResponse)(nil),     // 86: weft.v1.AddBackupKeyResponse
+	(*RemoveBackupKeyRequest)(nil),   // 87: weft.v1.RemoveBackupKeyRequest
+	(*RemoveBackupKeyResponse)(nil),  // 88: weft.v1.RemoveBackupKeyResponse
+	(*GetBackupStatusRequest)(nil),   // 89: weft.v1.GetBackupStatusRequest
+	(*GetBackupStatusResponse)(nil),  // 90: weft.v1.GetBackupStatusResponse
+	(*BackupTargetStatus)(nil),       // 91: weft.v1.BackupTargetStatus
+	nil,                              // 92: weft.v1.GetInfoResponse.SendErrorsEntry
+	(*timestamppb.Timestamp)(nil),    // 93: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 94: google.protobuf.Duration
+	(*Capability)(nil),               // 95: weft.v1.Capability
+	(*Request)(nil),                  // 96: weft.v1.Request
+	(*Blob)(nil),                     // 97: weft.v1.Blob
+	(*Response)(nil),                 // 98: weft.v1.Response
+	(*SendError)(nil),                // 99: weft.v1.SendError
+	(SendErrorKind)(0),               // 100: weft.v1.SendErrorKind
 }
 var file_weft_v1_control_proto_depIdxs = []int32{
-	61, // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
-	62, // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
-	60, // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
-	63, // 3: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
-	5,  // 4: weft.v1.PackageInfo.requested:type_name -> weft.v1.RequestedCapability
-	61, // 5: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
-	5,  // 6: weft.v1.PackageInfo.approved:type_name -> weft.v1.RequestedCapability
-	4,  // 7: weft.v1.InspectPackageRequest.archive:type_name -> weft.v1.PackageArchive
-	6,  // 8: weft.v1.InspectPackageResponse.package:type_name -> weft.v1.PackageInfo
-	4,  // 9: weft.v1.InstallPackageRequest.archive:type_name -> weft.v1.PackageArchive
-	5,  // 10: weft.v1.InstallPackageRequest.approve:type_name -> weft.v1.RequestedCapability
-	6,  // 11: weft.v1.InstallPackageResponse.package:type_name -> weft.v1.PackageInfo
-	6,  // 12: weft.v1.ListPackagesResponse.packages:type_name -> weft.v1.PackageInfo
-	0,  // 13: weft.v1.ProcessInfo.state:type_name -> weft.v1.ProcessState
-	61, // 14: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
-	15, // 15: weft.v1.ListProcessesResponse.processes:type_name -> weft.v1.ProcessInfo
-	15, // 16: weft.v1.KillProcessResponse.process:type_name -> weft.v1.ProcessInfo
-	15, // 17: weft.v1.RestartProcessResponse.process:type_name -> weft.v1.ProcessInfo
-	64, // 18: weft.v1.SendRequest.request:type_name -> weft.v1.Request
-	65, // 19: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
-	66, // 20: weft.v1.SendResponse.response:type_name -> weft.v1.Response
-	67, // 21: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
-	65, // 22: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
-	61, // 23: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
-	1,  // 24: weft.v1.Envelope.kind:type_name -> weft.v1.EnvelopeKind
-	62, // 25: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
-	68, // 26: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
-	25, // 27: weft.v1.TapResponse.envelope:type_name -> weft.v1.Envelope
-	63, // 28: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
-	63, // 29: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
-	63, // 30: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
-	63, // 31: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
-	44, // 32: weft.v1.KVScanResponse.pairs:type_name -> weft.v1.KVPair
-	61, // 33: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
-	51, // 34: weft.v1.ReadDirResponse.entries:type_name -> weft.v1.DirEntry
-	0,  // 35: weft.v1.DriverInfo.state:type_name -> weft.v1.ProcessState
-	61, // 36: weft.v1.DriverInfo.started:type_name -> google.protobuf.Timestamp
-	55, // 37: weft.v1.ListDriversResponse.drivers:type_name -> weft.v1.DriverInfo
-	55, // 38: weft.v1.RestartDriverResponse.driver:type_name -> weft.v1.DriverInfo
-	2,  // 39: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
-	7,  // 40: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
-	9,  // 41: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
-	11, // 42: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
-	13, // 43: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
-	16, // 44: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
-	18, // 45: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
-	20, // 46: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
-	22, // 47: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
-	24, // 48: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
-	27, // 49: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
-	29, // 50: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
-	31, // 51: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
-	33, // 52: weft.v1.StoreService.ListDatabases:input_type -> weft.v1.ListDatabasesRequest
-	35, // 53: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
-	37, // 54: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
-	39, // 55: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
-	41, // 56: weft.v1.StoreService.DropDatabase:input_type -> weft.v1.DropDatabaseRequest
-	43, // 57: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
-	46, // 58: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
-	48, // 59: weft.v1.StoreService.RemoveDrive:input_type -> weft.v1.RemoveDriveRequest
-	50, // 60: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
-	53, // 61: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
-	56, // 62: weft.v1.DriverService.ListDrivers:input_type -> weft.v1.ListDriversRequest
-	58, // 63: weft.v1.DriverService.RestartDriver:input_type -> weft.v1.RestartDriverRequest
-	3,  // 64: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
-	8,  // 65: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
-	10, // 66: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
-	12, // 67: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
-	14, // 68: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
-	17, // 69: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
-	19, // 70: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
-	21, // 71: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
-	23, // 72: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
-	26, // 73: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
-	28, // 74: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
-	30, // 75: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
-	32, // 76: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
-	34, // 77: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
-	36, // 78: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
-	38, // 79: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
-	40, // 80: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
-	42, // 81: weft.v1.StoreService.DropDatabase:output_type -> weft.v1.DropDatabaseResponse
-	45, // 82: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
-	47, // 83: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
-	49, // 84: weft.v1.StoreService.RemoveDrive:output_type -> weft.v1.RemoveDriveResponse
-	52, // 85: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
-	54, // 86: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
-	57, // 87: weft.v1.DriverService.ListDrivers:output_type -> weft.v1.ListDriversResponse
-	59, // 88: weft.v1.DriverService.RestartDriver:output_type -> weft.v1.RestartDriverResponse
-	64, // [64:89] is the sub-list for method output_type
-	39, // [39:64] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	93,  // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
+	94,  // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
+	92,  // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
+	95,  // 3: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
+	5,   // 4: weft.v1.PackageInfo.requested:type_name -> weft.v1.RequestedCapability
+	93,  // 5: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
+	5,   // 6: weft.v1.PackageInfo.approved:type_name -> weft.v1.RequestedCapability
+	4,   // 7: weft.v1.InspectPackageRequest.archive:type_name -> weft.v1.PackageArchive
+	6,   // 8: weft.v1.InspectPackageResponse.package:type_name -> weft.v1.PackageInfo
+	4,   // 9: weft.v1.InstallPackageRequest.archive:type_name -> weft.v1.PackageArchive
+	5,   // 10: weft.v1.InstallPackageRequest.approve:type_name -> weft.v1.RequestedCapability
+	6,   // 11: weft.v1.InstallPackageResponse.package:type_name -> weft.v1.PackageInfo
+	6,   // 12: weft.v1.ListPackagesResponse.packages:type_name -> weft.v1.PackageInfo
+	0,   // 13: weft.v1.ProcessInfo.state:type_name -> weft.v1.ProcessState
+	93,  // 14: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
+	15,  // 15: weft.v1.ListProcessesResponse.processes:type_name -> weft.v1.ProcessInfo
+	15,  // 16: weft.v1.KillProcessResponse.process:type_name -> weft.v1.ProcessInfo
+	15,  // 17: weft.v1.RestartProcessResponse.process:type_name -> weft.v1.ProcessInfo
+	96,  // 18: weft.v1.SendRequest.request:type_name -> weft.v1.Request
+	97,  // 19: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
+	98,  // 20: weft.v1.SendResponse.response:type_name -> weft.v1.Response
+	99,  // 21: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
+	97,  // 22: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
+	93,  // 23: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
+	1,   // 24: weft.v1.Envelope.kind:type_name -> weft.v1.EnvelopeKind
+	94,  // 25: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
+	100, // 26: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
+	25,  // 27: weft.v1.TapResponse.envelope:type_name -> weft.v1.Envelope
+	95,  // 28: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
+	95,  // 29: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
+	95,  // 30: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
+	95,  // 31: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
+	44,  // 32: weft.v1.KVScanResponse.pairs:type_name -> weft.v1.KVPair
+	93,  // 33: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
+	51,  // 34: weft.v1.ReadDirResponse.entries:type_name -> weft.v1.DirEntry
+	0,   // 35: weft.v1.DriverInfo.state:type_name -> weft.v1.ProcessState
+	93,  // 36: weft.v1.DriverInfo.started:type_name -> google.protobuf.Timestamp
+	55,  // 37: weft.v1.ListDriversResponse.drivers:type_name -> weft.v1.DriverInfo
+	55,  // 38: weft.v1.RestartDriverResponse.driver:type_name -> weft.v1.DriverInfo
+	62,  // 39: weft.v1.InitBackupsResponse.targets:type_name -> weft.v1.InitBackupsResult
+	65,  // 40: weft.v1.RunBackupEvent.targets:type_name -> weft.v1.BackupTargetProgress
+	66,  // 41: weft.v1.RunBackupEvent.results:type_name -> weft.v1.BackupRunResult
+	67,  // 42: weft.v1.BackupRunResult.snapshot:type_name -> weft.v1.BackupSnapshot
+	93,  // 43: weft.v1.BackupSnapshot.time:type_name -> google.protobuf.Timestamp
+	70,  // 44: weft.v1.ListSnapshotsResponse.targets:type_name -> weft.v1.TargetSnapshots
+	67,  // 45: weft.v1.TargetSnapshots.snapshots:type_name -> weft.v1.BackupSnapshot
+	73,  // 46: weft.v1.VerifyBackupsResponse.targets:type_name -> weft.v1.VerifyBackupsResult
+	74,  // 47: weft.v1.VerifyBackupsResult.broken:type_name -> weft.v1.BrokenSnapshot
+	77,  // 48: weft.v1.ForgetSnapshotsResponse.targets:type_name -> weft.v1.ForgetSnapshotsResult
+	67,  // 49: weft.v1.ForgetSnapshotsResult.kept:type_name -> weft.v1.BackupSnapshot
+	67,  // 50: weft.v1.ForgetSnapshotsResult.removed:type_name -> weft.v1.BackupSnapshot
+	80,  // 51: weft.v1.PruneBackupsResponse.targets:type_name -> weft.v1.PruneBackupsResult
+	84,  // 52: weft.v1.ListBackupKeysResponse.targets:type_name -> weft.v1.TargetBackupKeys
+	81,  // 53: weft.v1.TargetBackupKeys.keys:type_name -> weft.v1.BackupKey
+	84,  // 54: weft.v1.AddBackupKeyResponse.targets:type_name -> weft.v1.TargetBackupKeys
+	91,  // 55: weft.v1.GetBackupStatusResponse.targets:type_name -> weft.v1.BackupTargetStatus
+	64,  // 56: weft.v1.GetBackupStatusResponse.progress:type_name -> weft.v1.RunBackupEvent
+	93,  // 57: weft.v1.GetBackupStatusResponse.next_run:type_name -> google.protobuf.Timestamp
+	94,  // 58: weft.v1.GetBackupStatusResponse.interval:type_name -> google.protobuf.Duration
+	94,  // 59: weft.v1.GetBackupStatusResponse.after_write:type_name -> google.protobuf.Duration
+	93,  // 60: weft.v1.BackupTargetStatus.last_attempt:type_name -> google.protobuf.Timestamp
+	93,  // 61: weft.v1.BackupTargetStatus.last_success:type_name -> google.protobuf.Timestamp
+	2,   // 62: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
+	7,   // 63: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
+	9,   // 64: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
+	11,  // 65: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
+	13,  // 66: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
+	16,  // 67: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
+	18,  // 68: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
+	20,  // 69: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
+	22,  // 70: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
+	24,  // 71: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
+	27,  // 72: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
+	29,  // 73: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
+	31,  // 74: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
+	33,  // 75: weft.v1.StoreService.ListDatabases:input_type -> weft.v1.ListDatabasesRequest
+	35,  // 76: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
+	37,  // 77: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
+	39,  // 78: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
+	41,  // 79: weft.v1.StoreService.DropDatabase:input_type -> weft.v1.DropDatabaseRequest
+	43,  // 80: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
+	46,  // 81: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
+	48,  // 82: weft.v1.StoreService.RemoveDrive:input_type -> weft.v1.RemoveDriveRequest
+	50,  // 83: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
+	53,  // 84: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
+	56,  // 85: weft.v1.DriverService.ListDrivers:input_type -> weft.v1.ListDriversRequest
+	58,  // 86: weft.v1.DriverService.RestartDriver:input_type -> weft.v1.RestartDriverRequest
+	60,  // 87: weft.v1.BackupService.InitBackups:input_type -> weft.v1.InitBackupsRequest
+	63,  // 88: weft.v1.BackupService.RunBackup:input_type -> weft.v1.RunBackupRequest
+	68,  // 89: weft.v1.BackupService.ListSnapshots:input_type -> weft.v1.ListSnapshotsRequest
+	71,  // 90: weft.v1.BackupService.VerifyBackups:input_type -> weft.v1.VerifyBackupsRequest
+	75,  // 91: weft.v1.BackupService.ForgetSnapshots:input_type -> weft.v1.ForgetSnapshotsRequest
+	78,  // 92: weft.v1.BackupService.PruneBackups:input_type -> weft.v1.PruneBackupsRequest
+	82,  // 93: weft.v1.BackupService.ListBackupKeys:input_type -> weft.v1.ListBackupKeysRequest
+	85,  // 94: weft.v1.BackupService.AddBackupKey:input_type -> weft.v1.AddBackupKeyRequest
+	87,  // 95: weft.v1.BackupService.RemoveBackupKey:input_type -> weft.v1.RemoveBackupKeyRequest
+	89,  // 96: weft.v1.BackupService.GetBackupStatus:input_type -> weft.v1.GetBackupStatusRequest
+	3,   // 97: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
+	8,   // 98: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
+	10,  // 99: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
+	12,  // 100: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
+	14,  // 101: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
+	17,  // 102: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
+	19,  // 103: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
+	21,  // 104: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
+	23,  // 105: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
+	26,  // 106: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
+	28,  // 107: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
+	30,  // 108: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
+	32,  // 109: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
+	34,  // 110: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
+	36,  // 111: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
+	38,  // 112: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
+	40,  // 113: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
+	42,  // 114: weft.v1.StoreService.DropDatabase:output_type -> weft.v1.DropDatabaseResponse
+	45,  // 115: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
+	47,  // 116: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
+	49,  // 117: weft.v1.StoreService.RemoveDrive:output_type -> weft.v1.RemoveDriveResponse
+	52,  // 118: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
+	54,  // 119: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
+	57,  // 120: weft.v1.DriverService.ListDrivers:output_type -> weft.v1.ListDriversResponse
+	59,  // 121: weft.v1.DriverService.RestartDriver:output_type -> weft.v1.RestartDriverResponse
+	61,  // 122: weft.v1.BackupService.InitBackups:output_type -> weft.v1.InitBackupsResponse
+	64,  // 123: weft.v1.BackupService.RunBackup:output_type -> weft.v1.RunBackupEvent
+	69,  // 124: weft.v1.BackupService.ListSnapshots:output_type -> weft.v1.ListSnapshotsResponse
+	72,  // 125: weft.v1.BackupService.VerifyBackups:output_type -> weft.v1.VerifyBackupsResponse
+	76,  // 126: weft.v1.BackupService.ForgetSnapshots:output_type -> weft.v1.ForgetSnapshotsResponse
+	79,  // 127: weft.v1.BackupService.PruneBackups:output_type -> weft.v1.PruneBackupsResponse
+	83,  // 128: weft.v1.BackupService.ListBackupKeys:output_type -> weft.v1.ListBackupKeysResponse
+	86,  // 129: weft.v1.BackupService.AddBackupKey:output_type -> weft.v1.AddBackupKeyResponse
+	88,  // 130: weft.v1.BackupService.RemoveBackupKey:output_type -> weft.v1.RemoveBackupKeyResponse
+	90,  // 131: weft.v1.BackupService.GetBackupStatus:output_type -> weft.v1.GetBackupStatusResponse
+	97,  // [97:132] is the sub-list for method output_type
+	62,  // [62:97] is the sub-list for method input_type
+	62,  // [62:62] is the sub-list for extension type_name
+	62,  // [62:62] is the sub-list for extension extendee
+	0,   // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_weft_v1_control_proto_init() }
@@ -3992,9 +6244,9 @@ func file_weft_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weft_v1_control_proto_rawDesc), len(file_weft_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   59,
+			NumMessages:   91,
 			NumExtensions: 0,
-			NumServices:   7,
+			NumServices:   8,
 		},
 		GoTypes:           file_weft_v1_control_proto_goTypes,
 		DependencyIndexes: file_weft_v1_control_proto_depIdxs,

@@ -50,6 +50,8 @@ var (
 	ErrCorrupt = errors.New("corrupt")
 	// ErrLocked is the error of taking a lock another holder holds.
 	ErrLocked = errors.New("repository is locked")
+	// ErrLastKey is RemoveKey's error for a repository's last key file.
+	ErrLastKey = errors.New("it is the last key file: the repository could never be opened again")
 )
 
 // corrupt wraps a problem with the named object.
@@ -301,7 +303,7 @@ func (r *Repo) RemoveKey(ctx context.Context, id string) error {
 		return fmt.Errorf("remove key %.80s: %w", id, object.ErrNotFound)
 	}
 	if len(keys) == 1 {
-		return fmt.Errorf("remove key %s: it is the last: the repository could never be opened again", id)
+		return fmt.Errorf("remove key %s: %w", id, ErrLastKey)
 	}
 	if err := r.b.Delete(ctx, keysDir+id); err != nil {
 		return fmt.Errorf("remove key: %w", err)

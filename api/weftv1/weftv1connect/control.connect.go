@@ -45,6 +45,8 @@ const (
 	StoreServiceName = "weft.v1.StoreService"
 	// DriverServiceName is the fully-qualified name of the DriverService service.
 	DriverServiceName = "weft.v1.DriverService"
+	// BackupServiceName is the fully-qualified name of the BackupService service.
+	BackupServiceName = "weft.v1.BackupService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -120,6 +122,35 @@ const (
 	// DriverServiceRestartDriverProcedure is the fully-qualified name of the DriverService's
 	// RestartDriver RPC.
 	DriverServiceRestartDriverProcedure = "/weft.v1.DriverService/RestartDriver"
+	// BackupServiceInitBackupsProcedure is the fully-qualified name of the BackupService's InitBackups
+	// RPC.
+	BackupServiceInitBackupsProcedure = "/weft.v1.BackupService/InitBackups"
+	// BackupServiceRunBackupProcedure is the fully-qualified name of the BackupService's RunBackup RPC.
+	BackupServiceRunBackupProcedure = "/weft.v1.BackupService/RunBackup"
+	// BackupServiceListSnapshotsProcedure is the fully-qualified name of the BackupService's
+	// ListSnapshots RPC.
+	BackupServiceListSnapshotsProcedure = "/weft.v1.BackupService/ListSnapshots"
+	// BackupServiceVerifyBackupsProcedure is the fully-qualified name of the BackupService's
+	// VerifyBackups RPC.
+	BackupServiceVerifyBackupsProcedure = "/weft.v1.BackupService/VerifyBackups"
+	// BackupServiceForgetSnapshotsProcedure is the fully-qualified name of the BackupService's
+	// ForgetSnapshots RPC.
+	BackupServiceForgetSnapshotsProcedure = "/weft.v1.BackupService/ForgetSnapshots"
+	// BackupServicePruneBackupsProcedure is the fully-qualified name of the BackupService's
+	// PruneBackups RPC.
+	BackupServicePruneBackupsProcedure = "/weft.v1.BackupService/PruneBackups"
+	// BackupServiceListBackupKeysProcedure is the fully-qualified name of the BackupService's
+	// ListBackupKeys RPC.
+	BackupServiceListBackupKeysProcedure = "/weft.v1.BackupService/ListBackupKeys"
+	// BackupServiceAddBackupKeyProcedure is the fully-qualified name of the BackupService's
+	// AddBackupKey RPC.
+	BackupServiceAddBackupKeyProcedure = "/weft.v1.BackupService/AddBackupKey"
+	// BackupServiceRemoveBackupKeyProcedure is the fully-qualified name of the BackupService's
+	// RemoveBackupKey RPC.
+	BackupServiceRemoveBackupKeyProcedure = "/weft.v1.BackupService/RemoveBackupKey"
+	// BackupServiceGetBackupStatusProcedure is the fully-qualified name of the BackupService's
+	// GetBackupStatus RPC.
+	BackupServiceGetBackupStatusProcedure = "/weft.v1.BackupService/GetBackupStatus"
 )
 
 // NodeServiceClient is a client for the weft.v1.NodeService service.
@@ -1212,4 +1243,352 @@ func (UnimplementedDriverServiceHandler) ListDrivers(context.Context, *connect.R
 
 func (UnimplementedDriverServiceHandler) RestartDriver(context.Context, *connect.Request[weftv1.RestartDriverRequest]) (*connect.Response[weftv1.RestartDriverResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.DriverService.RestartDriver is not implemented"))
+}
+
+// BackupServiceClient is a client for the weft.v1.BackupService service.
+type BackupServiceClient interface {
+	// InitBackups makes a repository on every target that has none, all
+	// with one master key, their key files opening with the node's key and
+	// each of recipients. A target that has one is left as it is.
+	InitBackups(context.Context, *connect.Request[weftv1.InitBackupsRequest]) (*connect.Response[weftv1.InitBackupsResponse], error)
+	// RunBackup backs the node up now: one progress event as it goes (at
+	// most every 200 ms), then a last one with each target's result.
+	RunBackup(context.Context, *connect.Request[weftv1.RunBackupRequest]) (*connect.ServerStreamForClient[weftv1.RunBackupEvent], error)
+	// ListSnapshots lists each target's snapshots, newest first.
+	ListSnapshots(context.Context, *connect.Request[weftv1.ListSnapshotsRequest]) (*connect.Response[weftv1.ListSnapshotsResponse], error)
+	// VerifyBackups checks that every blob each snapshot needs is indexed
+	// and its pack is there; with read_data, it downloads, decrypts and
+	// checks every pack.
+	VerifyBackups(context.Context, *connect.Request[weftv1.VerifyBackupsRequest]) (*connect.Response[weftv1.VerifyBackupsResponse], error)
+	// ForgetSnapshots removes the snapshots the keep rules do not keep
+	// (all rules zero is INVALID_ARGUMENT: it would remove every one).
+	ForgetSnapshots(context.Context, *connect.Request[weftv1.ForgetSnapshotsRequest]) (*connect.Response[weftv1.ForgetSnapshotsResponse], error)
+	// PruneBackups deletes what no snapshot references.
+	PruneBackups(context.Context, *connect.Request[weftv1.PruneBackupsRequest]) (*connect.Response[weftv1.PruneBackupsResponse], error)
+	// ListBackupKeys lists each target's key files.
+	ListBackupKeys(context.Context, *connect.Request[weftv1.ListBackupKeysRequest]) (*connect.Response[weftv1.ListBackupKeysResponse], error)
+	// AddBackupKey adds, on each target, a key file that opens with the
+	// identity of an age X25519 recipient ("age1…").
+	AddBackupKey(context.Context, *connect.Request[weftv1.AddBackupKeyRequest]) (*connect.Response[weftv1.AddBackupKeyResponse], error)
+	// RemoveBackupKey removes a key file from one target. The last one,
+	// and the one the node's own key opens, are refused
+	// (FAILED_PRECONDITION); an id the target does not have is NOT_FOUND.
+	RemoveBackupKey(context.Context, *connect.Request[weftv1.RemoveBackupKeyRequest]) (*connect.Response[weftv1.RemoveBackupKeyResponse], error)
+	// GetBackupStatus returns each target's last runs and the schedule.
+	GetBackupStatus(context.Context, *connect.Request[weftv1.GetBackupStatusRequest]) (*connect.Response[weftv1.GetBackupStatusResponse], error)
+}
+
+// NewBackupServiceClient constructs a client for the weft.v1.BackupService service. By default, it
+// uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewBackupServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) BackupServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	backupServiceMethods := weftv1.File_weft_v1_control_proto.Services().ByName("BackupService").Methods()
+	return &backupServiceClient{
+		initBackups: connect.NewClient[weftv1.InitBackupsRequest, weftv1.InitBackupsResponse](
+			httpClient,
+			baseURL+BackupServiceInitBackupsProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("InitBackups")),
+			connect.WithClientOptions(opts...),
+		),
+		runBackup: connect.NewClient[weftv1.RunBackupRequest, weftv1.RunBackupEvent](
+			httpClient,
+			baseURL+BackupServiceRunBackupProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("RunBackup")),
+			connect.WithClientOptions(opts...),
+		),
+		listSnapshots: connect.NewClient[weftv1.ListSnapshotsRequest, weftv1.ListSnapshotsResponse](
+			httpClient,
+			baseURL+BackupServiceListSnapshotsProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("ListSnapshots")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		verifyBackups: connect.NewClient[weftv1.VerifyBackupsRequest, weftv1.VerifyBackupsResponse](
+			httpClient,
+			baseURL+BackupServiceVerifyBackupsProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("VerifyBackups")),
+			connect.WithClientOptions(opts...),
+		),
+		forgetSnapshots: connect.NewClient[weftv1.ForgetSnapshotsRequest, weftv1.ForgetSnapshotsResponse](
+			httpClient,
+			baseURL+BackupServiceForgetSnapshotsProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("ForgetSnapshots")),
+			connect.WithClientOptions(opts...),
+		),
+		pruneBackups: connect.NewClient[weftv1.PruneBackupsRequest, weftv1.PruneBackupsResponse](
+			httpClient,
+			baseURL+BackupServicePruneBackupsProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("PruneBackups")),
+			connect.WithClientOptions(opts...),
+		),
+		listBackupKeys: connect.NewClient[weftv1.ListBackupKeysRequest, weftv1.ListBackupKeysResponse](
+			httpClient,
+			baseURL+BackupServiceListBackupKeysProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("ListBackupKeys")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		addBackupKey: connect.NewClient[weftv1.AddBackupKeyRequest, weftv1.AddBackupKeyResponse](
+			httpClient,
+			baseURL+BackupServiceAddBackupKeyProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("AddBackupKey")),
+			connect.WithClientOptions(opts...),
+		),
+		removeBackupKey: connect.NewClient[weftv1.RemoveBackupKeyRequest, weftv1.RemoveBackupKeyResponse](
+			httpClient,
+			baseURL+BackupServiceRemoveBackupKeyProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("RemoveBackupKey")),
+			connect.WithClientOptions(opts...),
+		),
+		getBackupStatus: connect.NewClient[weftv1.GetBackupStatusRequest, weftv1.GetBackupStatusResponse](
+			httpClient,
+			baseURL+BackupServiceGetBackupStatusProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("GetBackupStatus")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// backupServiceClient implements BackupServiceClient.
+type backupServiceClient struct {
+	initBackups     *connect.Client[weftv1.InitBackupsRequest, weftv1.InitBackupsResponse]
+	runBackup       *connect.Client[weftv1.RunBackupRequest, weftv1.RunBackupEvent]
+	listSnapshots   *connect.Client[weftv1.ListSnapshotsRequest, weftv1.ListSnapshotsResponse]
+	verifyBackups   *connect.Client[weftv1.VerifyBackupsRequest, weftv1.VerifyBackupsResponse]
+	forgetSnapshots *connect.Client[weftv1.ForgetSnapshotsRequest, weftv1.ForgetSnapshotsResponse]
+	pruneBackups    *connect.Client[weftv1.PruneBackupsRequest, weftv1.PruneBackupsResponse]
+	listBackupKeys  *connect.Client[weftv1.ListBackupKeysRequest, weftv1.ListBackupKeysResponse]
+	addBackupKey    *connect.Client[weftv1.AddBackupKeyRequest, weftv1.AddBackupKeyResponse]
+	removeBackupKey *connect.Client[weftv1.RemoveBackupKeyRequest, weftv1.RemoveBackupKeyResponse]
+	getBackupStatus *connect.Client[weftv1.GetBackupStatusRequest, weftv1.GetBackupStatusResponse]
+}
+
+// InitBackups calls weft.v1.BackupService.InitBackups.
+func (c *backupServiceClient) InitBackups(ctx context.Context, req *connect.Request[weftv1.InitBackupsRequest]) (*connect.Response[weftv1.InitBackupsResponse], error) {
+	return c.initBackups.CallUnary(ctx, req)
+}
+
+// RunBackup calls weft.v1.BackupService.RunBackup.
+func (c *backupServiceClient) RunBackup(ctx context.Context, req *connect.Request[weftv1.RunBackupRequest]) (*connect.ServerStreamForClient[weftv1.RunBackupEvent], error) {
+	return c.runBackup.CallServerStream(ctx, req)
+}
+
+// ListSnapshots calls weft.v1.BackupService.ListSnapshots.
+func (c *backupServiceClient) ListSnapshots(ctx context.Context, req *connect.Request[weftv1.ListSnapshotsRequest]) (*connect.Response[weftv1.ListSnapshotsResponse], error) {
+	return c.listSnapshots.CallUnary(ctx, req)
+}
+
+// VerifyBackups calls weft.v1.BackupService.VerifyBackups.
+func (c *backupServiceClient) VerifyBackups(ctx context.Context, req *connect.Request[weftv1.VerifyBackupsRequest]) (*connect.Response[weftv1.VerifyBackupsResponse], error) {
+	return c.verifyBackups.CallUnary(ctx, req)
+}
+
+// ForgetSnapshots calls weft.v1.BackupService.ForgetSnapshots.
+func (c *backupServiceClient) ForgetSnapshots(ctx context.Context, req *connect.Request[weftv1.ForgetSnapshotsRequest]) (*connect.Response[weftv1.ForgetSnapshotsResponse], error) {
+	return c.forgetSnapshots.CallUnary(ctx, req)
+}
+
+// PruneBackups calls weft.v1.BackupService.PruneBackups.
+func (c *backupServiceClient) PruneBackups(ctx context.Context, req *connect.Request[weftv1.PruneBackupsRequest]) (*connect.Response[weftv1.PruneBackupsResponse], error) {
+	return c.pruneBackups.CallUnary(ctx, req)
+}
+
+// ListBackupKeys calls weft.v1.BackupService.ListBackupKeys.
+func (c *backupServiceClient) ListBackupKeys(ctx context.Context, req *connect.Request[weftv1.ListBackupKeysRequest]) (*connect.Response[weftv1.ListBackupKeysResponse], error) {
+	return c.listBackupKeys.CallUnary(ctx, req)
+}
+
+// AddBackupKey calls weft.v1.BackupService.AddBackupKey.
+func (c *backupServiceClient) AddBackupKey(ctx context.Context, req *connect.Request[weftv1.AddBackupKeyRequest]) (*connect.Response[weftv1.AddBackupKeyResponse], error) {
+	return c.addBackupKey.CallUnary(ctx, req)
+}
+
+// RemoveBackupKey calls weft.v1.BackupService.RemoveBackupKey.
+func (c *backupServiceClient) RemoveBackupKey(ctx context.Context, req *connect.Request[weftv1.RemoveBackupKeyRequest]) (*connect.Response[weftv1.RemoveBackupKeyResponse], error) {
+	return c.removeBackupKey.CallUnary(ctx, req)
+}
+
+// GetBackupStatus calls weft.v1.BackupService.GetBackupStatus.
+func (c *backupServiceClient) GetBackupStatus(ctx context.Context, req *connect.Request[weftv1.GetBackupStatusRequest]) (*connect.Response[weftv1.GetBackupStatusResponse], error) {
+	return c.getBackupStatus.CallUnary(ctx, req)
+}
+
+// BackupServiceHandler is an implementation of the weft.v1.BackupService service.
+type BackupServiceHandler interface {
+	// InitBackups makes a repository on every target that has none, all
+	// with one master key, their key files opening with the node's key and
+	// each of recipients. A target that has one is left as it is.
+	InitBackups(context.Context, *connect.Request[weftv1.InitBackupsRequest]) (*connect.Response[weftv1.InitBackupsResponse], error)
+	// RunBackup backs the node up now: one progress event as it goes (at
+	// most every 200 ms), then a last one with each target's result.
+	RunBackup(context.Context, *connect.Request[weftv1.RunBackupRequest], *connect.ServerStream[weftv1.RunBackupEvent]) error
+	// ListSnapshots lists each target's snapshots, newest first.
+	ListSnapshots(context.Context, *connect.Request[weftv1.ListSnapshotsRequest]) (*connect.Response[weftv1.ListSnapshotsResponse], error)
+	// VerifyBackups checks that every blob each snapshot needs is indexed
+	// and its pack is there; with read_data, it downloads, decrypts and
+	// checks every pack.
+	VerifyBackups(context.Context, *connect.Request[weftv1.VerifyBackupsRequest]) (*connect.Response[weftv1.VerifyBackupsResponse], error)
+	// ForgetSnapshots removes the snapshots the keep rules do not keep
+	// (all rules zero is INVALID_ARGUMENT: it would remove every one).
+	ForgetSnapshots(context.Context, *connect.Request[weftv1.ForgetSnapshotsRequest]) (*connect.Response[weftv1.ForgetSnapshotsResponse], error)
+	// PruneBackups deletes what no snapshot references.
+	PruneBackups(context.Context, *connect.Request[weftv1.PruneBackupsRequest]) (*connect.Response[weftv1.PruneBackupsResponse], error)
+	// ListBackupKeys lists each target's key files.
+	ListBackupKeys(context.Context, *connect.Request[weftv1.ListBackupKeysRequest]) (*connect.Response[weftv1.ListBackupKeysResponse], error)
+	// AddBackupKey adds, on each target, a key file that opens with the
+	// identity of an age X25519 recipient ("age1…").
+	AddBackupKey(context.Context, *connect.Request[weftv1.AddBackupKeyRequest]) (*connect.Response[weftv1.AddBackupKeyResponse], error)
+	// RemoveBackupKey removes a key file from one target. The last one,
+	// and the one the node's own key opens, are refused
+	// (FAILED_PRECONDITION); an id the target does not have is NOT_FOUND.
+	RemoveBackupKey(context.Context, *connect.Request[weftv1.RemoveBackupKeyRequest]) (*connect.Response[weftv1.RemoveBackupKeyResponse], error)
+	// GetBackupStatus returns each target's last runs and the schedule.
+	GetBackupStatus(context.Context, *connect.Request[weftv1.GetBackupStatusRequest]) (*connect.Response[weftv1.GetBackupStatusResponse], error)
+}
+
+// NewBackupServiceHandler builds an HTTP handler from the service implementation. It returns the
+// path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewBackupServiceHandler(svc BackupServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	backupServiceMethods := weftv1.File_weft_v1_control_proto.Services().ByName("BackupService").Methods()
+	backupServiceInitBackupsHandler := connect.NewUnaryHandler(
+		BackupServiceInitBackupsProcedure,
+		svc.InitBackups,
+		connect.WithSchema(backupServiceMethods.ByName("InitBackups")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceRunBackupHandler := connect.NewServerStreamHandler(
+		BackupServiceRunBackupProcedure,
+		svc.RunBackup,
+		connect.WithSchema(backupServiceMethods.ByName("RunBackup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceListSnapshotsHandler := connect.NewUnaryHandler(
+		BackupServiceListSnapshotsProcedure,
+		svc.ListSnapshots,
+		connect.WithSchema(backupServiceMethods.ByName("ListSnapshots")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceVerifyBackupsHandler := connect.NewUnaryHandler(
+		BackupServiceVerifyBackupsProcedure,
+		svc.VerifyBackups,
+		connect.WithSchema(backupServiceMethods.ByName("VerifyBackups")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceForgetSnapshotsHandler := connect.NewUnaryHandler(
+		BackupServiceForgetSnapshotsProcedure,
+		svc.ForgetSnapshots,
+		connect.WithSchema(backupServiceMethods.ByName("ForgetSnapshots")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServicePruneBackupsHandler := connect.NewUnaryHandler(
+		BackupServicePruneBackupsProcedure,
+		svc.PruneBackups,
+		connect.WithSchema(backupServiceMethods.ByName("PruneBackups")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceListBackupKeysHandler := connect.NewUnaryHandler(
+		BackupServiceListBackupKeysProcedure,
+		svc.ListBackupKeys,
+		connect.WithSchema(backupServiceMethods.ByName("ListBackupKeys")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceAddBackupKeyHandler := connect.NewUnaryHandler(
+		BackupServiceAddBackupKeyProcedure,
+		svc.AddBackupKey,
+		connect.WithSchema(backupServiceMethods.ByName("AddBackupKey")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceRemoveBackupKeyHandler := connect.NewUnaryHandler(
+		BackupServiceRemoveBackupKeyProcedure,
+		svc.RemoveBackupKey,
+		connect.WithSchema(backupServiceMethods.ByName("RemoveBackupKey")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceGetBackupStatusHandler := connect.NewUnaryHandler(
+		BackupServiceGetBackupStatusProcedure,
+		svc.GetBackupStatus,
+		connect.WithSchema(backupServiceMethods.ByName("GetBackupStatus")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/weft.v1.BackupService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case BackupServiceInitBackupsProcedure:
+			backupServiceInitBackupsHandler.ServeHTTP(w, r)
+		case BackupServiceRunBackupProcedure:
+			backupServiceRunBackupHandler.ServeHTTP(w, r)
+		case BackupServiceListSnapshotsProcedure:
+			backupServiceListSnapshotsHandler.ServeHTTP(w, r)
+		case BackupServiceVerifyBackupsProcedure:
+			backupServiceVerifyBackupsHandler.ServeHTTP(w, r)
+		case BackupServiceForgetSnapshotsProcedure:
+			backupServiceForgetSnapshotsHandler.ServeHTTP(w, r)
+		case BackupServicePruneBackupsProcedure:
+			backupServicePruneBackupsHandler.ServeHTTP(w, r)
+		case BackupServiceListBackupKeysProcedure:
+			backupServiceListBackupKeysHandler.ServeHTTP(w, r)
+		case BackupServiceAddBackupKeyProcedure:
+			backupServiceAddBackupKeyHandler.ServeHTTP(w, r)
+		case BackupServiceRemoveBackupKeyProcedure:
+			backupServiceRemoveBackupKeyHandler.ServeHTTP(w, r)
+		case BackupServiceGetBackupStatusProcedure:
+			backupServiceGetBackupStatusHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedBackupServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedBackupServiceHandler struct{}
+
+func (UnimplementedBackupServiceHandler) InitBackups(context.Context, *connect.Request[weftv1.InitBackupsRequest]) (*connect.Response[weftv1.InitBackupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.InitBackups is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) RunBackup(context.Context, *connect.Request[weftv1.RunBackupRequest], *connect.ServerStream[weftv1.RunBackupEvent]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.RunBackup is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) ListSnapshots(context.Context, *connect.Request[weftv1.ListSnapshotsRequest]) (*connect.Response[weftv1.ListSnapshotsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.ListSnapshots is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) VerifyBackups(context.Context, *connect.Request[weftv1.VerifyBackupsRequest]) (*connect.Response[weftv1.VerifyBackupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.VerifyBackups is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) ForgetSnapshots(context.Context, *connect.Request[weftv1.ForgetSnapshotsRequest]) (*connect.Response[weftv1.ForgetSnapshotsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.ForgetSnapshots is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) PruneBackups(context.Context, *connect.Request[weftv1.PruneBackupsRequest]) (*connect.Response[weftv1.PruneBackupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.PruneBackups is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) ListBackupKeys(context.Context, *connect.Request[weftv1.ListBackupKeysRequest]) (*connect.Response[weftv1.ListBackupKeysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.ListBackupKeys is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) AddBackupKey(context.Context, *connect.Request[weftv1.AddBackupKeyRequest]) (*connect.Response[weftv1.AddBackupKeyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.AddBackupKey is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) RemoveBackupKey(context.Context, *connect.Request[weftv1.RemoveBackupKeyRequest]) (*connect.Response[weftv1.RemoveBackupKeyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.RemoveBackupKey is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) GetBackupStatus(context.Context, *connect.Request[weftv1.GetBackupStatusRequest]) (*connect.Response[weftv1.GetBackupStatusResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.GetBackupStatus is not implemented"))
 }

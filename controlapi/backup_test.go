@@ -1,0 +1,243 @@
+package controlapi_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"connectrpc.com/connect"
+	"filippo.io/age"
+
+	"github.com/weftos/weft/api/weftv1"
+	"github.com/weftos/weft/backup"
+	"github.com/weftos/weft/backup/object"
+)
+
+// downBackend fails every call while down is set.
+type downBackend struct {
+	object.Backend
+	mu   sync.Mutex
+	down bool
+}
+
+func (d *downBackend) isDown() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.down {
+		return errors.New("injected: the target is down")
+	}
+	return nil
+}
+
+func (d *downBackend) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	if err := d.isDown(); err != nil {
+		return err
+	}
+	return d.Backend.Put(ctx, name, r, size)
+}
+
+func (d *downBackend) List(ctx context.Context, prefix string, fn func(object.Info) error) error {
+	if err := d.isDown(); err != nil {
+		return err
+	}
+	return d.Backend.List(ctx, prefix, fn)
+}
+
+func runBackup(t *testing.T, n *node, targets ...string) []*weftv1.RunBackupEvent {
+	t.Helper()
+	stream, err := n.bak.RunBackup(ctxT(t), connect.NewRequest(&weftv1.RunBackupRequest{Targets: targets}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []*weftv1.RunBackupEvent
+	for stream.Receive() {
+		evs = append(evs, stream.Msg())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatalf("RunBackup: %v", err)
+	}
+	if len(evs) == 0 || evs[len(evs)-1].GetResults() == nil {
+		t.Fatalf("RunBackup sent no result: %v", evs)
+	}
+	return evs
+}
+
+func TestBackupService(t *testing.T) {
+	a := object.NewMem("a")
+	b := &downBackend{Backend: object.NewMem("b")}
+	n := newNode(t, nodeOptions{backupTargets: []backup.Target{{Name: "a", Backend: a}, {Name: "b", Backend: b}}})
+	ctx := ctxT(t)
+	if _, err := n.stor.KVSet(ctx, connect.NewRequest(&weftv1.KVSetRequest{Package: "notes:acme", Database: "db", Key: []byte("k"), Value: []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+
+	// Before init, a run reports each target's missing repository.
+	evs := runBackup(t, n)
+	for _, r := range evs[len(evs)-1].GetResults() {
+		if !strings.Contains(r.GetError(), "weft backup init") {
+			t.Fatalf("run before init: %v", r)
+		}
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.bak.InitBackups(ctx, connect.NewRequest(&weftv1.InitBackupsRequest{Recipients: []string{"not-a-recipient"}})); err == nil {
+		t.Fatal("init with a bad recipient")
+	} else {
+		wantCode(t, err, connect.CodeInvalidArgument, "recipients[0]")
+	}
+	init, err := n.bak.InitBackups(ctx, connect.NewRequest(&weftv1.InitBackupsRequest{Recipients: []string{id.Recipient().String()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range init.Msg.GetTargets() {
+		if !r.GetCreated() || r.GetError() != "" {
+			t.Fatalf("init: %v", r)
+		}
+	}
+
+	evs = runBackup(t, n)
+	last := evs[len(evs)-1]
+	if last.GetPhase() != "done" || len(last.GetResults()) != 2 {
+		t.Fatalf("last event: %v", last)
+	}
+	for _, r := range last.GetResults() {
+		if r.GetError() != "" || len(r.GetSnapshot().GetId()) != 64 || r.GetUploadedBytes() == 0 || r.GetSnapshot().GetNodeId() == "" {
+			t.Fatalf("result: %v", r)
+		}
+	}
+
+	// One target down: the other gets its snapshot; the run is no error.
+	b.mu.Lock()
+	b.down = true
+	b.mu.Unlock()
+	evs = runBackup(t, n)
+	res := evs[len(evs)-1].GetResults()
+	if res[0].GetError() != "" || !strings.Contains(res[1].GetError(), "the target is down") {
+		t.Fatalf("run with b down: %v", res)
+	}
+	st, err := n.bak.GetBackupStatus(ctx, connect.NewRequest(&weftv1.GetBackupStatusRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts := st.Msg.GetTargets(); ts[0].GetRuns() != 3 || ts[0].GetLastError() != "" || ts[0].GetLastSuccess() == nil ||
+		ts[1].GetFailures() != 2 || !strings.Contains(ts[1].GetLastError(), "down") || st.Msg.GetKeyKind() != "X25519" || !strings.HasPrefix(st.Msg.GetKeyRecipient(), "age1") {
+		t.Fatalf("status: %v", st.Msg)
+	}
+	b.mu.Lock()
+	b.down = false
+	b.mu.Unlock()
+
+	ls, err := n.bak.ListSnapshots(ctx, connect.NewRequest(&weftv1.ListSnapshotsRequest{Targets: []string{"a"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := ls.Msg.GetTargets(); len(l) != 1 || len(l[0].GetSnapshots()) != 2 {
+		t.Fatalf("ls a: %v", ls.Msg)
+	}
+	if _, err := n.bak.ListSnapshots(ctx, connect.NewRequest(&weftv1.ListSnapshotsRequest{Targets: []string{"nope"}})); err == nil {
+		t.Fatal("ls of an unknown target")
+	} else {
+		wantCode(t, err, connect.CodeNotFound, "nope")
+	}
+
+	vr, err := n.bak.VerifyBackups(ctx, connect.NewRequest(&weftv1.VerifyBackupsRequest{ReadData: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vr.Msg.GetTargets() {
+		if !v.GetOk() || v.GetError() != "" || v.GetSnapshots() == 0 {
+			t.Fatalf("verify: %v", v)
+		}
+	}
+
+	if _, err := n.bak.ForgetSnapshots(ctx, connect.NewRequest(&weftv1.ForgetSnapshotsRequest{})); err == nil {
+		t.Fatal("forget without a rule")
+	} else {
+		wantCode(t, err, connect.CodeInvalidArgument, "keep")
+	}
+	fr, err := n.bak.ForgetSnapshots(ctx, connect.NewRequest(&weftv1.ForgetSnapshotsRequest{Targets: []string{"a"}, KeepLast: 1, DryRun: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := fr.Msg.GetTargets()[0]; len(f.GetKept()) != 1 || len(f.GetRemoved()) != 1 {
+		t.Fatalf("forget dry run: %v", f)
+	}
+	fr, err = n.bak.ForgetSnapshots(ctx, connect.NewRequest(&weftv1.ForgetSnapshotsRequest{Targets: []string{"a"}, KeepLast: 1}))
+	if err != nil || fr.Msg.GetTargets()[0].GetError() != "" {
+		t.Fatalf("forget: %v, %v", fr, err)
+	}
+	pr, err := n.bak.PruneBackups(ctx, connect.NewRequest(&weftv1.PruneBackupsRequest{Targets: []string{"a"}}))
+	if err != nil || pr.Msg.GetTargets()[0].GetError() != "" {
+		t.Fatalf("prune: %v, %v", pr, err)
+	}
+
+	// Keys: two each (the node's and the recipient's); add a third;
+	// neither the node's own nor an unknown one can go.
+	keys, err := n.bak.ListBackupKeys(ctx, connect.NewRequest(&weftv1.ListBackupKeysRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := keys.Msg.GetTargets(); len(k) != 2 || len(k[0].GetKeys()) != 2 {
+		t.Fatalf("keys: %v", keys.Msg)
+	}
+	other, _ := age.GenerateX25519Identity()
+	added, err := n.bak.AddBackupKey(ctx, connect.NewRequest(&weftv1.AddBackupKeyRequest{Recipient: other.Recipient().String()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newID := added.Msg.GetTargets()[0].GetKeys()[0].GetId()
+	if _, err := n.bak.RemoveBackupKey(ctx, connect.NewRequest(&weftv1.RemoveBackupKeyRequest{Target: "a", Id: newID})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.bak.RemoveBackupKey(ctx, connect.NewRequest(&weftv1.RemoveBackupKeyRequest{Target: "a", Id: newID})); err == nil {
+		t.Fatal("removed a key twice")
+	} else {
+		wantCode(t, err, connect.CodeNotFound)
+	}
+	keys, _ = n.bak.ListBackupKeys(ctx, connect.NewRequest(&weftv1.ListBackupKeysRequest{Targets: []string{"a"}}))
+	var own string
+	for _, k := range keys.Msg.GetTargets()[0].GetKeys() {
+		if _, err := n.bak.RemoveBackupKey(ctx, connect.NewRequest(&weftv1.RemoveBackupKeyRequest{Target: "a", Id: k.GetId()})); err != nil {
+			wantCode(t, err, connect.CodeFailedPrecondition)
+			own = k.GetId()
+		}
+	}
+	if own == "" {
+		t.Fatal("the node's own key file was removed")
+	}
+	if _, err := n.bak.RemoveBackupKey(ctx, connect.NewRequest(&weftv1.RemoveBackupKeyRequest{Target: "a", Id: "zz"})); err == nil {
+		t.Fatal("removed a key with a bad id")
+	} else {
+		wantCode(t, err, connect.CodeInvalidArgument, "id")
+	}
+
+	// Mutating calls are audited; nothing secret in the logs.
+	audits := n.logs.records(t, "audit")
+	seen := map[string]bool{}
+	for _, r := range audits {
+		seen[r["procedure"].(string)] = true
+	}
+	for _, p := range []string{"/weft.v1.BackupService/RunBackup", "/weft.v1.BackupService/InitBackups", "/weft.v1.BackupService/PruneBackups", "/weft.v1.BackupService/RemoveBackupKey"} {
+		if !seen[p] {
+			t.Errorf("no audit line for %s", p)
+		}
+	}
+}
+
+func TestBackupServiceNotConfigured(t *testing.T) {
+	n := newNode(t, nodeOptions{})
+	_, err := n.bak.GetBackupStatus(ctxT(t), connect.NewRequest(&weftv1.GetBackupStatusRequest{}))
+	wantCode(t, err, connect.CodeFailedPrecondition, "[[backup.targets]]")
+	stream, err := n.bak.RunBackup(ctxT(t), connect.NewRequest(&weftv1.RunBackupRequest{}))
+	if err == nil {
+		for stream.Receive() {
+		}
+		err = stream.Err()
+	}
+	wantCode(t, err, connect.CodeFailedPrecondition, "not configured")
+}
