@@ -68,8 +68,9 @@ var codes = []struct {
 	{plugins.ErrUnknown, connect.CodeNotFound},
 	{plugins.ErrChecksum, connect.CodeFailedPrecondition},
 	// The backups' errors name the target, never its credentials. A
-	// second operation while one runs is worth retrying later.
-	{backup.ErrBusy, connect.CodeUnavailable},
+	// second operation while one runs is a conflict worth retrying later
+	// (ABORTED), not a node that is down (UNAVAILABLE).
+	{backup.ErrBusy, connect.CodeAborted},
 	{backup.ErrNoTarget, connect.CodeNotFound},
 	{backup.ErrOwnKey, connect.CodeFailedPrecondition},
 	{repo.ErrLastKey, connect.CodeFailedPrecondition},

@@ -29,6 +29,7 @@ type conn struct {
 	caps     weftv1connect.CapabilityServiceClient
 	store    weftv1connect.StoreServiceClient
 	drivers  weftv1connect.DriverServiceClient
+	backups  weftv1connect.BackupServiceClient
 }
 
 // dial returns the runner's conn, made on first use. It fails with a
@@ -79,6 +80,7 @@ func (r *runner) dial() (*conn, error) {
 		caps:     weftv1connect.NewCapabilityServiceClient(client, baseURL),
 		store:    weftv1connect.NewStoreServiceClient(client, baseURL),
 		drivers:  weftv1connect.NewDriverServiceClient(client, baseURL),
+		backups:  weftv1connect.NewBackupServiceClient(client, baseURL),
 	}
 	return r.conn, nil
 }

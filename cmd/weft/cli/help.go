@@ -29,6 +29,7 @@ func init() {
 		cmdInstall, cmdUninstall, cmdPackages,
 		cmdPs, cmdKill, cmdRestart,
 		cmdDrivers,
+		cmdBackup,
 		cmdSend, cmdTap,
 		cmdCaps,
 		cmdStore, cmdKv,
