@@ -320,16 +320,24 @@ func (s *server) GetBackupStatus(context.Context, *connect.Request[weftv1.GetBac
 	if !st.NextRun.IsZero() {
 		out.NextRun = timestamppb.New(st.NextRun)
 	}
+	out.Targets = targetStatuses(st)
+	return connect.NewResponse(out), nil
+}
+
+// targetStatuses is each target's status, as GetBackupStatus and GetInfo
+// report it.
+func targetStatuses(st backup.Status) []*weftv1.BackupTargetStatus {
 	ts := func(t time.Time) *timestamppb.Timestamp {
 		if t.IsZero() {
 			return nil
 		}
 		return timestamppb.New(t)
 	}
+	var out []*weftv1.BackupTargetStatus
 	for _, t := range st.Targets {
-		out.Targets = append(out.Targets, &weftv1.BackupTargetStatus{Target: t.Name, LastAttempt: ts(t.LastAttempt), LastSuccess: ts(t.LastSuccess),
+		out = append(out, &weftv1.BackupTargetStatus{Target: t.Name, LastAttempt: ts(t.LastAttempt), LastSuccess: ts(t.LastSuccess),
 			LastSnapshot: t.LastSnapshot, LastBytes: t.LastBytes, LastUploadedBytes: t.LastAdded, LastError: t.LastError,
 			Runs: t.Runs, Failures: t.Failures, UploadedBytes: t.Uploaded})
 	}
-	return connect.NewResponse(out), nil
+	return out
 }

@@ -35,7 +35,12 @@ func (s *server) GetInfo(_ context.Context, _ *connect.Request[weftv1.GetInfoReq
 	for kind, n := range st.SendErrors {
 		sendErrors[kind.String()] = n
 	}
+	var backups []*weftv1.BackupTargetStatus
+	if s.backups != nil {
+		backups = targetStatuses(s.backups.Status())
+	}
 	return connect.NewResponse(&weftv1.GetInfoResponse{
+		Backups:          backups,
 		NodeId:           s.k.NodeID(),
 		Version:          s.version,
 		Started:          timestamppb.New(s.started),

@@ -197,7 +197,10 @@ type GetInfoResponse struct {
 	// Failed sends since the node started, by kind ("timeout", ...).
 	SendErrors map[string]uint64 `protobuf:"bytes,9,rep,name=send_errors,json=sendErrors,proto3" json:"send_errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// on_exit restarts since the node started.
-	Restarts      uint64 `protobuf:"varint,10,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Restarts uint64 `protobuf:"varint,10,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// Each backup target's last runs (as BackupService.GetBackupStatus
+	// has them); empty when no target is declared.
+	Backups       []*BackupTargetStatus `protobuf:"bytes,11,rep,name=backups,proto3" json:"backups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -300,6 +303,13 @@ func (x *GetInfoResponse) GetRestarts() uint64 {
 		return x.Restarts
 	}
 	return 0
+}
+
+func (x *GetInfoResponse) GetBackups() []*BackupTargetStatus {
+	if x != nil {
+		return x.Backups
+	}
+	return nil
 }
 
 // A package as uploaded: a zip archive of the package directory, with
@@ -5533,7 +5543,7 @@ var File_weft_v1_control_proto protoreflect.FileDescriptor
 const file_weft_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"\x15weft/v1/control.proto\x12\aweft.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13weft/v1/types.proto\"\x10\n" +
-	"\x0eGetInfoRequest\"\xe3\x03\n" +
+	"\x0eGetInfoRequest\"\x9a\x04\n" +
 	"\x0fGetInfoResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x124\n" +
@@ -5546,7 +5556,8 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\vsend_errors\x18\t \x03(\v2(.weft.v1.GetInfoResponse.SendErrorsEntryR\n" +
 	"sendErrors\x12\x1a\n" +
 	"\brestarts\x18\n" +
-	" \x01(\x04R\brestarts\x1a=\n" +
+	" \x01(\x04R\brestarts\x125\n" +
+	"\abackups\x18\v \x03(\v2\x1b.weft.v1.BackupTargetStatusR\abackups\x1a=\n" +
 	"\x0fSendErrorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\"\n" +
@@ -6091,140 +6102,141 @@ var file_weft_v1_control_proto_depIdxs = []int32{
 	93,  // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
 	94,  // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
 	92,  // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
-	95,  // 3: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
-	5,   // 4: weft.v1.PackageInfo.requested:type_name -> weft.v1.RequestedCapability
-	93,  // 5: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
-	5,   // 6: weft.v1.PackageInfo.approved:type_name -> weft.v1.RequestedCapability
-	4,   // 7: weft.v1.InspectPackageRequest.archive:type_name -> weft.v1.PackageArchive
-	6,   // 8: weft.v1.InspectPackageResponse.package:type_name -> weft.v1.PackageInfo
-	4,   // 9: weft.v1.InstallPackageRequest.archive:type_name -> weft.v1.PackageArchive
-	5,   // 10: weft.v1.InstallPackageRequest.approve:type_name -> weft.v1.RequestedCapability
-	6,   // 11: weft.v1.InstallPackageResponse.package:type_name -> weft.v1.PackageInfo
-	6,   // 12: weft.v1.ListPackagesResponse.packages:type_name -> weft.v1.PackageInfo
-	0,   // 13: weft.v1.ProcessInfo.state:type_name -> weft.v1.ProcessState
-	93,  // 14: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
-	15,  // 15: weft.v1.ListProcessesResponse.processes:type_name -> weft.v1.ProcessInfo
-	15,  // 16: weft.v1.KillProcessResponse.process:type_name -> weft.v1.ProcessInfo
-	15,  // 17: weft.v1.RestartProcessResponse.process:type_name -> weft.v1.ProcessInfo
-	96,  // 18: weft.v1.SendRequest.request:type_name -> weft.v1.Request
-	97,  // 19: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
-	98,  // 20: weft.v1.SendResponse.response:type_name -> weft.v1.Response
-	99,  // 21: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
-	97,  // 22: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
-	93,  // 23: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
-	1,   // 24: weft.v1.Envelope.kind:type_name -> weft.v1.EnvelopeKind
-	94,  // 25: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
-	100, // 26: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
-	25,  // 27: weft.v1.TapResponse.envelope:type_name -> weft.v1.Envelope
-	95,  // 28: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
-	95,  // 29: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
-	95,  // 30: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
-	95,  // 31: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
-	44,  // 32: weft.v1.KVScanResponse.pairs:type_name -> weft.v1.KVPair
-	93,  // 33: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
-	51,  // 34: weft.v1.ReadDirResponse.entries:type_name -> weft.v1.DirEntry
-	0,   // 35: weft.v1.DriverInfo.state:type_name -> weft.v1.ProcessState
-	93,  // 36: weft.v1.DriverInfo.started:type_name -> google.protobuf.Timestamp
-	55,  // 37: weft.v1.ListDriversResponse.drivers:type_name -> weft.v1.DriverInfo
-	55,  // 38: weft.v1.RestartDriverResponse.driver:type_name -> weft.v1.DriverInfo
-	62,  // 39: weft.v1.InitBackupsResponse.targets:type_name -> weft.v1.InitBackupsResult
-	65,  // 40: weft.v1.RunBackupEvent.targets:type_name -> weft.v1.BackupTargetProgress
-	66,  // 41: weft.v1.RunBackupEvent.results:type_name -> weft.v1.BackupRunResult
-	67,  // 42: weft.v1.BackupRunResult.snapshot:type_name -> weft.v1.BackupSnapshot
-	93,  // 43: weft.v1.BackupSnapshot.time:type_name -> google.protobuf.Timestamp
-	70,  // 44: weft.v1.ListSnapshotsResponse.targets:type_name -> weft.v1.TargetSnapshots
-	67,  // 45: weft.v1.TargetSnapshots.snapshots:type_name -> weft.v1.BackupSnapshot
-	73,  // 46: weft.v1.VerifyBackupsResponse.targets:type_name -> weft.v1.VerifyBackupsResult
-	74,  // 47: weft.v1.VerifyBackupsResult.broken:type_name -> weft.v1.BrokenSnapshot
-	77,  // 48: weft.v1.ForgetSnapshotsResponse.targets:type_name -> weft.v1.ForgetSnapshotsResult
-	67,  // 49: weft.v1.ForgetSnapshotsResult.kept:type_name -> weft.v1.BackupSnapshot
-	67,  // 50: weft.v1.ForgetSnapshotsResult.removed:type_name -> weft.v1.BackupSnapshot
-	80,  // 51: weft.v1.PruneBackupsResponse.targets:type_name -> weft.v1.PruneBackupsResult
-	84,  // 52: weft.v1.ListBackupKeysResponse.targets:type_name -> weft.v1.TargetBackupKeys
-	81,  // 53: weft.v1.TargetBackupKeys.keys:type_name -> weft.v1.BackupKey
-	84,  // 54: weft.v1.AddBackupKeyResponse.targets:type_name -> weft.v1.TargetBackupKeys
-	91,  // 55: weft.v1.GetBackupStatusResponse.targets:type_name -> weft.v1.BackupTargetStatus
-	64,  // 56: weft.v1.GetBackupStatusResponse.progress:type_name -> weft.v1.RunBackupEvent
-	93,  // 57: weft.v1.GetBackupStatusResponse.next_run:type_name -> google.protobuf.Timestamp
-	94,  // 58: weft.v1.GetBackupStatusResponse.interval:type_name -> google.protobuf.Duration
-	94,  // 59: weft.v1.GetBackupStatusResponse.after_write:type_name -> google.protobuf.Duration
-	93,  // 60: weft.v1.BackupTargetStatus.last_attempt:type_name -> google.protobuf.Timestamp
-	93,  // 61: weft.v1.BackupTargetStatus.last_success:type_name -> google.protobuf.Timestamp
-	2,   // 62: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
-	7,   // 63: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
-	9,   // 64: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
-	11,  // 65: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
-	13,  // 66: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
-	16,  // 67: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
-	18,  // 68: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
-	20,  // 69: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
-	22,  // 70: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
-	24,  // 71: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
-	27,  // 72: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
-	29,  // 73: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
-	31,  // 74: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
-	33,  // 75: weft.v1.StoreService.ListDatabases:input_type -> weft.v1.ListDatabasesRequest
-	35,  // 76: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
-	37,  // 77: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
-	39,  // 78: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
-	41,  // 79: weft.v1.StoreService.DropDatabase:input_type -> weft.v1.DropDatabaseRequest
-	43,  // 80: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
-	46,  // 81: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
-	48,  // 82: weft.v1.StoreService.RemoveDrive:input_type -> weft.v1.RemoveDriveRequest
-	50,  // 83: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
-	53,  // 84: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
-	56,  // 85: weft.v1.DriverService.ListDrivers:input_type -> weft.v1.ListDriversRequest
-	58,  // 86: weft.v1.DriverService.RestartDriver:input_type -> weft.v1.RestartDriverRequest
-	60,  // 87: weft.v1.BackupService.InitBackups:input_type -> weft.v1.InitBackupsRequest
-	63,  // 88: weft.v1.BackupService.RunBackup:input_type -> weft.v1.RunBackupRequest
-	68,  // 89: weft.v1.BackupService.ListSnapshots:input_type -> weft.v1.ListSnapshotsRequest
-	71,  // 90: weft.v1.BackupService.VerifyBackups:input_type -> weft.v1.VerifyBackupsRequest
-	75,  // 91: weft.v1.BackupService.ForgetSnapshots:input_type -> weft.v1.ForgetSnapshotsRequest
-	78,  // 92: weft.v1.BackupService.PruneBackups:input_type -> weft.v1.PruneBackupsRequest
-	82,  // 93: weft.v1.BackupService.ListBackupKeys:input_type -> weft.v1.ListBackupKeysRequest
-	85,  // 94: weft.v1.BackupService.AddBackupKey:input_type -> weft.v1.AddBackupKeyRequest
-	87,  // 95: weft.v1.BackupService.RemoveBackupKey:input_type -> weft.v1.RemoveBackupKeyRequest
-	89,  // 96: weft.v1.BackupService.GetBackupStatus:input_type -> weft.v1.GetBackupStatusRequest
-	3,   // 97: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
-	8,   // 98: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
-	10,  // 99: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
-	12,  // 100: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
-	14,  // 101: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
-	17,  // 102: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
-	19,  // 103: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
-	21,  // 104: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
-	23,  // 105: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
-	26,  // 106: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
-	28,  // 107: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
-	30,  // 108: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
-	32,  // 109: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
-	34,  // 110: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
-	36,  // 111: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
-	38,  // 112: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
-	40,  // 113: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
-	42,  // 114: weft.v1.StoreService.DropDatabase:output_type -> weft.v1.DropDatabaseResponse
-	45,  // 115: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
-	47,  // 116: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
-	49,  // 117: weft.v1.StoreService.RemoveDrive:output_type -> weft.v1.RemoveDriveResponse
-	52,  // 118: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
-	54,  // 119: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
-	57,  // 120: weft.v1.DriverService.ListDrivers:output_type -> weft.v1.ListDriversResponse
-	59,  // 121: weft.v1.DriverService.RestartDriver:output_type -> weft.v1.RestartDriverResponse
-	61,  // 122: weft.v1.BackupService.InitBackups:output_type -> weft.v1.InitBackupsResponse
-	64,  // 123: weft.v1.BackupService.RunBackup:output_type -> weft.v1.RunBackupEvent
-	69,  // 124: weft.v1.BackupService.ListSnapshots:output_type -> weft.v1.ListSnapshotsResponse
-	72,  // 125: weft.v1.BackupService.VerifyBackups:output_type -> weft.v1.VerifyBackupsResponse
-	76,  // 126: weft.v1.BackupService.ForgetSnapshots:output_type -> weft.v1.ForgetSnapshotsResponse
-	79,  // 127: weft.v1.BackupService.PruneBackups:output_type -> weft.v1.PruneBackupsResponse
-	83,  // 128: weft.v1.BackupService.ListBackupKeys:output_type -> weft.v1.ListBackupKeysResponse
-	86,  // 129: weft.v1.BackupService.AddBackupKey:output_type -> weft.v1.AddBackupKeyResponse
-	88,  // 130: weft.v1.BackupService.RemoveBackupKey:output_type -> weft.v1.RemoveBackupKeyResponse
-	90,  // 131: weft.v1.BackupService.GetBackupStatus:output_type -> weft.v1.GetBackupStatusResponse
-	97,  // [97:132] is the sub-list for method output_type
-	62,  // [62:97] is the sub-list for method input_type
-	62,  // [62:62] is the sub-list for extension type_name
-	62,  // [62:62] is the sub-list for extension extendee
-	0,   // [0:62] is the sub-list for field type_name
+	91,  // 3: weft.v1.GetInfoResponse.backups:type_name -> weft.v1.BackupTargetStatus
+	95,  // 4: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
+	5,   // 5: weft.v1.PackageInfo.requested:type_name -> weft.v1.RequestedCapability
+	93,  // 6: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
+	5,   // 7: weft.v1.PackageInfo.approved:type_name -> weft.v1.RequestedCapability
+	4,   // 8: weft.v1.InspectPackageRequest.archive:type_name -> weft.v1.PackageArchive
+	6,   // 9: weft.v1.InspectPackageResponse.package:type_name -> weft.v1.PackageInfo
+	4,   // 10: weft.v1.InstallPackageRequest.archive:type_name -> weft.v1.PackageArchive
+	5,   // 11: weft.v1.InstallPackageRequest.approve:type_name -> weft.v1.RequestedCapability
+	6,   // 12: weft.v1.InstallPackageResponse.package:type_name -> weft.v1.PackageInfo
+	6,   // 13: weft.v1.ListPackagesResponse.packages:type_name -> weft.v1.PackageInfo
+	0,   // 14: weft.v1.ProcessInfo.state:type_name -> weft.v1.ProcessState
+	93,  // 15: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
+	15,  // 16: weft.v1.ListProcessesResponse.processes:type_name -> weft.v1.ProcessInfo
+	15,  // 17: weft.v1.KillProcessResponse.process:type_name -> weft.v1.ProcessInfo
+	15,  // 18: weft.v1.RestartProcessResponse.process:type_name -> weft.v1.ProcessInfo
+	96,  // 19: weft.v1.SendRequest.request:type_name -> weft.v1.Request
+	97,  // 20: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
+	98,  // 21: weft.v1.SendResponse.response:type_name -> weft.v1.Response
+	99,  // 22: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
+	97,  // 23: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
+	93,  // 24: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
+	1,   // 25: weft.v1.Envelope.kind:type_name -> weft.v1.EnvelopeKind
+	94,  // 26: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
+	100, // 27: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
+	25,  // 28: weft.v1.TapResponse.envelope:type_name -> weft.v1.Envelope
+	95,  // 29: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
+	95,  // 30: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
+	95,  // 31: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
+	95,  // 32: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
+	44,  // 33: weft.v1.KVScanResponse.pairs:type_name -> weft.v1.KVPair
+	93,  // 34: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
+	51,  // 35: weft.v1.ReadDirResponse.entries:type_name -> weft.v1.DirEntry
+	0,   // 36: weft.v1.DriverInfo.state:type_name -> weft.v1.ProcessState
+	93,  // 37: weft.v1.DriverInfo.started:type_name -> google.protobuf.Timestamp
+	55,  // 38: weft.v1.ListDriversResponse.drivers:type_name -> weft.v1.DriverInfo
+	55,  // 39: weft.v1.RestartDriverResponse.driver:type_name -> weft.v1.DriverInfo
+	62,  // 40: weft.v1.InitBackupsResponse.targets:type_name -> weft.v1.InitBackupsResult
+	65,  // 41: weft.v1.RunBackupEvent.targets:type_name -> weft.v1.BackupTargetProgress
+	66,  // 42: weft.v1.RunBackupEvent.results:type_name -> weft.v1.BackupRunResult
+	67,  // 43: weft.v1.BackupRunResult.snapshot:type_name -> weft.v1.BackupSnapshot
+	93,  // 44: weft.v1.BackupSnapshot.time:type_name -> google.protobuf.Timestamp
+	70,  // 45: weft.v1.ListSnapshotsResponse.targets:type_name -> weft.v1.TargetSnapshots
+	67,  // 46: weft.v1.TargetSnapshots.snapshots:type_name -> weft.v1.BackupSnapshot
+	73,  // 47: weft.v1.VerifyBackupsResponse.targets:type_name -> weft.v1.VerifyBackupsResult
+	74,  // 48: weft.v1.VerifyBackupsResult.broken:type_name -> weft.v1.BrokenSnapshot
+	77,  // 49: weft.v1.ForgetSnapshotsResponse.targets:type_name -> weft.v1.ForgetSnapshotsResult
+	67,  // 50: weft.v1.ForgetSnapshotsResult.kept:type_name -> weft.v1.BackupSnapshot
+	67,  // 51: weft.v1.ForgetSnapshotsResult.removed:type_name -> weft.v1.BackupSnapshot
+	80,  // 52: weft.v1.PruneBackupsResponse.targets:type_name -> weft.v1.PruneBackupsResult
+	84,  // 53: weft.v1.ListBackupKeysResponse.targets:type_name -> weft.v1.TargetBackupKeys
+	81,  // 54: weft.v1.TargetBackupKeys.keys:type_name -> weft.v1.BackupKey
+	84,  // 55: weft.v1.AddBackupKeyResponse.targets:type_name -> weft.v1.TargetBackupKeys
+	91,  // 56: weft.v1.GetBackupStatusResponse.targets:type_name -> weft.v1.BackupTargetStatus
+	64,  // 57: weft.v1.GetBackupStatusResponse.progress:type_name -> weft.v1.RunBackupEvent
+	93,  // 58: weft.v1.GetBackupStatusResponse.next_run:type_name -> google.protobuf.Timestamp
+	94,  // 59: weft.v1.GetBackupStatusResponse.interval:type_name -> google.protobuf.Duration
+	94,  // 60: weft.v1.GetBackupStatusResponse.after_write:type_name -> google.protobuf.Duration
+	93,  // 61: weft.v1.BackupTargetStatus.last_attempt:type_name -> google.protobuf.Timestamp
+	93,  // 62: weft.v1.BackupTargetStatus.last_success:type_name -> google.protobuf.Timestamp
+	2,   // 63: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
+	7,   // 64: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
+	9,   // 65: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
+	11,  // 66: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
+	13,  // 67: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
+	16,  // 68: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
+	18,  // 69: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
+	20,  // 70: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
+	22,  // 71: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
+	24,  // 72: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
+	27,  // 73: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
+	29,  // 74: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
+	31,  // 75: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
+	33,  // 76: weft.v1.StoreService.ListDatabases:input_type -> weft.v1.ListDatabasesRequest
+	35,  // 77: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
+	37,  // 78: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
+	39,  // 79: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
+	41,  // 80: weft.v1.StoreService.DropDatabase:input_type -> weft.v1.DropDatabaseRequest
+	43,  // 81: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
+	46,  // 82: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
+	48,  // 83: weft.v1.StoreService.RemoveDrive:input_type -> weft.v1.RemoveDriveRequest
+	50,  // 84: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
+	53,  // 85: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
+	56,  // 86: weft.v1.DriverService.ListDrivers:input_type -> weft.v1.ListDriversRequest
+	58,  // 87: weft.v1.DriverService.RestartDriver:input_type -> weft.v1.RestartDriverRequest
+	60,  // 88: weft.v1.BackupService.InitBackups:input_type -> weft.v1.InitBackupsRequest
+	63,  // 89: weft.v1.BackupService.RunBackup:input_type -> weft.v1.RunBackupRequest
+	68,  // 90: weft.v1.BackupService.ListSnapshots:input_type -> weft.v1.ListSnapshotsRequest
+	71,  // 91: weft.v1.BackupService.VerifyBackups:input_type -> weft.v1.VerifyBackupsRequest
+	75,  // 92: weft.v1.BackupService.ForgetSnapshots:input_type -> weft.v1.ForgetSnapshotsRequest
+	78,  // 93: weft.v1.BackupService.PruneBackups:input_type -> weft.v1.PruneBackupsRequest
+	82,  // 94: weft.v1.BackupService.ListBackupKeys:input_type -> weft.v1.ListBackupKeysRequest
+	85,  // 95: weft.v1.BackupService.AddBackupKey:input_type -> weft.v1.AddBackupKeyRequest
+	87,  // 96: weft.v1.BackupService.RemoveBackupKey:input_type -> weft.v1.RemoveBackupKeyRequest
+	89,  // 97: weft.v1.BackupService.GetBackupStatus:input_type -> weft.v1.GetBackupStatusRequest
+	3,   // 98: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
+	8,   // 99: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
+	10,  // 100: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
+	12,  // 101: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
+	14,  // 102: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
+	17,  // 103: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
+	19,  // 104: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
+	21,  // 105: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
+	23,  // 106: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
+	26,  // 107: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
+	28,  // 108: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
+	30,  // 109: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
+	32,  // 110: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
+	34,  // 111: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
+	36,  // 112: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
+	38,  // 113: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
+	40,  // 114: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
+	42,  // 115: weft.v1.StoreService.DropDatabase:output_type -> weft.v1.DropDatabaseResponse
+	45,  // 116: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
+	47,  // 117: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
+	49,  // 118: weft.v1.StoreService.RemoveDrive:output_type -> weft.v1.RemoveDriveResponse
+	52,  // 119: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
+	54,  // 120: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
+	57,  // 121: weft.v1.DriverService.ListDrivers:output_type -> weft.v1.ListDriversResponse
+	59,  // 122: weft.v1.DriverService.RestartDriver:output_type -> weft.v1.RestartDriverResponse
+	61,  // 123: weft.v1.BackupService.InitBackups:output_type -> weft.v1.InitBackupsResponse
+	64,  // 124: weft.v1.BackupService.RunBackup:output_type -> weft.v1.RunBackupEvent
+	69,  // 125: weft.v1.BackupService.ListSnapshots:output_type -> weft.v1.ListSnapshotsResponse
+	72,  // 126: weft.v1.BackupService.VerifyBackups:output_type -> weft.v1.VerifyBackupsResponse
+	76,  // 127: weft.v1.BackupService.ForgetSnapshots:output_type -> weft.v1.ForgetSnapshotsResponse
+	79,  // 128: weft.v1.BackupService.PruneBackups:output_type -> weft.v1.PruneBackupsResponse
+	83,  // 129: weft.v1.BackupService.ListBackupKeys:output_type -> weft.v1.ListBackupKeysResponse
+	86,  // 130: weft.v1.BackupService.AddBackupKey:output_type -> weft.v1.AddBackupKeyResponse
+	88,  // 131: weft.v1.BackupService.RemoveBackupKey:output_type -> weft.v1.RemoveBackupKeyResponse
+	90,  // 132: weft.v1.BackupService.GetBackupStatus:output_type -> weft.v1.GetBackupStatusResponse
+	98,  // [98:133] is the sub-list for method output_type
+	63,  // [63:98] is the sub-list for method input_type
+	63,  // [63:63] is the sub-list for extension type_name
+	63,  // [63:63] is the sub-list for extension extendee
+	0,   // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_weft_v1_control_proto_init() }

@@ -252,6 +252,11 @@ credentials_file = %q
 	if code != 0 || strings.Contains(out, "(none)") || strings.Count(out, "\n") != 3 {
 		t.Fatalf("weft backup ls: %q %d", out, code)
 	}
+	// weft status shows each target's last success, or none.
+	out, _, code = n.weft(t, "status")
+	if code != 0 || !strings.Contains(out, "backup one") || !strings.Contains(out, "last success") || !strings.Contains(out, "backup down") || !strings.Contains(out, "last run failed") {
+		t.Fatalf("weft status: %q %d", out, code)
+	}
 	// weft backup status says which failed, and when each last succeeded.
 	out, _, code = n.weft(t, "backup", "status")
 	if code != 0 || !strings.Contains(out, "down") || !strings.Contains(out, "never") {

@@ -20,7 +20,9 @@ var cmdStatus = &command{
 	summary: "show the node's id, version, uptime and counts",
 	details: `Status asks the node for its id, weftd's version, its uptime, how many
 processes and packages it has, and how many messages it has routed, failed
-sends by kind and restarts since it started.
+sends by kind and restarts since it started; and, for each backup target,
+its last successful run, how long ago, its snapshot and size, and the
+last run's error (weft backup status has more).
 
 Examples:
   weft status
@@ -60,7 +62,24 @@ func runStatus(ctx context.Context, r *runner, args []string) error {
 	fmt.Fprintf(tw, "messages\t%d routed\n", info.GetMessagesRouted())
 	fmt.Fprintf(tw, "send errors\t%s\n", countsText(info.GetSendErrors()))
 	fmt.Fprintf(tw, "restarts\t%d\n", info.GetRestarts())
+	for _, b := range info.GetBackups() {
+		fmt.Fprintf(tw, "backup %s\t%s\n", b.GetTarget(), backupLine(b, time.Now()))
+	}
 	return tw.Flush()
+}
+
+// backupLine says how a backup target stands: its last success, its age
+// and size, and the last run's error.
+func backupLine(b *weftv1.BackupTargetStatus, now time.Time) string {
+	line := "no successful run since weftd started"
+	if ls := b.GetLastSuccess(); ls != nil {
+		line = fmt.Sprintf("last success %s ago (%s), snapshot %s, %s", now.Sub(ls.AsTime()).Round(time.Second),
+			ls.AsTime().Local().Format(time.RFC3339), shortID(b.GetLastSnapshot()), bytesText(b.GetLastBytes()))
+	}
+	if e := b.GetLastError(); e != "" {
+		line += "; last run failed: " + oneLine(e)
+	}
+	return line
 }
 
 // countsText writes counts by kind as "kind=n kind=n", sorted, or "none".
