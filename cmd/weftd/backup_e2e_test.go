@@ -2,16 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/weftos/weft/backup/s3"
 	"github.com/weftos/weft/internal/s3test"
 )
 
@@ -87,6 +90,15 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 		t.Fatalf("put: %s", got)
 	}
 
+	// Another user of bucket one, under another prefix: never touched.
+	other, err := s3.New(s3.Config{Name: "other", Endpoint: s.Endpoint, Bucket: s.Buckets[0], Prefix: "other", Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Put(context.Background(), "keep-me", strings.NewReader("not weft's"), 10); err != nil {
+		t.Fatal(err)
+	}
+
 	out, errOut, code := n.weft(t, "backup", "init")
 	if code != 0 {
 		t.Fatalf("weft backup init: %q %q %d", out, errOut, code)
@@ -146,6 +158,20 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "one") || !strings.Contains(out, "two") {
 		t.Fatalf("weft backup ls: %q %d", out, code)
 	}
+	// Forget all but the newest, prune, and all still verifies; the other
+	// prefix's object is still there.
+	if out, errOut, code := n.weft(t, "backup", "forget", "--keep-last", "1"); code != 0 || !strings.Contains(out, "keeps 1") {
+		t.Fatalf("weft backup forget: %q %q %d", out, errOut, code)
+	}
+	if out, errOut, code := n.weft(t, "backup", "prune"); code != 0 || !strings.Contains(out, "freed") {
+		t.Fatalf("weft backup prune: %q %q %d", out, errOut, code)
+	}
+	if out, errOut, code := n.weft(t, "backup", "verify", "--read-data"); code != 0 {
+		t.Fatalf("weft backup verify after prune: %q %q %d", out, errOut, code)
+	}
+	if in, err := other.Stat(context.Background(), "keep-me"); err != nil || in.Size != 10 {
+		t.Fatalf("the other prefix's object: %v, %v", in, err)
+	}
 	capsBefore, _, _ := n.weft(t, "caps", "list", "notes:notes:examples")
 	n.stop(t)
 
@@ -155,6 +181,42 @@ func TestBackupAndRestoreEndToEnd(t *testing.T) {
 		if strings.Contains(where, s.SecretKey) || strings.Contains(where, "AGE-SECRET-KEY") {
 			t.Fatalf("a secret was printed:\n%s", where)
 		}
+	}
+
+	// A restore killed halfway leaves the data dir as it was (its staging
+	// and lock file aside), and the next restore into it completes.
+	killed := filepath.Join(t.TempDir(), "killed")
+	cmd := exec.Command(weftdBin, "restore", "--data-dir", killed, "--config", conf, "--target", "one", "--key", keyFile)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 64)
+	stderr.Read(line) // the first progress line: it is downloading
+	cmd.Process.Kill()
+	cmd.Wait()
+	ents, _ := os.ReadDir(killed)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if !slices.Contains(left, "weft.db") {
+		for _, name := range left {
+			if name != "weftd.lock" && name != ".backup-staging" {
+				t.Fatalf("a killed restore left %v", left)
+			}
+		}
+		if out, errOut, code := runTool(t, nil, weftdBin, "restore", "--data-dir", killed, "--config", conf, "--target", "one", "--key", keyFile); code != 0 {
+			t.Fatalf("restore after a killed one: %q %q %d", out, errOut, code)
+		}
+	} else {
+		t.Logf("the restore finished before it was killed: %v", left)
+	}
+	if got, err := os.ReadFile(filepath.Join(killed, "drives", "notes:examples", "notes", "big.bin")); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("the big drive file after a killed restore and another: %d bytes, %v", len(got), err)
 	}
 
 	// Restore from each bucket, with either key, into an empty data dir.
