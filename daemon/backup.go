@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/weftos/weft/backup"
@@ -237,10 +238,23 @@ func Restore(ctx context.Context, o RestoreOptions) (*backup.RestoreResult, erro
 	if o.Progress != nil {
 		progress = func(p repo.RestoreProgress) { o.Progress(p.RestoredBytes, p.TotalBytes) }
 	}
-	return backup.Restore(ctx, backup.RestoreConfig{
+	res, err := backup.Restore(ctx, backup.RestoreConfig{
 		Target: o.Target, Key: o.Key, Snapshot: o.Snapshot,
 		DataDir: dir, Keep: keep,
 		Names: restoredNames, Required: restoredNames,
 		ConfigOut: o.ConfigOut, Progress: progress,
 	})
+	if err != nil {
+		return nil, err
+	}
+	// Run as root into weft's data dir, the lock file too must be weft's,
+	// or the weftd started next could not open it.
+	if fi, err := os.Stat(dir); err == nil && os.Geteuid() == 0 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			if err := os.Chown(filepath.Join(dir, LockFile), int(st.Uid), int(st.Gid)); err != nil {
+				return nil, fmt.Errorf("restore: %w", err)
+			}
+		}
+	}
+	return res, nil
 }
