@@ -35,6 +35,7 @@ type fakeNode struct {
 	weftv1connect.UnimplementedCapabilityServiceHandler
 	weftv1connect.UnimplementedStoreServiceHandler
 	weftv1connect.UnimplementedDriverServiceHandler
+	weftv1connect.UnimplementedBackupServiceHandler
 
 	mu sync.Mutex
 	// err, if set, is what every unary call returns.
@@ -468,6 +469,7 @@ func (f *fakeNode) handler() http.Handler {
 	mux.Handle(weftv1connect.NewCapabilityServiceHandler(f))
 	mux.Handle(weftv1connect.NewStoreServiceHandler(f))
 	mux.Handle(weftv1connect.NewDriverServiceHandler(f))
+	mux.Handle(weftv1connect.NewBackupServiceHandler(f))
 	return mux
 }
 
