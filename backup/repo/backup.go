@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/restic/chunker"
@@ -125,7 +128,9 @@ func BackupMany(ctx context.Context, dir string, repos []*Repo, opts BackupOptio
 			}
 		}
 	}()
+	stopSealers := b.startSealers(repos)
 	root, err := b.dir(ctx, dir)
+	stopSealers()
 	if err != nil {
 		b.failLive(fmt.Errorf("backup %s: %w", dir, err))
 	}
@@ -161,17 +166,17 @@ func sameSealing(a, b *Repo) bool {
 
 // measure returns the bytes and the number of the regular files under
 // dir, by a walk that only stats.
-func measure(dir string) (bytes, files uint64) {
+func measure(dir string) (size, files uint64) {
 	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			if fi, err := d.Info(); err == nil {
-				bytes += uint64(fi.Size())
+				size += uint64(fi.Size())
 				files++
 			}
 		}
 		return nil
 	})
-	return bytes, files
+	return size, files
 }
 
 // target is one repository of a backup.
@@ -201,6 +206,9 @@ type backuper struct {
 	skipped  []string
 	progress Progress
 	last     time.Time // of the last progress report
+
+	jobs  chan *chunkJob // to the sealers
+	depth int            // chunks in flight at most
 }
 
 // live returns the targets that have not failed.
@@ -237,8 +245,12 @@ func (b *backuper) report(final bool) {
 // add adds a blob to every live target that lacks it, sealing it once, and
 // returns its id. It fails only when no target is left.
 func (b *backuper) add(ctx context.Context, t BlobType, p []byte) (ID, error) {
-	id := b.mk.BlobID(p)
-	var sb *SealedBlob
+	return b.addPrepared(ctx, t, p, b.mk.BlobID(p), nil)
+}
+
+// addPrepared is add for a blob whose id is known, and which may be sealed
+// already (sb; nil: sealed here if a target lacks it).
+func (b *backuper) addPrepared(ctx context.Context, t BlobType, p []byte, id ID, sb *SealedBlob) (ID, error) {
 	live := 0
 	for _, tg := range b.targets {
 		if tg.err != nil {
@@ -351,7 +363,50 @@ func (b *backuper) dir(ctx context.Context, path string) (ID, error) {
 	return b.add(ctx, TreeBlob, encodeTree(t))
 }
 
-// file stores a file's chunks and returns their ids and its size.
+// A chunkJob is a chunk a sealer hashes, and seals unless every
+// repository's index has it.
+type chunkJob struct {
+	data []byte
+	id   ID
+	sb   *SealedBlob // nil when every repository had it
+	err  error
+	done chan struct{}
+}
+
+// startSealers starts the goroutines that hash and seal chunks (one per
+// CPU), so that a backup uses every core for the work per byte while it
+// reads and uploads. stop ends them.
+func (b *backuper) startSealers(repos []*Repo) (stop func()) {
+	b.jobs = make(chan *chunkJob)
+	n := max(runtime.GOMAXPROCS(0), 1)
+	b.depth = 2*n + 2
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range b.jobs {
+				j.id = b.mk.BlobID(j.data)
+				for _, r := range repos {
+					if !r.Has(DataBlob, j.id) {
+						sb, err := b.mk.Seal(DataBlob, j.data)
+						j.sb, j.err = &sb, err
+						break
+					}
+				}
+				close(j.done)
+			}
+		}()
+	}
+	return func() {
+		close(b.jobs)
+		wg.Wait()
+	}
+}
+
+// file stores a file's chunks and returns their ids and its size. The
+// chunker runs here; up to b.depth chunks are being hashed and sealed by
+// the sealers meanwhile, and are added to the repositories in order.
 func (b *backuper) file(ctx context.Context, path string) ([]string, uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -367,23 +422,60 @@ func (b *backuper) file(ctx context.Context, path string) ([]string, uint64, err
 	b.chunker.SetAverageBits(p.AverageBits)
 	ids := []string{}
 	var size uint64
+	var queue []*chunkJob
+	// next adds the oldest chunk in flight.
+	next := func() error {
+		j := queue[0]
+		queue = queue[1:]
+		<-j.done
+		if j.err != nil {
+			return j.err
+		}
+		id, err := b.addPrepared(ctx, DataBlob, j.data, j.id, j.sb)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id.String())
+		size += uint64(len(j.data))
+		b.progress.ScannedBytes += uint64(len(j.data))
+		return b.refresh(ctx)
+	}
+	// drain waits for the chunks in flight, so that none is left with the
+	// sealers when file returns.
+	drain := func() {
+		for _, j := range queue {
+			<-j.done
+		}
+	}
 	for {
 		c, err := b.chunker.Next(b.chunk)
 		if err == io.EOF {
-			return ids, size, nil
+			break
 		}
 		if err != nil {
+			drain()
 			return nil, 0, err
 		}
-		id, err := b.add(ctx, DataBlob, c.Data)
-		if err != nil {
-			return nil, 0, err
+		j := &chunkJob{data: bytes.Clone(c.Data), done: make(chan struct{})}
+		select {
+		case b.jobs <- j:
+		case <-ctx.Done():
+			drain()
+			return nil, 0, ctx.Err()
 		}
-		ids = append(ids, id.String())
-		size += uint64(c.Length)
-		b.progress.ScannedBytes += uint64(c.Length)
-		if err := b.refresh(ctx); err != nil {
+		queue = append(queue, j)
+		if len(queue) >= b.depth {
+			if err := next(); err != nil {
+				drain()
+				return nil, 0, err
+			}
+		}
+	}
+	for len(queue) > 0 {
+		if err := next(); err != nil {
+			drain()
 			return nil, 0, err
 		}
 	}
+	return ids, size, nil
 }
