@@ -25,15 +25,21 @@ type BackupOptions struct {
 	Tags        []string
 	PackSize    int // 0: DefaultPackSize
 	// Progress, when set, is called on the backup's goroutine as it goes:
-	// after a file or a pack upload at most every ProgressEvery (200 ms
-	// when zero), and once at the end. It must not block long.
+	// after a file or a chunk (and so after each pack upload), at most
+	// every ProgressEvery (200 ms when zero), and once at the end. It must
+	// not block long.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
 }
 
 // Progress is what a backup has done so far.
+//
+// The totals come from a walk that only stats, before the run; a file
+// that grows meanwhile raises them to what has been read, and a run that
+// reads the whole tree ends with them equal to what it read. Every other
+// count only grows.
 type Progress struct {
-	TotalBytes   uint64 // of the files under dir, from a walk before the run
+	TotalBytes   uint64 // of the files under dir, from a stat-only walk before the run
 	TotalFiles   uint64
 	ScannedBytes uint64 // of the files read so far
 	ScannedFiles uint64
@@ -43,7 +49,7 @@ type Progress struct {
 // TargetProgress is a backup's progress on one repository.
 type TargetProgress struct {
 	NewBytes      uint64 // plaintext of the blobs the repository lacked
-	UploadedBytes uint64 // of the packs put to it
+	UploadedBytes uint64 // of the packs and indexes put to it
 	Failed        error  // set once it failed; it gets no more work
 }
 
@@ -67,12 +73,19 @@ func (r *Repo) Backup(ctx context.Context, dir string, opts BackupOptions) (*Bac
 
 // BackupMany stores the tree under dir as one new snapshot in each of
 // repos, which must share one master key and one chunking (Init them with
-// the same MasterKey and Params). Each file is read and chunked once, each
-// new blob sealed once and added to every repository that lacks it. Each
-// repository is locked for the run; one that fails (its lock, an upload,
-// its manifest) is dropped with its error and the others go on. It
-// returns one result and one error per repository, in order, exactly one
-// of the two nil; a canceled ctx fails every repository still running.
+// the same MasterKey and Params; others are refused before anything
+// starts). Each file is read and chunked once, each new blob sealed once
+// (MasterKey.Seal) and added to every repository that lacks it
+// (Writer.AddSealed). Each repository is locked for the run, and its index
+// brought up to date once locked (another process may have written or
+// pruned since it was opened); one that fails (its lock, an upload, its
+// manifest) is dropped with its error and the others go on. It returns
+// one result and one error per repository, in order, exactly one of the
+// two nil; a canceled ctx fails every repository still running.
+//
+// One repository slower than the others slows them all: each Writer
+// holds at most a few packs waiting for their upload, so memory stays
+// bounded.
 func BackupMany(ctx context.Context, dir string, repos []*Repo, opts BackupOptions) ([]*BackupResult, []error) {
 	res, errs := make([]*BackupResult, len(repos)), make([]error, len(repos))
 	failAll := func(err error) ([]*BackupResult, []error) {
@@ -111,7 +124,13 @@ func BackupMany(ctx context.Context, dir string, repos []*Repo, opts BackupOptio
 	b.progress.TotalBytes, b.progress.TotalFiles = measure(dir)
 	for i, r := range repos {
 		t := &target{i: i, r: r, w: r.NewWriter(opts.PackSize)}
-		if t.lock, err = r.Lock(ctx); err != nil {
+		t.lock, err = r.Lock(ctx)
+		if err == nil {
+			if err = r.refreshIndexes(ctx); err != nil {
+				t.lock.Unlock(context.WithoutCancel(ctx))
+			}
+		}
+		if err != nil {
 			errs[i] = fmt.Errorf("backup: %w", err)
 			b.progress.Targets[i].Failed = errs[i]
 			continue
@@ -133,6 +152,10 @@ func BackupMany(ctx context.Context, dir string, repos []*Repo, opts BackupOptio
 	stopSealers()
 	if err != nil {
 		b.failLive(fmt.Errorf("backup %s: %w", dir, err))
+	} else {
+		// The tree is read: the totals are what was read, whatever the
+		// walk before found.
+		b.progress.TotalBytes, b.progress.TotalFiles = b.progress.ScannedBytes, b.progress.ScannedFiles
 	}
 	for _, t := range b.live() {
 		if err := t.w.Flush(ctx); err != nil {
@@ -235,8 +258,10 @@ func (b *backuper) report(final bool) {
 	}
 	b.last = time.Now()
 	for _, t := range b.targets {
-		b.progress.Targets[t.i].UploadedBytes = t.w.Uploaded() + t.w.Stats.PackBytes
+		b.progress.Targets[t.i].UploadedBytes = t.w.Uploaded()
 	}
+	b.progress.TotalBytes = max(b.progress.TotalBytes, b.progress.ScannedBytes)
+	b.progress.TotalFiles = max(b.progress.TotalFiles, b.progress.ScannedFiles)
 	p := b.progress
 	p.Targets = append([]TargetProgress(nil), b.progress.Targets...)
 	b.opts.Progress(p)
@@ -438,6 +463,7 @@ func (b *backuper) file(ctx context.Context, path string) ([]string, uint64, err
 		ids = append(ids, id.String())
 		size += uint64(len(j.data))
 		b.progress.ScannedBytes += uint64(len(j.data))
+		b.report(false)
 		return b.refresh(ctx)
 	}
 	// drain waits for the chunks in flight, so that none is left with the

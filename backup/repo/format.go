@@ -373,9 +373,10 @@ type Manifest struct {
 	Tags        []string  `json:"tags,omitempty"`
 	// RootMode and RootMTimeNS are the backed-up directory's own
 	// permission bits and modification time, which Restore gives the
-	// directory it restores into.
-	RootMode    uint32 `json:"root_mode,omitempty"`
-	RootMTimeNS int64  `json:"root_mtime_ns,omitempty"`
+	// directory it restores into. Every backup writes both; a manifest
+	// without root_mtime_ns (zero) leaves that directory as it is.
+	RootMode    uint32 `json:"root_mode"`
+	RootMTimeNS int64  `json:"root_mtime_ns"`
 }
 
 func decodeManifest(b []byte) (*Manifest, error) {
@@ -388,6 +389,9 @@ func decodeManifest(b []byte) (*Manifest, error) {
 	}
 	if _, err := ParseID(m.Tree); err != nil {
 		return nil, fmt.Errorf("manifest tree: %w", err)
+	}
+	if m.RootMode&^0o777 != 0 {
+		return nil, fmt.Errorf("manifest root mode %#o has bits beyond 0o777", m.RootMode)
 	}
 	return &m, nil
 }

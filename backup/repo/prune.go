@@ -62,7 +62,7 @@ func (r *Repo) Prune(ctx context.Context) (res *PruneResult, err error) {
 }
 
 func (r *Repo) prune(ctx context.Context, l *Lock) (*PruneResult, error) {
-	if err := r.reloadIndexes(ctx); err != nil {
+	if err := r.loadIndexes(ctx); err != nil {
 		return nil, err
 	}
 	used, err := r.usedBlobs(ctx, l)
@@ -137,7 +137,7 @@ func (r *Repo) prune(ctx context.Context, l *Lock) (*PruneResult, error) {
 		sortEntries(es)
 		full = append(full, packIndex{ID: id, Blobs: es})
 	}
-	newIndex, err := w.writeIndex(ctx, full)
+	newIndex, _, err := w.writeIndex(ctx, full)
 	if err != nil {
 		return nil, err
 	}
@@ -192,15 +192,7 @@ func (r *Repo) prune(ctx context.Context, l *Lock) (*PruneResult, error) {
 			}
 		}
 	}
-	return res, r.reloadIndexes(ctx)
-}
-
-// reloadIndexes forgets the index in memory and reads it again.
-func (r *Repo) reloadIndexes(ctx context.Context) error {
-	r.mu.Lock()
-	r.index, r.packs = map[handle]location{}, map[ID]uint64{}
-	r.mu.Unlock()
-	return r.loadIndexes(ctx)
+	return res, r.loadIndexes(ctx)
 }
 
 // usedBlobs walks every snapshot's trees and returns the blobs they use.

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -288,84 +287,13 @@ func TestPruneRefusesABrokenRepository(t *testing.T) {
 	for _, name := range objects(t, b, indexDir) {
 		b.Delete(ctx, name)
 	}
-	r.reloadIndexes(ctx)
+	r.loadIndexes(ctx)
 	n, _ := packBytes(t, b)
 	if _, err := r.Prune(ctx); err == nil {
 		t.Fatal("prune of a repository without indexes ran")
 	}
 	if m, _ := packBytes(t, b); m != n {
 		t.Fatalf("a refused prune deleted packs: %d → %d", n, m)
-	}
-}
-
-// TestBackupManyOneFails: two repositories sharing a key both get a
-// snapshot of one reading; one failing midway fails alone; progress only
-// grows and ends at the totals.
-func TestBackupManyOneFails(t *testing.T) {
-	ctx := context.Background()
-	r1, _, id := testRepo(t)
-	b2 := object.NewMem("two")
-	f := &failingPuts{Backend: b2}
-	f.left.Store(1 << 30)
-	r2, err := Init(ctx, f, r1.Key(), r1.Params(), id.Recipient())
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := t.TempDir()
-	for i := range 6 {
-		write(t, filepath.Join(src, fmt.Sprint(i)), randBytes(uint64(i), 100<<10), 0o644)
-	}
-	var mu sync.Mutex
-	var events []Progress
-	opts := BackupOptions{PackSize: 64 << 10, ProgressEvery: time.Nanosecond, Progress: func(p Progress) {
-		mu.Lock()
-		events = append(events, p)
-		mu.Unlock()
-	}}
-	res, errs := BackupMany(ctx, src, []*Repo{r1, r2}, opts)
-	if errs[0] != nil || errs[1] != nil {
-		t.Fatal(errs)
-	}
-	if res[0].Manifest.Tree != res[1].Manifest.Tree {
-		t.Fatal("two repositories of one key got different trees")
-	}
-	last := events[len(events)-1]
-	if last.ScannedBytes != last.TotalBytes || last.TotalFiles != 6 || last.ScannedFiles != 6 {
-		t.Fatalf("last progress %+v", last)
-	}
-	for i := 1; i < len(events); i++ {
-		if events[i].ScannedBytes < events[i-1].ScannedBytes || events[i].Targets[0].UploadedBytes < events[i-1].Targets[0].UploadedBytes {
-			t.Fatalf("progress went back: %+v after %+v", events[i], events[i-1])
-		}
-	}
-
-	// Second run: new data; the second repository fails after 2 puts.
-	for i := range 6 {
-		write(t, filepath.Join(src, fmt.Sprint(i)), randBytes(uint64(i+10), 100<<10), 0o644)
-	}
-	f.left.Store(2)
-	events = nil
-	res, errs = BackupMany(ctx, src, []*Repo{r1, r2}, opts)
-	if errs[0] != nil || res[0] == nil {
-		t.Fatalf("the healthy repository failed: %v", errs[0])
-	}
-	if !errors.Is(errs[1], errInjected) || res[1] != nil {
-		t.Fatalf("the failing repository: %v, %v", res[1], errs[1])
-	}
-	if last := events[len(events)-1]; last.Targets[1].Failed == nil || last.Targets[0].Failed != nil {
-		t.Fatalf("last progress %+v", last)
-	}
-	dst := filepath.Join(t.TempDir(), "r")
-	if err := r1.Restore(ctx, res[0].Snapshot, dst, RestoreOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	sameTree(t, src, dst)
-
-	// Repositories of different keys are refused before anything starts.
-	other, _, _ := testRepo(t)
-	_, errs = BackupMany(ctx, src, []*Repo{r1, other}, opts)
-	if errs[0] == nil || errs[1] == nil {
-		t.Fatal("repositories of two keys backed up together")
 	}
 }
 

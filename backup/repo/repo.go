@@ -80,9 +80,10 @@ type Repo struct {
 	params Params
 	id     string
 
-	mu    sync.RWMutex
-	index map[handle]location
-	packs map[ID]uint64 // indexed packs and their sizes
+	mu      sync.RWMutex
+	index   map[handle]location
+	packs   map[ID]uint64   // indexed packs and the end of their last blob
+	indexes map[string]bool // the index objects read or written
 
 	now func() time.Time // the clock locks use, replaced in tests
 }
@@ -128,7 +129,8 @@ func Init(ctx context.Context, b object.Backend, mk *MasterKey, p Params, recipi
 }
 
 func newRepo(b object.Backend, mk *MasterKey, p Params, id string) *Repo {
-	return &Repo{b: b, mk: mk, params: p, id: id, index: map[handle]location{}, packs: map[ID]uint64{}, now: time.Now}
+	return &Repo{b: b, mk: mk, params: p, id: id, index: map[handle]location{}, packs: map[ID]uint64{},
+		indexes: map[string]bool{}, now: time.Now}
 }
 
 // Open opens the repository on b with the first key file that one of the
@@ -315,20 +317,86 @@ func put(ctx context.Context, b object.Backend, name string, data []byte) error 
 	return b.Put(ctx, name, bytes.NewReader(data), int64(len(data)))
 }
 
-// loadIndexes reads every index object into memory.
+// loadIndexes reads every index object into memory, replacing what was
+// there.
 func (r *Repo) loadIndexes(ctx context.Context) error {
-	var names []string
-	if err := r.b.List(ctx, indexDir, func(in object.Info) error { names = append(names, in.Name); return nil }); err != nil {
-		return fmt.Errorf("list indexes: %w", err)
+	names, err := r.listIndexes(ctx)
+	if err != nil {
+		return err
 	}
+	fresh := newRepo(r.b, r.mk, r.params, r.id)
 	for _, name := range names {
 		ps, err := r.readIndex(ctx, name)
 		if err != nil {
 			return err
 		}
+		fresh.addToIndex(ps)
+		fresh.indexes[name] = true
+	}
+	r.mu.Lock()
+	r.index, r.packs, r.indexes = fresh.index, fresh.packs, fresh.indexes
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Repo) listIndexes(ctx context.Context) ([]string, error) {
+	var names []string
+	if err := r.b.List(ctx, indexDir, func(in object.Info) error { names = append(names, in.Name); return nil }); err != nil {
+		return nil, fmt.Errorf("list indexes: %w", err)
+	}
+	return names, nil
+}
+
+// refreshIndexes brings the index in memory up to date with the
+// repository's, for a run that has just taken the lock: it reads the
+// index objects written since it last looked (by another process, say),
+// or, when one it knew is gone (a prune rewrote them, and may have
+// deleted packs it names), every index again. Without it, a Repo opened
+// before another process pruned would believe blobs stored that are gone.
+func (r *Repo) refreshIndexes(ctx context.Context) error {
+	names, err := r.listIndexes(ctx)
+	if err != nil {
+		return err
+	}
+	listed := make(map[string]bool, len(names))
+	for _, name := range names {
+		listed[name] = true
+	}
+	r.mu.RLock()
+	gone := false
+	for name := range r.indexes {
+		gone = gone || !listed[name]
+	}
+	var added []string
+	for _, name := range names {
+		if !r.indexes[name] {
+			added = append(added, name)
+		}
+	}
+	r.mu.RUnlock()
+	if gone {
+		return r.loadIndexes(ctx)
+	}
+	for _, name := range added {
+		ps, err := r.readIndex(ctx, name)
+		if err != nil {
+			return err
+		}
 		r.addToIndex(ps)
+		r.noteIndex(name, true)
 	}
 	return nil
+}
+
+// noteIndex records that an index object is there (or is no longer).
+func (r *Repo) noteIndex(name string, there bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if there {
+		r.indexes[name] = true
+	} else {
+		delete(r.indexes, name)
+	}
 }
 
 // readHashed reads an object named by the SHA-256 of its bytes and

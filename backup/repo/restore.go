@@ -66,12 +66,10 @@ func (r *Repo) Restore(ctx context.Context, snap ID, dst string, opts RestoreOpt
 	if err := rs.finish(); err != nil {
 		return fmt.Errorf("restore %v: %w", snap, err)
 	}
-	if m.RootMode != 0 {
-		if err := os.Chmod(dst, os.FileMode(m.RootMode&0o777)); err != nil {
+	if m.RootMTimeNS != 0 {
+		if err := os.Chmod(dst, os.FileMode(m.RootMode)); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
-	}
-	if m.RootMTimeNS != 0 {
 		t := time.Unix(0, m.RootMTimeNS)
 		if err := os.Chtimes(dst, t, t); err != nil {
 			return fmt.Errorf("restore: %w", err)

@@ -47,6 +47,7 @@ type Writer struct {
 type WriteStats struct {
 	Packs       int
 	PackBytes   uint64 // bytes of the packs uploaded
+	IndexBytes  uint64 // bytes of the indexes uploaded (checkpoints too)
 	BlobsAdded  int
 	BlobsReused int // already in the repository
 }
@@ -66,6 +67,7 @@ type uploader struct {
 	written     []packIndex // packs put, with their checkpoints
 	checkpoints []string
 	packBytes   uint64
+	indexBytes  uint64
 	indexed     []map[handle]bool // the pending sets of packs indexed, for the Writer to clear
 }
 
@@ -162,14 +164,16 @@ func (w *Writer) failed() error {
 	return w.up.err
 }
 
-// Uploaded returns the bytes of the packs put so far.
+// Uploaded returns the bytes of the packs and indexes this Writer has put
+// so far; it only grows.
 func (w *Writer) Uploaded() uint64 {
+	n := w.Stats.PackBytes + w.Stats.IndexBytes
 	if w.up == nil {
-		return 0
+		return n
 	}
 	w.up.mu.Lock()
 	defer w.up.mu.Unlock()
-	return w.up.packBytes
+	return n + w.up.packBytes + w.up.indexBytes
 }
 
 // closePack seals the pack being filled and hands it to the uploader,
@@ -210,8 +214,9 @@ func (u *uploader) run(ctx context.Context, w *Writer) {
 		}
 		err := put(ctx, w.r.b, packName(p.pi.ID), p.pack)
 		var name string
+		var size int
 		if err == nil {
-			name, err = w.writeIndex(ctx, []packIndex{p.pi})
+			name, size, err = w.writeIndex(ctx, []packIndex{p.pi})
 		} else {
 			err = fmt.Errorf("upload pack: %w", err)
 		}
@@ -225,6 +230,7 @@ func (u *uploader) run(ctx context.Context, w *Writer) {
 			u.written = append(u.written, p.pi)
 			u.checkpoints = append(u.checkpoints, name)
 			u.packBytes += uint64(len(p.pack))
+			u.indexBytes += uint64(size)
 			u.indexed = append(u.indexed, p.handles)
 		}
 		u.mu.Unlock()
@@ -245,6 +251,7 @@ func (w *Writer) wait() (written []packIndex, checkpoints []string, err error) {
 	w.up = nil
 	w.Stats.Packs += len(up.written)
 	w.Stats.PackBytes += up.packBytes
+	w.Stats.IndexBytes += up.indexBytes
 	for _, hs := range up.indexed {
 		for h := range hs {
 			delete(w.pending, h)
@@ -257,13 +264,16 @@ func (w *Writer) wait() (written []packIndex, checkpoints []string, err error) {
 // writing the final index; for a Writer whose run failed.
 func (w *Writer) Abandon() { w.wait() }
 
-func (w *Writer) writeIndex(ctx context.Context, ps []packIndex) (string, error) {
+// writeIndex puts an index of ps and returns its name and size. It is
+// safe for concurrent use (the uploader and Prune call it).
+func (w *Writer) writeIndex(ctx context.Context, ps []packIndex) (string, int, error) {
 	sealed := w.r.mk.seal(nil, adIndex, encodeIndex(ps))
 	name := indexName(sha(sealed))
 	if err := put(ctx, w.r.b, name, sealed); err != nil {
-		return "", fmt.Errorf("write index: %w", err)
+		return "", 0, fmt.Errorf("write index: %w", err)
 	}
-	return name, nil
+	w.r.noteIndex(name, true)
+	return name, len(sealed), nil
 }
 
 // Flush uploads the pack being filled, waits for every upload, and
@@ -278,14 +288,18 @@ func (w *Writer) Flush(ctx context.Context) error {
 	if len(checkpoints) < 2 {
 		return nil
 	}
-	if _, err := w.writeIndex(ctx, written); err != nil {
+	_, size, err := w.writeIndex(ctx, written)
+	if err != nil {
 		return err
 	}
+	w.Stats.IndexBytes += uint64(size)
 	var errs []error
 	for _, name := range checkpoints {
 		if err := w.r.b.Delete(ctx, name); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		w.r.noteIndex(name, false)
 	}
 	if err := errors.Join(errs...); err != nil {
 		// The full index is written: leftover checkpoints only repeat it.

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -290,6 +291,13 @@ func TestIndependentReader(t *testing.T) {
 	if err := os.Symlink("sub/y", filepath.Join(src, "link")); err != nil {
 		t.Fatal(err)
 	}
+	rootTime := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	if err := os.Chmod(src, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(src, rootTime, rootTime); err != nil {
+		t.Fatal(err)
+	}
 
 	id, _ := age.GenerateX25519Identity()
 	mk, err := repo.NewKey()
@@ -324,18 +332,28 @@ func TestIndependentReader(t *testing.T) {
 		Tree    string `json:"tree"`
 		Files   uint64 `json:"files"`
 		Bytes   uint64 `json:"bytes"`
+		// The backed-up directory's own mode and time.
+		RootMode    uint32 `json:"root_mode"`
+		RootMTimeNS int64  `json:"root_mtime_ns"`
 	}
 	r.jsonOf(r.open(r.hashed(snaps[0]), []byte("weft-backup/v1 snapshot")), &m)
 	var total uint64
 	for _, d := range files {
 		total += uint64(len(d))
 	}
-	if m.Version != 1 || m.NodeID != "k51indep" || m.Files != uint64(len(files)) || m.Bytes != total {
+	if m.Version != 1 || m.NodeID != "k51indep" || m.Files != uint64(len(files)) || m.Bytes != total ||
+		m.RootMode != 0o751 || m.RootMTimeNS != rootTime.UnixNano() {
 		t.Errorf("manifest %+v", m)
 	}
 
 	dst := t.TempDir()
 	r.restore(m.Tree, dst)
+	if err := os.Chmod(dst, os.FileMode(m.RootMode)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o751 {
+		t.Errorf("restored root: %v, %v", fi.Mode(), err)
+	}
 	for name, data := range files {
 		got, err := os.ReadFile(filepath.Join(dst, name))
 		if err != nil || string(got) != data {
