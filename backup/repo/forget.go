@@ -96,9 +96,9 @@ func (p KeepPolicy) Apply(snaps []SnapshotInfo) (keep, remove []SnapshotInfo) {
 
 // Forget removes the snapshots p does not keep, holding the repository's
 // lock, and returns those kept and those removed, newest first. With
-// dryRun it removes nothing. A policy of all zeros is refused: it would
-// remove every snapshot. The data only the removed snapshots held stays
-// until Prune.
+// dryRun it removes nothing and only reads, without the lock. A policy of
+// all zeros is refused: it would remove every snapshot. The data only the
+// removed snapshots held stays until Prune.
 func (r *Repo) Forget(ctx context.Context, p KeepPolicy, dryRun bool) (keep, remove []SnapshotInfo, err error) {
 	if p == (KeepPolicy{}) {
 		return nil, nil, fmt.Errorf("forget: no keep rule: it would remove every snapshot")
@@ -107,6 +107,14 @@ func (r *Repo) Forget(ctx context.Context, p KeepPolicy, dryRun bool) (keep, rem
 		if n < 0 {
 			return nil, nil, fmt.Errorf("forget: a negative keep count")
 		}
+	}
+	if dryRun {
+		snaps, err := r.SnapshotList(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("forget: %w", err)
+		}
+		keep, remove = p.Apply(snaps)
+		return keep, remove, nil
 	}
 	l, err := r.Lock(ctx)
 	if err != nil {
@@ -122,9 +130,6 @@ func (r *Repo) Forget(ctx context.Context, p KeepPolicy, dryRun bool) (keep, rem
 		return nil, nil, fmt.Errorf("forget: %w", err)
 	}
 	keep, remove = p.Apply(snaps)
-	if dryRun {
-		return keep, remove, nil
-	}
 	for _, s := range remove {
 		if err := r.b.Delete(ctx, snapshotName(s.ID)); err != nil && !isNotFound(err) {
 			return nil, nil, fmt.Errorf("forget %v: %w", s.ID, err)

@@ -99,6 +99,16 @@ func (l *Lock) refreshIfDue(ctx context.Context) error {
 	return nil
 }
 
+// confirm refreshes the lock and checks that no other unexpired lock is
+// there: before a run deletes anything, it makes sure that its lock did
+// not expire (a stalled request) and let another run in.
+func (l *Lock) confirm(ctx context.Context) error {
+	if err := l.Refresh(ctx); err != nil {
+		return err
+	}
+	return l.r.checkNoLock(ctx, l.name)
+}
+
 // Unlock removes the lock.
 func (l *Lock) Unlock(ctx context.Context) error {
 	if err := l.r.b.Delete(ctx, l.name); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -278,22 +279,119 @@ func TestPruneRespectsTheLock(t *testing.T) {
 	l.Unlock(ctx)
 }
 
-// TestPruneRefusesABrokenRepository: a snapshot whose tree is gone makes
-// prune delete nothing.
+// TestPruneRefusesABrokenRepository: a snapshot that needs a blob no pack
+// holds makes prune delete nothing.
 func TestPruneRefusesABrokenRepository(t *testing.T) {
 	ctx := context.Background()
 	r, b, _ := testRepo(t)
 	backupN(t, r, 2)
+	if _, _, err := r.Forget(ctx, KeepPolicy{Last: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	packs := objects(t, b, dataDir)
+	if err := b.Delete(ctx, packs[len(packs)-1]); err != nil {
+		t.Fatal(err)
+	}
+	before := objects(t, b, "")
+	_, err := r.Prune(ctx)
+	if err == nil || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("prune of a repository missing a pack: %v", err)
+	}
+	if after := objects(t, b, ""); !slices.Equal(before, after) {
+		t.Fatalf("a refused prune changed the repository: %v → %v", before, after)
+	}
+}
+
+// TestPruneReindexesUnindexedPacks: packs no index names (every index
+// lost, a backup stopped before its index, then run again) are read and
+// indexed, not deleted with what they hold; a blob stored twice ends
+// stored once.
+func TestPruneReindexesUnindexedPacks(t *testing.T) {
+	ctx := context.Background()
+	r, b, id := testRepo(t)
+	ids, src := backupN(t, r, 2)
+	// A backup of new data stopped after its lock, 3 packs and their
+	// indexes, and its last pack (the trees); run again, it stores those
+	// trees again.
+	for j := range 12 {
+		write(t, filepath.Join(src, fmt.Sprintf("p%02d-b", j)), randBytes(uint64(7000+j), 18<<10), 0o644)
+	}
+	f := &failingOps{Backend: b}
+	f.puts.Store(1 + 3*2 + 1)
+	f.deletes.Store(1 << 40)
+	if _, err := mustOpen(t, f, id).Backup(ctx, src, BackupOptions{PackSize: 64 << 10}); !errors.Is(err, errInjected) {
+		t.Fatalf("the backup to stop: %v", err)
+	}
+	for _, l := range objects(t, b, locksDir) {
+		b.Delete(ctx, l)
+	}
+	third, err := mustOpen(t, b, id).Backup(ctx, src, BackupOptions{PackSize: 64 << 10, Time: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, third.Snapshot)
+	// And every index lost.
 	for _, name := range objects(t, b, indexDir) {
 		b.Delete(ctx, name)
 	}
-	r.loadIndexes(ctx)
-	n, _ := packBytes(t, b)
-	if _, err := r.Prune(ctx); err == nil {
-		t.Fatal("prune of a repository without indexes ran")
+	packs := len(objects(t, b, dataDir))
+
+	res, err := mustOpen(t, b, id).Prune(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if m, _ := packBytes(t, b); m != n {
-		t.Fatalf("a refused prune deleted packs: %d → %d", n, m)
+	t.Logf("prune: %+v", res)
+	if res.PacksReindexed != packs {
+		t.Errorf("prune read %d packs' headers, want all %d", res.PacksReindexed, packs)
+	}
+	ro := mustOpen(t, b, id)
+	c, err := ro.Check(ctx, true)
+	if err != nil || !c.OK() || len(c.Unreferenced) != 0 {
+		t.Fatalf("check after prune: %+v, %v", c, err)
+	}
+	if snaps, _ := ro.Snapshots(ctx); len(snaps) != 3 {
+		t.Fatalf("%d snapshots after prune, want 3", len(snaps))
+	}
+	for _, s := range ids {
+		if err := ro.Restore(ctx, s, filepath.Join(t.TempDir(), "r"), RestoreOptions{}); err != nil {
+			t.Fatalf("restore %v: %v", s, err)
+		}
+	}
+	// Each blob in one pack only.
+	seen := map[handle]ID{}
+	err = ro.loadIndexes(ctx, func(ps []packIndex) {
+		for _, p := range ps {
+			for _, e := range p.Blobs {
+				h := handle{e.Type, e.ID}
+				if other, ok := seen[h]; ok && other != p.ID {
+					t.Errorf("blob %v in packs %v and %v", e.ID, other, p.ID)
+				}
+				seen[h] = p.ID
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForgetDryRunBesideALock: a dry run only reads, so a run holding the
+// lock does not stop it.
+func TestForgetDryRunBesideALock(t *testing.T) {
+	ctx := context.Background()
+	r, b, id := testRepo(t)
+	backupN(t, r, 3)
+	l, err := mustOpen(t, b, id).Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock(ctx)
+	keep, remove, err := r.Forget(ctx, KeepPolicy{Last: 1}, true)
+	if err != nil || len(keep) != 1 || len(remove) != 2 {
+		t.Fatalf("dry run beside a lock: %d kept, %d removed, %v", len(keep), len(remove), err)
+	}
+	if n := len(objects(t, b, locksDir)); n != 1 {
+		t.Errorf("a dry run left %d locks, want the other holder's", n)
 	}
 }
 

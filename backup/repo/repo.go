@@ -158,7 +158,7 @@ func Open(ctx context.Context, b object.Backend, identities ...age.Identity) (*R
 		return nil, fmt.Errorf("open: %w", corrupt(b, configName, err))
 	}
 	r := newRepo(b, mk, p, c.ID)
-	if err := r.loadIndexes(ctx); err != nil {
+	if err := r.loadIndexes(ctx, nil); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
 	return r, nil
@@ -318,8 +318,8 @@ func put(ctx context.Context, b object.Backend, name string, data []byte) error 
 }
 
 // loadIndexes reads every index object into memory, replacing what was
-// there.
-func (r *Repo) loadIndexes(ctx context.Context) error {
+// there. each, when set, is given every index's packs as it is read.
+func (r *Repo) loadIndexes(ctx context.Context, each func([]packIndex)) error {
 	names, err := r.listIndexes(ctx)
 	if err != nil {
 		return err
@@ -332,6 +332,9 @@ func (r *Repo) loadIndexes(ctx context.Context) error {
 		}
 		fresh.addToIndex(ps)
 		fresh.indexes[name] = true
+		if each != nil {
+			each(ps)
+		}
 	}
 	r.mu.Lock()
 	r.index, r.packs, r.indexes = fresh.index, fresh.packs, fresh.indexes
@@ -375,7 +378,7 @@ func (r *Repo) refreshIndexes(ctx context.Context) error {
 	}
 	r.mu.RUnlock()
 	if gone {
-		return r.loadIndexes(ctx)
+		return r.loadIndexes(ctx, nil)
 	}
 	for _, name := range added {
 		ps, err := r.readIndex(ctx, name)

@@ -37,6 +37,8 @@ type Writer struct {
 	// repack makes has look only at the blobs this writer holds, so that
 	// Prune can copy blobs the index places in packs it will delete.
 	repack bool
+	// written are the packs put, once waited for.
+	written []packIndex
 
 	// Stats of what this writer stored. Read them after Flush; during a
 	// run, Uploaded says what went up.
@@ -252,6 +254,7 @@ func (w *Writer) wait() (written []packIndex, checkpoints []string, err error) {
 	w.Stats.Packs += len(up.written)
 	w.Stats.PackBytes += up.packBytes
 	w.Stats.IndexBytes += up.indexBytes
+	w.written = append(w.written, up.written...)
 	for _, hs := range up.indexed {
 		for h := range hs {
 			delete(w.pending, h)
