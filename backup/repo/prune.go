@@ -298,43 +298,59 @@ func (r *Repo) usedBlobs(ctx context.Context, l *Lock) (map[handle]bool, error) 
 		return nil, err
 	}
 	used := map[handle]bool{}
-	var walk func(id ID) error
-	walk = func(id ID) error {
-		h := handle{TreeBlob, id}
-		if used[h] {
-			return nil // a subtree seen in another snapshot
-		}
-		t, err := r.LoadTree(ctx, id)
-		if err != nil {
-			return err
-		}
-		used[h] = true
-		for _, n := range t.Nodes {
-			switch n.Type {
-			case NodeFile:
-				for _, c := range n.Content {
-					id, _ := ParseID(c)
-					if !r.Has(DataBlob, id) {
-						return fmt.Errorf("%w: data blob %v is in no pack", ErrCorrupt, id)
-					}
-					used[handle{DataBlob, id}] = true
-				}
-			case NodeDir:
-				sub, _ := ParseID(n.Subtree)
-				if err := walk(sub); err != nil {
-					return err
-				}
-			}
-		}
-		return l.refreshIfDue(ctx)
-	}
 	for _, s := range snaps {
 		root, _ := ParseID(s.Manifest.Tree)
-		if err := walk(root); err != nil {
+		if err := r.walkTrees(ctx, root, used, l); err != nil {
 			return nil, fmt.Errorf("snapshot %v is broken, so nothing is deleted (run verify): %w", s.ID, err)
 		}
 	}
 	return used, nil
+}
+
+// walkTrees adds to used the trees under root and the data blobs they
+// name, checking that the index knows each; it reads the trees breadth
+// first, in batches grouped by pack, and skips those used holds already.
+func (r *Repo) walkTrees(ctx context.Context, root ID, used map[handle]bool, l *Lock) error {
+	if used[handle{TreeBlob, root}] {
+		return nil
+	}
+	queue := []ID{root}
+	for len(queue) > 0 {
+		batch := queue[:min(len(queue), maxTreeBatch)]
+		queue = queue[len(batch):]
+		trees, err := r.loadTrees(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for _, id := range batch {
+			h := handle{TreeBlob, id}
+			if used[h] {
+				continue // twice in the batch
+			}
+			used[h] = true
+			for _, n := range trees[id].Nodes {
+				switch n.Type {
+				case NodeFile:
+					for _, c := range n.Content {
+						id, _ := ParseID(c)
+						if !r.Has(DataBlob, id) {
+							return fmt.Errorf("%w: data blob %v is in no pack", ErrCorrupt, id)
+						}
+						used[handle{DataBlob, id}] = true
+					}
+				case NodeDir:
+					sub, _ := ParseID(n.Subtree)
+					if !used[handle{TreeBlob, sub}] {
+						queue = append(queue, sub)
+					}
+				}
+			}
+		}
+		if err := l.refreshIfDue(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // copyUsed copies into w the blobs of a pack whose home it is, reading the

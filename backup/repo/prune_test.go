@@ -285,15 +285,23 @@ func TestPruneRefusesABrokenRepository(t *testing.T) {
 	ctx := context.Background()
 	r, b, _ := testRepo(t)
 	backupN(t, r, 2)
-	if _, _, err := r.Forget(ctx, KeepPolicy{Last: 1}, false); err != nil {
+	keep, _, err := r.Forget(ctx, KeepPolicy{Last: 1}, false)
+	if err != nil {
 		t.Fatal(err)
 	}
-	packs := objects(t, b, dataDir)
-	if err := b.Delete(ctx, packs[len(packs)-1]); err != nil {
+	// The pack of a file's blob that the snapshot kept needs.
+	root, _ := ParseID(keep[0].Manifest.Tree)
+	tree, err := r.LoadTree(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, _ := ParseID(tree.Nodes[len(tree.Nodes)-1].Content[0])
+	loc, _ := r.lookup(DataBlob, blob)
+	if err := b.Delete(ctx, packName(loc.pack)); err != nil {
 		t.Fatal(err)
 	}
 	before := objects(t, b, "")
-	_, err := r.Prune(ctx)
+	_, err = r.Prune(ctx)
 	if err == nil || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "broken") {
 		t.Fatalf("prune of a repository missing a pack: %v", err)
 	}
@@ -409,16 +417,27 @@ func (c *countingGets) Get(ctx context.Context, name string, off, n int64) (io.R
 }
 
 // TestRestoreReadsPacksNotBlobs: a restore asks for about one range per
-// pack, not one per blob, and keeps modes and the root's mode.
+// pack, not one per blob, writes a blob that several files hold (and one
+// file holds many times) everywhere, and keeps modes and the root's mode
+// and time.
 func TestRestoreReadsPacksNotBlobs(t *testing.T) {
 	ctx := context.Background()
 	r, b, id := testRepo(t)
 	src := t.TempDir()
-	for i := range 20 {
-		write(t, filepath.Join(src, "d", fmt.Sprint(i)), randBytes(uint64(i), 50<<10), 0o640)
+	// 18 directories of one file each: a tree read per directory would
+	// be 18 reads more.
+	for i := range 18 {
+		write(t, filepath.Join(src, "d", fmt.Sprint(i), "f"), randBytes(uint64(i), 50<<10), 0o640)
 	}
+	// Zeros chunk into identical chunks of the maximum size: one blob, 8
+	// times in each of two files.
+	zeros := make([]byte, 8*64<<10)
+	write(t, filepath.Join(src, "d", "zeros"), zeros, 0o644)
+	write(t, filepath.Join(src, "e", "zeros-again"), zeros, 0o600)
 	write(t, filepath.Join(src, "empty"), nil, 0o600)
 	os.Chmod(src, 0o750)
+	rootTime := time.Date(2025, 5, 6, 7, 8, 9, 10, time.UTC)
+	os.Chtimes(src, rootTime, rootTime)
 	res, err := r.Backup(ctx, src, BackupOptions{PackSize: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -435,13 +454,14 @@ func TestRestoreReadsPacksNotBlobs(t *testing.T) {
 	packs, _ := packBytes(t, b)
 	blobs := res.Stats.BlobsAdded
 	t.Logf("%d gets of packs for %d packs and %d blobs", c.gets.Load(), packs, blobs)
-	if got := c.gets.Load(); got > int64(packs)+2 || got >= int64(blobs)/2 {
+	// A read per pack, and one per level of the tree (3) for the trees.
+	if got := c.gets.Load(); got > int64(packs)+3 || got >= int64(blobs)/2 {
 		t.Fatalf("%d gets of packs for %d packs and %d blobs", got, packs, blobs)
 	}
-	if final.RestoredBytes != final.TotalBytes || final.RestoredFiles != 21 {
+	if final.RestoredBytes != final.TotalBytes || final.RestoredFiles != 21 || final.TotalFiles != 21 {
 		t.Fatalf("final progress %+v", final)
 	}
-	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o750 {
-		t.Fatalf("root mode: %v", fi.Mode())
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o750 || !fi.ModTime().Equal(rootTime) {
+		t.Fatalf("root: %v, %v", fi.Mode(), fi.ModTime())
 	}
 }

@@ -315,8 +315,14 @@ func TestIdenticalContentStoredOnce(t *testing.T) {
 	one, two := t.TempDir(), t.TempDir()
 	data := randBytes(7, 400<<10)
 	write(t, filepath.Join(one, "x", "f"), data, 0o644)
-	for _, p := range []string{"x/f", "y/f", "z/copy", "z/deeper/again"} {
+	for i, p := range []string{"x/f", "y/f", "z/copy", "z/deeper/again"} {
 		write(t, filepath.Join(two, p), data, 0o644)
+		// Distinct times, so that x and y are two trees whatever the
+		// file system's clock granularity.
+		mt := time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)
+		if err := os.Chtimes(filepath.Join(two, p), mt, mt); err != nil {
+			t.Fatal(err)
+		}
 	}
 	a, err := r.Backup(ctx, one, BackupOptions{})
 	if err != nil {

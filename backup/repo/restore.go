@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,10 +25,6 @@ type RestoreProgress struct {
 	TotalFiles, RestoredFiles uint64
 }
 
-// maxRangeGap is the most unneeded bytes between two needed blobs of a
-// pack that a restore reads through rather than asking for a second range.
-const maxRangeGap = 1 << 20
-
 // maxOpenFiles bounds the files a restore keeps open between packs.
 const maxOpenFiles = 256
 
@@ -39,11 +34,16 @@ const maxOpenFiles = 256
 // needed data once (one ranged read per run of needed blobs), checks each
 // blob against its id after decryption, and writes it at every offset of
 // every file that holds it; last, files and directories get their modes
-// and modification times. Memory holds the plan (a few dozen bytes per
-// chunk of the snapshot) and one pack range.
+// and modification times. Memory holds the plan (about a hundred bytes
+// per chunk of the snapshot and per file) and one pack range, never the
+// data of more than one pack.
 func (r *Repo) Restore(ctx context.Context, snap ID, dst string, opts RestoreOptions) error {
 	m, err := r.LoadSnapshot(ctx, snap)
 	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	// Another process may have pruned since the index was read.
+	if err := r.refreshIndexes(ctx); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	root, _ := ParseID(m.Tree) // checked by decodeManifest
@@ -122,35 +122,49 @@ func (rs *restorer) report(final bool) {
 }
 
 // walk makes the tree's directories, symlinks and empty files, and plans
-// the reads that fill the files.
-func (rs *restorer) walk(ctx context.Context, id ID, dir string) error {
-	t, err := rs.r.LoadTree(ctx, id)
-	if err != nil {
-		return err
+// the reads that fill the files. It goes breadth first, reading the trees
+// of up to maxTreeBatch directories at once, grouped by pack.
+func (rs *restorer) walk(ctx context.Context, root ID, dst string) error {
+	type dirAt struct {
+		tree ID
+		path string
 	}
-	for _, n := range t.Nodes {
-		if err := ctx.Err(); err != nil {
+	queue := []dirAt{{root, dst}}
+	for len(queue) > 0 {
+		batch := queue[:min(len(queue), maxTreeBatch)]
+		queue = queue[len(batch):]
+		ids := make([]ID, len(batch))
+		for i, d := range batch {
+			ids[i] = d.tree
+		}
+		trees, err := rs.r.loadTrees(ctx, ids)
+		if err != nil {
 			return err
 		}
-		p := filepath.Join(dir, n.Name) // names are checked by decodeTree
-		mtime := time.Unix(0, n.MTimeNS)
-		switch n.Type {
-		case NodeFile:
-			if err := rs.planFile(n, p, mtime); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-		case NodeDir:
-			if err := os.Mkdir(p, 0o700); err != nil {
-				return err
-			}
-			rs.dirs = append(rs.dirs, restoreDir{path: p, mode: os.FileMode(n.Mode & 0o777), mtime: mtime})
-			sub, _ := ParseID(n.Subtree)
-			if err := rs.walk(ctx, sub, p); err != nil {
-				return err
-			}
-		case NodeSymlink:
-			if err := os.Symlink(n.Target, p); err != nil {
-				return err
+		for _, d := range batch {
+			for _, n := range trees[d.tree].Nodes {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				p := filepath.Join(d.path, n.Name) // names are checked by decodeTree
+				mtime := time.Unix(0, n.MTimeNS)
+				switch n.Type {
+				case NodeFile:
+					if err := rs.planFile(n, p, mtime); err != nil {
+						return fmt.Errorf("%s: %w", p, err)
+					}
+				case NodeDir:
+					if err := os.Mkdir(p, 0o700); err != nil {
+						return err
+					}
+					rs.dirs = append(rs.dirs, restoreDir{path: p, mode: os.FileMode(n.Mode & 0o777), mtime: mtime})
+					sub, _ := ParseID(n.Subtree)
+					queue = append(queue, dirAt{sub, p})
+				case NodeSymlink:
+					if err := os.Symlink(n.Target, p); err != nil {
+						return err
+					}
+				}
 			}
 		}
 	}
@@ -172,7 +186,7 @@ func (rs *restorer) planFile(n Node, p string, mtime time.Time) error {
 		id, _ := ParseID(c)
 		l, ok := rs.r.lookup(DataBlob, id)
 		if !ok {
-			return fmt.Errorf("data blob %v: not in the index", id)
+			return rs.r.notIndexed(DataBlob, id)
 		}
 		rs.packs[l.pack] = append(rs.packs[l.pack], need{loc: l, id: id, file: fi, at: int64(at)})
 		at += uint64(l.rawLen)
@@ -203,23 +217,16 @@ func (rs *restorer) fill(ctx context.Context) error {
 	for _, pack := range ids {
 		needs := rs.packs[pack]
 		slices.SortStableFunc(needs, func(a, b need) int { return cmp.Compare(a.loc.offset, b.loc.offset) })
-		for i := 0; i < len(needs); {
-			// One read covers needs[i:j]: blobs no more than maxRangeGap
-			// apart.
-			start := int64(needs[i].loc.offset)
-			end := start + int64(needs[i].loc.length)
-			j := i + 1
-			for ; j < len(needs); j++ {
-				o := int64(needs[j].loc.offset)
-				if o > end+maxRangeGap {
-					break
-				}
-				end = max(end, o+int64(needs[j].loc.length))
-			}
-			if err := rs.readRange(ctx, pack, start, end, needs[i:j], open); err != nil {
+		for len(needs) > 0 {
+			j, start, end := nextSpan(len(needs), func(i int) location { return needs[i].loc })
+			buf, err := rs.r.readPackRange(ctx, pack, start, end)
+			if err != nil {
 				return err
 			}
-			i = j
+			if err := rs.writeBlobs(pack, buf, start, needs[:j], open); err != nil {
+				return err
+			}
+			needs = needs[j:]
 			rs.report(false)
 		}
 		delete(rs.packs, pack)
@@ -227,22 +234,11 @@ func (rs *restorer) fill(ctx context.Context) error {
 	return nil
 }
 
-// readRange reads bytes [start, end) of a pack and writes the blobs of
-// needs, which lie in it.
-func (rs *restorer) readRange(ctx context.Context, pack ID, start, end int64, needs []need, open map[int]*os.File) error {
+// writeBlobs writes the blobs of needs, which lie in buf, the bytes of
+// the pack from start.
+func (rs *restorer) writeBlobs(pack ID, buf []byte, start int64, needs []need, open map[int]*os.File) error {
 	name := packName(pack)
-	rc, err := rs.r.b.Get(ctx, name, start, end-start)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	}
-	buf, err := io.ReadAll(io.LimitReader(rc, end-start+1))
-	rc.Close()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	}
-	if int64(len(buf)) != end-start {
-		return corrupt(rs.r.b, name, fmt.Errorf("range %d-%d holds %d bytes", start, end, len(buf)))
-	}
+	var err error
 	var plain []byte
 	var plainID ID
 	for _, n := range needs {

@@ -18,7 +18,9 @@ const DefaultPackSize = 4 << 20
 const maxPackBlobs = 1 << 16
 
 // Writer adds blobs to a repository: it seals new ones, fills a pack in
-// memory, and when it is full hands it to an uploader goroutine, which
+// memory (data and trees in packs of their own, so that a snapshot's
+// trees lie in few packs, which a walk of them reads at once), and when
+// it is full hands it to an uploader goroutine, which
 // puts the pack and then an index of it (a checkpoint, so that an
 // interrupted run loses at most the packs not yet put) while the Writer
 // fills the next one. At Flush it waits for the uploads, writes one index
@@ -28,9 +30,8 @@ type Writer struct {
 	r        *Repo
 	packSize int
 
-	buf     []byte
-	entries []packEntry
-	pending map[handle]bool // in buf, or handed to the uploader and not yet indexed
+	fills   [2]packFill     // being filled: data blobs, tree blobs
+	pending map[handle]bool // in a fill, or handed to the uploader and not yet indexed
 
 	up *uploader // nil until the first pack is full
 
@@ -54,9 +55,23 @@ type WriteStats struct {
 	BlobsReused int // already in the repository
 }
 
+// packFill is a pack being filled.
+type packFill struct {
+	buf     []byte
+	entries []packEntry
+}
+
+// fillOf is the fill a blob type goes to.
+func fillOf(t BlobType) int {
+	if t == TreeBlob {
+		return 1
+	}
+	return 0
+}
+
 // uploadQueue is how many full packs may wait for the uploader: with the
-// one it puts and the one being filled, a Writer holds at most
-// uploadQueue+2 packs in memory.
+// one it puts and the two being filled, a Writer holds at most
+// uploadQueue+3 packs in memory.
 const uploadQueue = 1
 
 // uploader puts a Writer's packs, in order, on its own goroutine.
@@ -143,15 +158,19 @@ func (w *Writer) addSealed(ctx context.Context, sb SealedBlob) error {
 	if err := w.failed(); err != nil {
 		return err
 	}
-	if uint64(len(w.buf))+uint64(len(sb.Sealed)) > 1<<31 {
+	f := &w.fills[fillOf(sb.Type)]
+	if uint64(len(f.buf))+uint64(len(sb.Sealed)) > 1<<31 {
 		return fmt.Errorf("add blob %v: %d bytes would overflow a pack", sb.ID, len(sb.Sealed))
 	}
-	w.entries = append(w.entries, packEntry{Type: sb.Type, ID: sb.ID, Offset: uint32(len(w.buf)), Length: uint32(len(sb.Sealed)), RawLen: sb.RawLen})
-	w.buf = append(w.buf, sb.Sealed...)
+	if f.buf == nil && sb.Type == DataBlob {
+		f.buf = make([]byte, 0, w.packSize+w.packSize/8)
+	}
+	f.entries = append(f.entries, packEntry{Type: sb.Type, ID: sb.ID, Offset: uint32(len(f.buf)), Length: uint32(len(sb.Sealed)), RawLen: sb.RawLen})
+	f.buf = append(f.buf, sb.Sealed...)
 	w.pending[handle{sb.Type, sb.ID}] = true
 	w.Stats.BlobsAdded++
-	if len(w.buf) >= w.packSize || len(w.entries) >= maxPackBlobs {
-		return w.closePack(ctx)
+	if len(f.buf) >= w.packSize || len(f.entries) >= maxPackBlobs {
+		return w.closePack(ctx, f)
 	}
 	return nil
 }
@@ -178,23 +197,23 @@ func (w *Writer) Uploaded() uint64 {
 	return n + w.up.packBytes + w.up.indexBytes
 }
 
-// closePack seals the pack being filled and hands it to the uploader,
+// closePack seals a pack being filled and hands it to the uploader,
 // waiting while uploadQueue packs already wait.
-func (w *Writer) closePack(ctx context.Context) error {
-	if len(w.entries) == 0 {
+func (w *Writer) closePack(ctx context.Context, f *packFill) error {
+	if len(f.entries) == 0 {
 		return nil
 	}
-	pack := w.r.mk.seal(w.buf, adPackHeader, encodePackHeader(w.entries))
-	pack = binary.LittleEndian.AppendUint32(pack, uint32(len(pack)-len(w.buf)))
-	u := upload{pi: packIndex{ID: sha(pack), Blobs: w.entries}, pack: pack, handles: map[handle]bool{}}
-	for _, e := range w.entries {
+	pack := w.r.mk.seal(f.buf, adPackHeader, encodePackHeader(f.entries))
+	pack = binary.LittleEndian.AppendUint32(pack, uint32(len(pack)-len(f.buf)))
+	u := upload{pi: packIndex{ID: sha(pack), Blobs: f.entries}, pack: pack, handles: map[handle]bool{}}
+	for _, e := range f.entries {
 		u.handles[handle{e.Type, e.ID}] = true
 	}
+	*f = packFill{}
 	if w.up == nil {
 		w.up = &uploader{packs: make(chan upload, uploadQueue), done: make(chan struct{})}
 		go w.up.run(ctx, w)
 	}
-	w.buf, w.entries = make([]byte, 0, w.packSize+w.packSize/8), nil
 	select {
 	case w.up.packs <- u:
 	case <-ctx.Done():
@@ -279,11 +298,11 @@ func (w *Writer) writeIndex(ctx context.Context, ps []packIndex) (string, int, e
 	return name, len(sealed), nil
 }
 
-// Flush uploads the pack being filled, waits for every upload, and
+// Flush uploads the packs being filled, waits for every upload, and
 // replaces this writer's checkpoint indexes with one index of all its
 // packs. After Flush every blob added is in the repository.
 func (w *Writer) Flush(ctx context.Context) error {
-	err := w.closePack(ctx)
+	err := errors.Join(w.closePack(ctx, &w.fills[0]), w.closePack(ctx, &w.fills[1]))
 	written, checkpoints, werr := w.wait()
 	if err = errors.Join(err, werr); err != nil {
 		return err
