@@ -54,15 +54,19 @@ func (c *CheckResult) Broken() []ID {
 	return ids
 }
 
-// Check reads every index again, lists the packs and walks every
-// snapshot's trees, and says per snapshot which blobs are missing or
-// corrupt. With readData it also downloads every pack, checks its SHA-256
-// against its name, decrypts its header and every blob and checks each
-// blob's id. An error is returned only when the check itself cannot go
-// on (the backend fails); what it finds is in the result.
+// Check reads every index again (reporting each that fails its checks),
+// lists the packs once, and reports each pack an index names that is
+// missing or whose size is not the one the index gives (an index lists
+// every blob of a pack, so its size is known: see docs/backup.md) and
+// each pack no index names (Unreferenced); then it walks every snapshot's
+// trees and says per snapshot which blobs are missing or corrupt, and
+// where. With readData it also downloads every indexed pack, checks its
+// SHA-256 against its name, decrypts its header and every blob and
+// checks each blob's id. An error is returned only when the check itself
+// cannot go on (the backend fails); what it finds is in the result.
 func (r *Repo) Check(ctx context.Context, readData bool) (*CheckResult, error) {
-	c := &checker{r: r, res: &CheckResult{}, index: map[handle]location{}, indexed: map[ID]uint64{},
-		present: map[ID]int64{}, badPack: map[ID]string{}, badBlob: map[handle]string{}, trees: map[ID][]string{}}
+	c := &checker{r: r, res: &CheckResult{}, index: map[handle]location{}, indexed: map[ID]packShape{},
+		present: map[ID]int64{}, badPack: map[ID]string{}, badBlob: map[handle]string{}, info: map[ID]*treeInfo{}, trees: map[ID][]string{}}
 	if err := c.run(ctx, readData); err != nil {
 		return nil, fmt.Errorf("check %s: %w", r.b, err)
 	}
@@ -73,12 +77,24 @@ type checker struct {
 	r       *Repo
 	res     *CheckResult
 	index   map[handle]location
-	indexed map[ID]uint64 // pack → end of its last blob
-	present map[ID]int64  // pack → size
+	indexed map[ID]packShape
+	present map[ID]int64 // pack → size
 	badPack map[ID]string
 	badBlob map[handle]string
+	info    map[ID]*treeInfo
 	trees   map[ID][]string // problems below a tree, paths relative to it
 }
+
+// packShape is what an index says of a pack: where its last blob ends,
+// and how many it holds.
+type packShape struct {
+	end   uint64
+	blobs int
+}
+
+// size is the pack's size in bytes: its blobs, its sealed header of one
+// record a blob, and the header's length.
+func (s packShape) size() uint64 { return s.end + sealOverhead + packRecord*uint64(s.blobs) + 4 }
 
 func (c *checker) problem(format string, args ...any) {
 	c.res.Problems = append(c.res.Problems, fmt.Sprintf(format, args...))
@@ -86,6 +102,10 @@ func (c *checker) problem(format string, args ...any) {
 
 func (c *checker) run(ctx context.Context, readData bool) error {
 	r := c.r
+	// The trees are read through r's index: bring it up to date.
+	if err := r.refreshIndexes(ctx); err != nil {
+		return err
+	}
 	var indexes []string
 	if err := r.b.List(ctx, indexDir, func(in object.Info) error { indexes = append(indexes, in.Name); return nil }); err != nil {
 		return err
@@ -100,10 +120,16 @@ func (c *checker) run(ctx context.Context, readData bool) error {
 			continue
 		}
 		for _, p := range ps {
+			shape := packShape{blobs: len(p.Blobs)}
 			for _, e := range p.Blobs {
 				c.index[handle{e.Type, e.ID}] = location{pack: p.ID, offset: e.Offset, length: e.Length, rawLen: e.RawLen}
-				c.indexed[p.ID] = max(c.indexed[p.ID], uint64(e.Offset)+uint64(e.Length))
+				shape.end = max(shape.end, uint64(e.Offset)+uint64(e.Length))
 			}
+			if prev, ok := c.indexed[p.ID]; ok && prev != shape {
+				c.problem("%s: lists pack %s with %d blobs, another index with %d", name, packName(p.ID), shape.blobs, prev.blobs)
+				shape = packShape{end: max(prev.end, shape.end), blobs: max(prev.blobs, shape.blobs)}
+			}
+			c.indexed[p.ID] = shape
 		}
 	}
 	err := r.b.List(ctx, dataDir, func(in object.Info) error {
@@ -122,8 +148,8 @@ func (c *checker) run(ctx context.Context, readData bool) error {
 		switch size, ok := c.present[id]; {
 		case !ok:
 			c.badPack[id] = "missing"
-		case uint64(size) < c.indexed[id]:
-			c.badPack[id] = fmt.Sprintf("%d bytes, shorter than its index says", size)
+		case uint64(size) != c.indexed[id].size():
+			c.badPack[id] = fmt.Sprintf("%d bytes, its index says %d", size, c.indexed[id].size())
 		}
 	}
 	for _, id := range sortedIDs(c.present) {
@@ -155,7 +181,10 @@ func (c *checker) run(ctx context.Context, readData bool) error {
 			sc.Problems = append(sc.Problems, err.Error())
 		} else {
 			root, _ := ParseID(m.Tree)
-			sc.Problems = c.tree(ctx, root, "/")
+			if err := c.load(ctx, root); err != nil {
+				return err
+			}
+			sc.Problems = c.tree(root, "/")
 		}
 		c.res.Snapshots = append(c.res.Snapshots, sc)
 	}
@@ -176,31 +205,84 @@ func (c *checker) blobProblem(t BlobType, id ID) string {
 	return ""
 }
 
-// tree returns the problems of the tree id and everything below it.
-func (c *checker) tree(ctx context.Context, id ID, at string) []string {
+// treeInfo is what check keeps of a tree: the problems of its own (it
+// could not be read, or its files' blobs) and its subdirectories.
+type treeInfo struct {
+	own  []string
+	subs []subdir
+}
+
+type subdir struct {
+	name string
+	id   ID
+}
+
+// load reads the trees under root that it has not read yet, breadth first
+// and in batches grouped by pack, as a restore does. Only a failure of
+// the backend fails it; a tree that is missing or corrupt is a problem.
+func (c *checker) load(ctx context.Context, root ID) error {
+	queue := []ID{root}
+	for len(queue) > 0 {
+		var read []ID
+		for len(queue) > 0 && len(read) < maxTreeBatch {
+			id := queue[0]
+			queue = queue[1:]
+			if _, ok := c.info[id]; ok {
+				continue
+			}
+			if p := c.blobProblem(TreeBlob, id); p != "" {
+				c.info[id] = &treeInfo{own: []string{": " + p}}
+				continue
+			}
+			c.info[id] = nil // being read
+			read = append(read, id)
+		}
+		err := c.r.eachTree(ctx, read, func(id ID, t *Tree, err error) error {
+			if err != nil {
+				if !errors.Is(err, ErrCorrupt) && !errors.Is(err, object.ErrNotFound) && !errors.Is(err, errNotIndexed) {
+					return err
+				}
+				c.info[id] = &treeInfo{own: []string{": " + err.Error()}}
+				return nil
+			}
+			ti := &treeInfo{}
+			for _, n := range t.Nodes {
+				switch n.Type {
+				case NodeFile:
+					for _, s := range n.Content {
+						bid, _ := ParseID(s)
+						if p := c.blobProblem(DataBlob, bid); p != "" {
+							ti.own = append(ti.own, n.Name+": "+p)
+						}
+					}
+				case NodeDir:
+					sub, _ := ParseID(n.Subtree)
+					ti.subs = append(ti.subs, subdir{n.Name, sub})
+					if _, ok := c.info[sub]; !ok {
+						queue = append(queue, sub)
+					}
+				}
+			}
+			c.info[id] = ti
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tree returns the problems of the tree id and everything below it, all
+// of them loaded.
+func (c *checker) tree(id ID, at string) []string {
 	if ps, ok := c.trees[id]; ok {
 		return prefixed(at, ps)
 	}
-	var ps []string
-	if p := c.blobProblem(TreeBlob, id); p != "" {
-		ps = []string{": " + p}
-	} else if t, err := c.r.LoadTree(ctx, id); err != nil {
-		ps = []string{": " + err.Error()}
-	} else {
-		for _, n := range t.Nodes {
-			switch n.Type {
-			case NodeFile:
-				for _, s := range n.Content {
-					bid, _ := ParseID(s)
-					if p := c.blobProblem(DataBlob, bid); p != "" {
-						ps = append(ps, n.Name+": "+p)
-					}
-				}
-			case NodeDir:
-				sub, _ := ParseID(n.Subtree)
-				ps = append(ps, c.tree(ctx, sub, n.Name+"/")...)
-			}
-		}
+	ti := c.info[id]
+	ps := slices.Clone(ti.own)
+	for _, s := range ti.subs {
+		ps = append(ps, c.tree(s.id, s.name+"/")...)
 	}
 	c.trees[id] = ps
 	return prefixed(at, ps)

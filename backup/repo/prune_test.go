@@ -464,4 +464,12 @@ func TestRestoreReadsPacksNotBlobs(t *testing.T) {
 	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o750 || !fi.ModTime().Equal(rootTime) {
 		t.Fatalf("root: %v, %v", fi.Mode(), fi.ModTime())
 	}
+	// A check without reading data reads the trees a level at a time too.
+	c.gets.Store(0)
+	if chk, err := rc.Check(ctx, false); err != nil || !chk.OK() {
+		t.Fatalf("check: %+v, %v", chk, err)
+	}
+	if got := c.gets.Load(); got > 3 {
+		t.Errorf("check read packs %d times for a tree of 3 levels", got)
+	}
 }

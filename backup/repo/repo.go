@@ -84,6 +84,9 @@ type Repo struct {
 	index   map[handle]location
 	packs   map[ID]uint64   // indexed packs and the end of their last blob
 	indexes map[string]bool // the index objects read or written
+	// badIndexes are the index objects that failed their checks when
+	// read, and were skipped.
+	badIndexes map[string]error
 
 	now func() time.Time // the clock locks use, replaced in tests
 }
@@ -130,13 +133,18 @@ func Init(ctx context.Context, b object.Backend, mk *MasterKey, p Params, recipi
 
 func newRepo(b object.Backend, mk *MasterKey, p Params, id string) *Repo {
 	return &Repo{b: b, mk: mk, params: p, id: id, index: map[handle]location{}, packs: map[ID]uint64{},
-		indexes: map[string]bool{}, now: time.Now}
+		indexes: map[string]bool{}, badIndexes: map[string]error{}, now: time.Now}
 }
 
 // Open opens the repository on b with the first key file that one of the
 // identities (an *age.X25519Identity, an *age.ScryptIdentity for a
 // passphrase, …) opens, and loads every index into memory. None opening
-// is ErrWrongKey; an object that fails its checks is ErrCorrupt, named.
+// is ErrWrongKey; a key file or config that fails its checks is
+// ErrCorrupt, named. An index that fails its checks is skipped, so that a
+// repository with one can still be checked and repaired: Check reports
+// it, a blob only it named is not found (the error says which indexes
+// were skipped), a backup stores such blobs again, and Prune indexes the
+// packs it named from their headers.
 func Open(ctx context.Context, b object.Backend, identities ...age.Identity) (*Repo, error) {
 	mk, err := openKey(ctx, b, identities)
 	if err != nil {
@@ -326,18 +334,22 @@ func (r *Repo) loadIndexes(ctx context.Context, each func([]packIndex)) error {
 	}
 	fresh := newRepo(r.b, r.mk, r.params, r.id)
 	for _, name := range names {
+		fresh.indexes[name] = true
 		ps, err := r.readIndex(ctx, name)
+		if errors.Is(err, ErrCorrupt) {
+			fresh.badIndexes[name] = err
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		fresh.addToIndex(ps)
-		fresh.indexes[name] = true
 		if each != nil {
 			each(ps)
 		}
 	}
 	r.mu.Lock()
-	r.index, r.packs, r.indexes = fresh.index, fresh.packs, fresh.indexes
+	r.index, r.packs, r.indexes, r.badIndexes = fresh.index, fresh.packs, fresh.indexes, fresh.badIndexes
 	r.mu.Unlock()
 	return nil
 }
@@ -382,10 +394,15 @@ func (r *Repo) refreshIndexes(ctx context.Context) error {
 	}
 	for _, name := range added {
 		ps, err := r.readIndex(ctx, name)
-		if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			r.mu.Lock()
+			r.badIndexes[name] = err
+			r.mu.Unlock()
+		} else if err != nil {
 			return err
+		} else {
+			r.addToIndex(ps)
 		}
-		r.addToIndex(ps)
 		r.noteIndex(name, true)
 	}
 	return nil
@@ -399,6 +416,7 @@ func (r *Repo) noteIndex(name string, there bool) {
 		r.indexes[name] = true
 	} else {
 		delete(r.indexes, name)
+		delete(r.badIndexes, name)
 	}
 }
 
@@ -467,7 +485,7 @@ func (r *Repo) lookup(t BlobType, id ID) (location, bool) {
 func (r *Repo) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, error) {
 	l, ok := r.lookup(t, id)
 	if !ok {
-		return nil, fmt.Errorf("%s blob %v: not in the index", t, id)
+		return nil, r.notIndexed(t, id)
 	}
 	name := packName(l.pack)
 	rc, err := r.b.Get(ctx, name, int64(l.offset), int64(l.length))

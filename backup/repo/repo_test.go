@@ -404,12 +404,67 @@ func TestTamperedObjectsAreRefused(t *testing.T) {
 			t.Errorf("check after flipping a byte of every pack: %+v", c)
 		}
 	})
+	// An index that fails its checks does not stop Open: check names it,
+	// a restore that needs a blob only it named fails naming it, and
+	// prune indexes its packs again from their headers.
 	t.Run("index", func(t *testing.T) {
-		_, b, id, _ := setup(t)
+		_, b, id, res := setup(t)
 		name := objects(t, b, indexDir)[0]
 		flip(b, name, 50)
-		_, err := Open(ctx, b, id)
+		r, err := Open(ctx, b, id)
+		if err != nil {
+			t.Fatalf("open with a corrupt index: %v", err)
+		}
+		c, err := r.Check(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.OK() || !strings.Contains(strings.Join(c.Problems, "\n"), name) || len(c.Broken()) != 1 || len(c.Unreferenced) == 0 {
+			t.Errorf("check with a corrupt index: %+v", c)
+		}
+		err = r.Restore(ctx, res.Snapshot, filepath.Join(t.TempDir(), "r"), RestoreOptions{})
 		wantNamed(t, err, name)
+		if _, err := r.Prune(ctx); err != nil {
+			t.Fatalf("prune with a corrupt index: %v", err)
+		}
+		r = mustOpen(t, b, id)
+		if c, err := r.Check(ctx, true); err != nil || !c.OK() || len(c.Unreferenced) != 0 {
+			t.Fatalf("check after the prune: %+v, %v", c, err)
+		}
+		if err := r.Restore(ctx, res.Snapshot, filepath.Join(t.TempDir(), "r"), RestoreOptions{}); err != nil {
+			t.Fatalf("restore after the prune: %v", err)
+		}
+	})
+	t.Run("pack size", func(t *testing.T) {
+		r, b, _, _ := setup(t)
+		name := objects(t, b, dataDir)[0]
+		b.Set(name, append(b.Bytes(name), 0))
+		c, err := r.Check(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.OK() || !strings.Contains(strings.Join(c.Problems, "\n"), name) || len(c.Broken()) != 1 {
+			t.Errorf("check without reading data, a pack a byte longer: %+v", c)
+		}
+	})
+	t.Run("index listing a pack short", func(t *testing.T) {
+		r, _, _, _ := setup(t)
+		var pi packIndex
+		r.loadIndexes(ctx, func(ps []packIndex) {
+			for _, p := range ps {
+				if len(p.Blobs) > 1 {
+					pi = p
+				}
+			}
+		})
+		pi.Blobs = pi.Blobs[:1]
+		if _, _, err := r.NewWriter(0).writeIndex(ctx, []packIndex{pi}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.Check(ctx, false)
+		if err != nil || c.OK() || !strings.Contains(strings.Join(c.Problems, "\n"), "another index") {
+			t.Errorf("check with two indexes listing a pack differently: %+v, %v", c, err)
+		}
 	})
 	t.Run("manifest", func(t *testing.T) {
 		r, b, _, res := setup(t)
@@ -452,12 +507,19 @@ func TestTamperedObjectsAreRefused(t *testing.T) {
 	t.Run("manifest as index", func(t *testing.T) {
 		_, b, key, res := setup(t)
 		raw := b.Bytes(snapshotName(res.Snapshot))
-		b.Set(indexName(sha(raw)), raw)
-		_, err := Open(ctx, b, key)
-		wantNamed(t, err, indexName(sha(raw)))
+		name := indexName(sha(raw))
+		b.Set(name, raw)
+		r := mustOpen(t, b, key)
+		c, err := r.Check(ctx, false)
+		if err != nil || c.OK() || !strings.Contains(strings.Join(c.Problems, "\n"), name) {
+			t.Errorf("check with a manifest as an index: %+v, %v", c, err)
+		}
+		if err := r.Restore(ctx, res.Snapshot, filepath.Join(t.TempDir(), "r"), RestoreOptions{}); err != nil {
+			t.Errorf("restore beside an index that does not read, but is not needed: %v", err)
+		}
 	})
 	t.Run("swapped index", func(t *testing.T) {
-		r, b, key, _ := setup(t)
+		r, b, key, res := setup(t)
 		src := t.TempDir()
 		write(t, filepath.Join(src, "f"), []byte("other"), 0o644)
 		if _, err := r.Backup(ctx, src, BackupOptions{}); err != nil {
@@ -465,8 +527,16 @@ func TestTamperedObjectsAreRefused(t *testing.T) {
 		}
 		idx := objects(t, b, indexDir)
 		b.Set(idx[0], b.Bytes(idx[1]))
-		_, err := Open(ctx, b, key)
-		wantNamed(t, err, idx[0])
+		r = mustOpen(t, b, key)
+		c, err := r.Check(ctx, false)
+		if err != nil || c.OK() || !strings.Contains(strings.Join(c.Problems, "\n"), idx[0]+": "+ErrCorrupt.Error()) {
+			t.Errorf("check with an index under another's name: %+v, %v", c, err)
+		}
+		// Whichever snapshot needed it restores, or fails naming it.
+		err = r.Restore(ctx, res.Snapshot, filepath.Join(t.TempDir(), "r"), RestoreOptions{})
+		if err != nil {
+			wantNamed(t, err, idx[0])
+		}
 	})
 }
 
@@ -680,5 +750,31 @@ func TestSealOnceAddToSeveralRepositories(t *testing.T) {
 	}
 	if _, err := c.LoadBlob(ctx, DataBlob, sb.ID); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("a blob sealed under another key: %v, want ErrCorrupt", err)
+	}
+}
+
+// failingIndexGets fails every Get of an index.
+type failingIndexGets struct{ object.Backend }
+
+func (f failingIndexGets) Get(ctx context.Context, name string, off, n int64) (io.ReadCloser, error) {
+	if strings.HasPrefix(name, indexDir) {
+		return nil, errInjected
+	}
+	return f.Backend.Get(ctx, name, off, n)
+}
+
+// TestOpenFailsWhenAnIndexCannotBeRead: only an index that fails its
+// checks is skipped; one the backend cannot deliver fails Open, which
+// must not guess the repository's contents from part of its index.
+func TestOpenFailsWhenAnIndexCannotBeRead(t *testing.T) {
+	ctx := context.Background()
+	r, b, id := testRepo(t)
+	src := t.TempDir()
+	write(t, filepath.Join(src, "f"), []byte("data"), 0o644)
+	if _, err := r.Backup(ctx, src, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, failingIndexGets{b}, id); !errors.Is(err, errInjected) {
+		t.Fatalf("open when indexes cannot be read: %v", err)
 	}
 }

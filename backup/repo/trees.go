@@ -3,8 +3,10 @@ package repo
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 )
 
@@ -53,23 +55,40 @@ func (r *Repo) readPackRange(ctx context.Context, pack ID, start, end int64) ([]
 // loadTrees reads and checks the trees ids (an id may come more than
 // once), grouped by pack: one ranged read per run of them in a pack, not
 // one per tree, which on a bucket is the difference between a round trip
-// per directory and one per pack.
+// per directory and one per pack. The first tree that cannot be read
+// fails it.
 func (r *Repo) loadTrees(ctx context.Context, ids []ID) (map[ID]*Tree, error) {
+	out := make(map[ID]*Tree, len(ids))
+	err := r.eachTree(ctx, ids, func(id ID, t *Tree, err error) error {
+		out[id] = t
+		return err
+	})
+	return out, err
+}
+
+// eachTree reads the trees ids as loadTrees does, and calls fn once per
+// distinct id with its tree, or with why it could not be read: not in the
+// index, ErrCorrupt, or the backend's error for its range. An error from
+// fn ends it.
+func (r *Repo) eachTree(ctx context.Context, ids []ID, fn func(ID, *Tree, error) error) error {
 	type treeAt struct {
 		id  ID
 		loc location
 	}
-	out := make(map[ID]*Tree, len(ids))
+	seen := make(map[ID]bool, len(ids))
 	byPack := map[ID][]treeAt{}
 	for _, id := range ids {
-		if _, ok := out[id]; ok {
+		if seen[id] {
 			continue
 		}
+		seen[id] = true
 		l, ok := r.lookup(TreeBlob, id)
 		if !ok {
-			return nil, r.notIndexed(TreeBlob, id)
+			if err := fn(id, nil, r.notIndexed(TreeBlob, id)); err != nil {
+				return err
+			}
+			continue
 		}
-		out[id] = nil
 		byPack[l.pack] = append(byPack[l.pack], treeAt{id, l})
 	}
 	for _, pack := range sortedIDs(byPack) {
@@ -77,29 +96,52 @@ func (r *Repo) loadTrees(ctx context.Context, ids []ID) (map[ID]*Tree, error) {
 		slices.SortFunc(ts, func(a, b treeAt) int { return cmp.Compare(a.loc.offset, b.loc.offset) })
 		for len(ts) > 0 {
 			j, start, end := nextSpan(len(ts), func(i int) location { return ts[i].loc })
-			buf, err := r.readPackRange(ctx, pack, start, end)
-			if err != nil {
-				return nil, err
-			}
+			buf, rerr := r.readPackRange(ctx, pack, start, end)
 			for _, t := range ts[:j] {
-				c := buf[int64(t.loc.offset)-start : int64(t.loc.offset)-start+int64(t.loc.length)]
-				p, err := r.mk.openBlob(TreeBlob, t.id, int(t.loc.rawLen), c)
-				if err != nil {
-					return nil, corrupt(r.b, packName(pack), fmt.Errorf("tree blob %v: %w", t.id, err))
+				tree, err := r.openTree(pack, t.id, t.loc, buf, start, rerr)
+				if err := fn(t.id, tree, err); err != nil {
+					return err
 				}
-				tree, err := decodeTree(p)
-				if err != nil {
-					return nil, fmt.Errorf("tree %v: %w: %w", t.id, ErrCorrupt, err)
-				}
-				out[t.id] = tree
 			}
 			ts = ts[j:]
 		}
 	}
-	return out, nil
+	return nil
 }
 
-// notIndexed is the error for a blob the index does not know.
-func (r *Repo) notIndexed(t BlobType, id ID) error {
-	return fmt.Errorf("%s blob %v: not in the index", t, id)
+// openTree opens and decodes a tree blob at loc in buf, the bytes of its
+// pack from start (or their read's error, rerr).
+func (r *Repo) openTree(pack, id ID, loc location, buf []byte, start int64, rerr error) (*Tree, error) {
+	if rerr != nil {
+		return nil, fmt.Errorf("tree blob %v: %w", id, rerr)
+	}
+	c := buf[int64(loc.offset)-start : int64(loc.offset)-start+int64(loc.length)]
+	p, err := r.mk.openBlob(TreeBlob, id, int(loc.rawLen), c)
+	if err != nil {
+		return nil, corrupt(r.b, packName(pack), fmt.Errorf("tree blob %v: %w", id, err))
+	}
+	tree, err := decodeTree(p)
+	if err != nil {
+		return nil, fmt.Errorf("tree %v: %w: %w", id, ErrCorrupt, err)
+	}
+	return tree, nil
 }
+
+// notIndexed is the error for a blob the index does not know. When
+// indexes were skipped because they failed their checks, it names them
+// and is ErrCorrupt: the blob may be in a pack only they named.
+func (r *Repo) notIndexed(t BlobType, id ID) error {
+	r.mu.RLock()
+	var bad []error
+	for _, name := range slices.Sorted(maps.Keys(r.badIndexes)) {
+		bad = append(bad, r.badIndexes[name])
+	}
+	r.mu.RUnlock()
+	if len(bad) > 0 {
+		return fmt.Errorf("%s blob %v: %w, perhaps in a pack named only by an index that did not read (prune reads such packs and indexes them again): %w",
+			t, id, errNotIndexed, errors.Join(bad...))
+	}
+	return fmt.Errorf("%s blob %v: %w", t, id, errNotIndexed)
+}
+
+var errNotIndexed = errors.New("not in the index")
