@@ -98,6 +98,9 @@ func FuzzManifest(f *testing.F) {
 		if _, err := ParseID(m.Tree); err != nil {
 			t.Fatal(err)
 		}
+		if m.RootMode&^0o777 != 0 {
+			t.Fatalf("accepted root mode %#o", m.RootMode)
+		}
 	})
 }
 
