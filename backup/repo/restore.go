@@ -8,13 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 )
 
 // RestoreOptions say how a restore reports its progress.
 type RestoreOptions struct {
-	// Progress, when set, is called as the restore goes: after a pack at
-	// most every ProgressEvery (200 ms when zero), and once at the end.
+	// Progress, when set, is called on Restore's goroutine as it goes:
+	// after a pack range at most every ProgressEvery (200 ms when zero),
+	// and once at the end. It must not block long.
 	Progress      func(RestoreProgress)
 	ProgressEvery time.Duration
 }
@@ -25,8 +27,11 @@ type RestoreProgress struct {
 	TotalFiles, RestoredFiles uint64
 }
 
-// maxOpenFiles bounds the files a restore keeps open between packs.
-const maxOpenFiles = 256
+// restoreWorkers is how many pack ranges a restore reads (and decrypts
+// and writes) at once: a bucket serves several requests at once faster
+// than one after another, and decryption uses more than one core. Each
+// holds one range (at most a pack, about 4 MiB) and one blob's plaintext.
+const restoreWorkers = 4
 
 // Restore writes snapshot snap's tree into dst, which must not exist or
 // be an empty directory. It walks the trees first and makes every
@@ -35,8 +40,9 @@ const maxOpenFiles = 256
 // blob against its id after decryption, and writes it at every offset of
 // every file that holds it; last, files and directories get their modes
 // and modification times. Memory holds the plan (about a hundred bytes
-// per chunk of the snapshot and per file) and one pack range, never the
-// data of more than one pack.
+// per chunk of the snapshot and per file) and, for each of
+// restoreWorkers ranges read at once, the range and one blob's
+// plaintext: never the snapshot's data.
 func (r *Repo) Restore(ctx context.Context, snap ID, dst string, opts RestoreOptions) error {
 	m, err := r.LoadSnapshot(ctx, snap)
 	if err != nil {
@@ -104,13 +110,15 @@ type restoreDir struct {
 }
 
 type restorer struct {
-	r        *Repo
-	opts     RestoreOptions
-	files    []restoreFile
-	dirs     []restoreDir // parents before children
-	packs    map[ID][]need
+	r     *Repo
+	opts  RestoreOptions
+	files []restoreFile
+	dirs  []restoreDir // parents before children
+	packs map[ID][]need
+	last  time.Time
+
+	mu       sync.Mutex // guards progress, and files' pending while filling
 	progress RestoreProgress
-	last     time.Time
 }
 
 func (rs *restorer) report(final bool) {
@@ -118,7 +126,10 @@ func (rs *restorer) report(final bool) {
 		return
 	}
 	rs.last = time.Now()
-	rs.opts.Progress(rs.progress)
+	rs.mu.Lock()
+	p := rs.progress
+	rs.mu.Unlock()
+	rs.opts.Progress(p)
 }
 
 // walk makes the tree's directories, symlinks and empty files, and plans
@@ -200,84 +211,124 @@ func (rs *restorer) planFile(n Node, p string, mtime time.Time) error {
 	return nil
 }
 
-// fill reads every pack with needed blobs once, in ranges, and writes
-// each blob where it goes.
+// rangeJob is a run of needed blobs of a pack, read at once.
+type rangeJob struct {
+	pack       ID
+	start, end int64
+	needs      []need // sorted by offset
+}
+
+// fill reads every pack with needed blobs once, in ranges, restoreWorkers
+// ranges at a time, and writes each blob where it goes.
 func (rs *restorer) fill(ctx context.Context) error {
-	ids := make([]ID, 0, len(rs.packs))
-	for id := range rs.packs {
-		ids = append(ids, id)
-	}
-	sortIDs(ids)
-	open := map[int]*os.File{}
-	defer func() {
-		for _, f := range open {
-			f.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan rangeJob)
+	go func() {
+		defer close(jobs)
+		for _, pack := range sortedIDs(rs.packs) {
+			needs := rs.packs[pack]
+			slices.SortStableFunc(needs, func(a, b need) int { return cmp.Compare(a.loc.offset, b.loc.offset) })
+			for len(needs) > 0 {
+				j, start, end := nextSpan(len(needs), func(i int) location { return needs[i].loc })
+				select {
+				case jobs <- rangeJob{pack: pack, start: start, end: end, needs: needs[:j]}:
+				case <-ctx.Done():
+					return
+				}
+				needs = needs[j:]
+			}
 		}
 	}()
-	for _, pack := range ids {
-		needs := rs.packs[pack]
-		slices.SortStableFunc(needs, func(a, b need) int { return cmp.Compare(a.loc.offset, b.loc.offset) })
-		for len(needs) > 0 {
-			j, start, end := nextSpan(len(needs), func(i int) location { return needs[i].loc })
-			buf, err := rs.r.readPackRange(ctx, pack, start, end)
-			if err != nil {
-				return err
+	done := make(chan error)
+	var wg sync.WaitGroup
+	for range restoreWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				done <- rs.restoreRange(ctx, j)
 			}
-			if err := rs.writeBlobs(pack, buf, start, needs[:j], open); err != nil {
-				return err
-			}
-			needs = needs[j:]
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	var first error
+	for err := range done {
+		if err != nil && first == nil {
+			first = err
+			cancel() // the others stop at their next read
+		}
+		if first == nil {
 			rs.report(false)
 		}
-		delete(rs.packs, pack)
+	}
+	return first
+}
+
+// restoreRange reads a range of a pack and writes its blobs where they go;
+// several run at once.
+func (rs *restorer) restoreRange(ctx context.Context, j rangeJob) error {
+	buf, err := rs.r.readPackRange(ctx, j.pack, j.start, j.end)
+	if err != nil {
+		return err
+	}
+	name := packName(j.pack)
+	for i := 0; i < len(j.needs); {
+		n := j.needs[i]
+		k := i + 1
+		for k < len(j.needs) && j.needs[k].loc == n.loc {
+			k++ // the same blob, wanted elsewhere too
+		}
+		c := buf[int64(n.loc.offset)-j.start : int64(n.loc.offset)-j.start+int64(n.loc.length)]
+		plain, err := rs.r.mk.openBlob(DataBlob, n.id, int(n.loc.rawLen), c)
+		if err != nil {
+			return corrupt(rs.r.b, name, fmt.Errorf("data blob %v: %w", n.id, err))
+		}
+		for _, d := range j.needs[i:k] {
+			if err := rs.writeAt(d.file, plain, d.at); err != nil {
+				return err
+			}
+		}
+		i = k
 	}
 	return nil
 }
 
-// writeBlobs writes the blobs of needs, which lie in buf, the bytes of
-// the pack from start.
-func (rs *restorer) writeBlobs(pack ID, buf []byte, start int64, needs []need, open map[int]*os.File) error {
-	name := packName(pack)
-	var err error
-	var plain []byte
-	var plainID ID
-	for _, n := range needs {
-		if plain == nil || plainID != n.id {
-			c := buf[int64(n.loc.offset)-start : int64(n.loc.offset)-start+int64(n.loc.length)]
-			if plain, err = rs.r.mk.openBlob(DataBlob, n.id, int(n.loc.rawLen), c); err != nil {
-				return corrupt(rs.r.b, name, fmt.Errorf("data blob %v: %w", n.id, err))
-			}
-			plainID = n.id
-		}
-		f := open[n.file]
-		if f == nil {
-			if len(open) >= maxOpenFiles {
-				for i, f := range open {
-					f.Close()
-					delete(open, i)
-				}
-			}
-			if f, err = os.OpenFile(rs.files[n.file].path, os.O_WRONLY, 0); err != nil {
-				return err
-			}
-			open[n.file] = f
-		}
-		if _, err := f.WriteAt(plain, n.at); err != nil {
-			return err
-		}
-		rs.progress.RestoredBytes += uint64(len(plain))
-		rf := &rs.files[n.file]
-		if rf.pending--; rf.pending == 0 {
-			delete(open, n.file)
-			if err := f.Close(); err != nil {
-				return err
-			}
-			if err := finishFile(rf); err != nil {
-				return err
-			}
-			rs.progress.RestoredFiles++
-		}
+// writeAt writes a blob into a file at an offset, and finishes the file
+// when it was the last blob it waited for. Files are opened for each
+// write (cheap next to creating them), so that ranges written at once
+// share nothing but the counts.
+func (rs *restorer) writeAt(file int, p []byte, at int64) error {
+	rf := &rs.files[file]
+	f, err := os.OpenFile(rf.path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
 	}
+	_, err = f.WriteAt(p, at)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	rs.mu.Lock()
+	rf.pending--
+	last := rf.pending == 0
+	rs.progress.RestoredBytes += uint64(len(p))
+	rs.mu.Unlock()
+	if !last {
+		return nil
+	}
+	// No other write to it is left: finish it.
+	if err := finishFile(rf); err != nil {
+		return err
+	}
+	rs.mu.Lock()
+	rs.progress.RestoredFiles++
+	rs.mu.Unlock()
 	return nil
 }
 
