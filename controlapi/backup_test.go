@@ -241,3 +241,18 @@ func TestBackupServiceNotConfigured(t *testing.T) {
 	}
 	wantCode(t, err, connect.CodeFailedPrecondition, "not configured")
 }
+
+// A call on one target fails with that target's error, coded: one with
+// no repository yet is FAILED_PRECONDITION and says what to run.
+func TestBackupServiceNotInitialized(t *testing.T) {
+	n := newNode(t, nodeOptions{backupTargets: []backup.Target{{Name: "a", Backend: object.NewMem("a")}}})
+	_, err := n.bak.RemoveBackupKey(ctxT(t), connect.NewRequest(&weftv1.RemoveBackupKeyRequest{Target: "a", Id: strings.Repeat("ab", 32)}))
+	wantCode(t, err, connect.CodeFailedPrecondition, "weft backup init")
+	ls, err := n.bak.ListBackupKeys(ctxT(t), connect.NewRequest(&weftv1.ListBackupKeysRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := ls.Msg.GetTargets(); len(l) != 1 || !strings.Contains(l[0].GetError(), "weft backup init") {
+		t.Fatalf("keys before init: %v", ls.Msg)
+	}
+}

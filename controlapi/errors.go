@@ -69,11 +69,20 @@ var codes = []struct {
 	{plugins.ErrChecksum, connect.CodeFailedPrecondition},
 	// The backups' errors name the target, never its credentials. A
 	// second operation while one runs is a conflict worth retrying later
-	// (ABORTED), not a node that is down (UNAVAILABLE).
+	// (ABORTED), not a node that is down (UNAVAILABLE, which weft answers
+	// with "is weftd running?"), nor a state the operator must fix
+	// (FAILED_PRECONDITION).
 	{backup.ErrBusy, connect.CodeAborted},
 	{backup.ErrNoTarget, connect.CodeNotFound},
 	{backup.ErrOwnKey, connect.CodeFailedPrecondition},
 	{repo.ErrLastKey, connect.CodeFailedPrecondition},
+	// A call on one target (RemoveBackupKey) fails with that target's
+	// error, which the calls on several put in each target's result: no
+	// repository yet (the message says to run weft backup init), one the
+	// node's key does not open, an object that fails its checks.
+	{backup.ErrNotInitialized, connect.CodeFailedPrecondition},
+	{repo.ErrWrongKey, connect.CodeFailedPrecondition},
+	{repo.ErrCorrupt, connect.CodeDataLoss},
 	{object.ErrNotFound, connect.CodeNotFound},
 }
 

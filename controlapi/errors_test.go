@@ -11,6 +11,9 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/weftos/weft/backup"
+	"github.com/weftos/weft/backup/object"
+	"github.com/weftos/weft/backup/repo"
 	"github.com/weftos/weft/controlapi"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/kernel/pbconv"
@@ -43,6 +46,14 @@ func TestErrorCodes(t *testing.T) {
 		{kernel.ErrClosed, connect.CodeUnavailable, "closed"},
 		{fmt.Errorf("driver %q: %w", "x", plugins.ErrUnknown), connect.CodeNotFound, `driver "x": no such driver`},
 		{fmt.Errorf("driver x: %w: /bin/x has SHA-256 ab, its declaration says cd; refused", plugins.ErrChecksum), connect.CodeFailedPrecondition, "ab, its declaration says cd"},
+		{fmt.Errorf("%w (run)", backup.ErrBusy), connect.CodeAborted, "another backup operation is running (run)"},
+		{fmt.Errorf("%w: \"x\" (declared: [a b])", backup.ErrNoTarget), connect.CodeNotFound, "declared: [a b]"},
+		{fmt.Errorf("backup: key ab: %w", backup.ErrOwnKey), connect.CodeFailedPrecondition, "stop its backups"},
+		{fmt.Errorf("remove key ab: %w", repo.ErrLastKey), connect.CodeFailedPrecondition, "last key file"},
+		{backup.ErrNotInitialized, connect.CodeFailedPrecondition, "run weft backup init"},
+		{fmt.Errorf("%w (2 key files tried)%w", repo.ErrWrongKey, errors.Join(fmt.Errorf("keys/ab: %w", repo.ErrCorrupt))), connect.CodeFailedPrecondition, "no key file opens"},
+		{fmt.Errorf("s3 a: keys/ab: %w: too short", repo.ErrCorrupt), connect.CodeDataLoss, "keys/ab: corrupt"},
+		{fmt.Errorf("remove key ab: %w", object.ErrNotFound), connect.CodeNotFound, "remove key ab"},
 		{context.Canceled, connect.CodeCanceled, "canceled"},
 		{fmt.Errorf("wait: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded, "deadline"},
 		{connect.NewError(connect.CodeAborted, errors.New("as is")), connect.CodeAborted, "as is"},
