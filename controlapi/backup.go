@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 	"filippo.io/age"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -77,63 +78,131 @@ func (s *server) RunBackup(ctx context.Context, req *connect.Request[weftv1.RunB
 	}
 	// Progress comes on the run's goroutine; the stream is written here,
 	// so a slow client slows its events, not the run.
-	var mu sync.Mutex
-	var latest *weftv1.RunBackupEvent
-	wake := make(chan struct{}, 1)
+	q := &runEvents{wake: make(chan struct{}, 1)}
 	type outcome struct {
 		res []backup.RunResult
 		err error
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := s.backups.Run(ctx, req.Msg.GetTargets(), func(p backup.Progress) {
-			mu.Lock()
-			latest = progressEvent(p)
-			mu.Unlock()
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
-		})
+		res, err := s.backups.Run(ctx, req.Msg.GetTargets(), q.add)
 		done <- outcome{res, err}
 	}()
-	var last time.Time
-	send := func() error {
-		mu.Lock()
-		ev := latest
-		latest = nil
-		mu.Unlock()
-		if ev == nil {
-			return nil
-		}
-		last = time.Now()
-		return stream.Send(ev)
-	}
-	for {
-		select {
-		case <-wake:
-			if time.Since(last) < runEvery {
-				continue // the next wake, or the end, sends it
-			}
-			if err := send(); err != nil {
+	var last *weftv1.RunBackupEvent // the last sent
+	var lastAt time.Time
+	send := func(evs []*weftv1.RunBackupEvent) error {
+		for _, ev := range evs {
+			if err := stream.Send(ev); err != nil {
 				return err
 			}
+			last, lastAt = ev, time.Now()
+		}
+		return nil
+	}
+	// due fires when a report held back by the throttle may go.
+	timer := time.NewTimer(runEvery)
+	timer.Stop()
+	defer timer.Stop()
+	var due <-chan time.Time
+	flush := func() error {
+		evs, wait := q.take(last, lastAt)
+		if wait > 0 && due == nil {
+			timer.Reset(wait)
+			due = timer.C
+		}
+		return send(evs)
+	}
+	for {
+		var err error
+		select {
+		case <-q.wake:
+			err = flush()
+		case <-due:
+			due = nil
+			err = flush()
 		case o := <-done:
 			if o.err != nil {
 				return o.err
 			}
-			mu.Lock()
-			ev := latest
-			mu.Unlock()
-			if ev == nil {
-				ev = &weftv1.RunBackupEvent{Phase: "done"}
+			evs := q.rest()
+			var final *weftv1.RunBackupEvent
+			switch {
+			case len(evs) > 0:
+				final, evs = evs[len(evs)-1], evs[:len(evs)-1]
+			case last != nil:
+				final = proto.CloneOf(last)
+			default:
+				final = &weftv1.RunBackupEvent{Phase: "done"}
+			}
+			if err := send(evs); err != nil {
+				return err
 			}
 			for _, r := range o.res {
-				ev.Results = append(ev.Results, runResult(r))
+				final.Results = append(final.Results, runResult(r))
 			}
-			return stream.Send(ev)
+			return stream.Send(final)
+		}
+		if err != nil {
+			return err
 		}
 	}
+}
+
+// runEvents carries a run's progress from the engine's goroutine to the
+// stream's. It keeps the latest report of each phase not yet sent, so the
+// throttle and a slow client merge reports within a phase but never lose
+// a phase, however fast it went.
+type runEvents struct {
+	mu      sync.Mutex
+	pending []*weftv1.RunBackupEvent // each of another phase than the one before
+	wake    chan struct{}
+}
+
+// add is the engine's progress function.
+func (q *runEvents) add(p backup.Progress) {
+	ev := progressEvent(p)
+	q.mu.Lock()
+	if n := len(q.pending); n > 0 && q.pending[n-1].GetPhase() == ev.GetPhase() {
+		q.pending[n-1] = ev
+	} else {
+		q.pending = append(q.pending, ev)
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the reports to send now, given the last sent and when.
+// A report of a new phase goes at once; another of the phase last sent,
+// runEvery after that one: until then take holds it and says how long
+// to wait. The report of the "done" phase is held for the last event,
+// which carries the results.
+func (q *runEvents) take(last *weftv1.RunBackupEvent, lastAt time.Time) (evs []*weftv1.RunBackupEvent, wait time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.pending)
+	if n > 0 && q.pending[n-1].GetPhase() == "done" {
+		n--
+	}
+	if n == 1 && last != nil && q.pending[0].GetPhase() == last.GetPhase() {
+		if wait = runEvery - time.Since(lastAt); wait > 0 {
+			return nil, wait
+		}
+	}
+	evs = q.pending[:n:n]
+	q.pending = q.pending[n:]
+	return evs, 0
+}
+
+// rest returns every report not yet sent.
+func (q *runEvents) rest() []*weftv1.RunBackupEvent {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	evs := q.pending
+	q.pending = nil
+	return evs
 }
 
 func progressEvent(p backup.Progress) *weftv1.RunBackupEvent {

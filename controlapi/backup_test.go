@@ -3,6 +3,7 @@ package controlapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -46,23 +47,34 @@ func (d *downBackend) List(ctx context.Context, prefix string, fn func(object.In
 	return d.Backend.List(ctx, prefix, fn)
 }
 
+// runBackup runs a backup, failing the test unless the run ends with an
+// event carrying its results.
 func runBackup(t *testing.T, n *node, targets ...string) []*weftv1.RunBackupEvent {
 	t.Helper()
-	stream, err := n.bak.RunBackup(ctxT(t), connect.NewRequest(&weftv1.RunBackupRequest{Targets: targets}))
+	evs, err := receiveRun(ctxT(t), n, targets...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return evs
+}
+
+// receiveRun is runBackup for any goroutine: it returns what failed.
+func receiveRun(ctx context.Context, n *node, targets ...string) ([]*weftv1.RunBackupEvent, error) {
+	stream, err := n.bak.RunBackup(ctx, connect.NewRequest(&weftv1.RunBackupRequest{Targets: targets}))
+	if err != nil {
+		return nil, err
 	}
 	var evs []*weftv1.RunBackupEvent
 	for stream.Receive() {
 		evs = append(evs, stream.Msg())
 	}
 	if err := stream.Err(); err != nil {
-		t.Fatalf("RunBackup: %v", err)
+		return evs, fmt.Errorf("RunBackup: %w", err)
 	}
 	if len(evs) == 0 || evs[len(evs)-1].GetResults() == nil {
-		t.Fatalf("RunBackup sent no result: %v", evs)
+		return evs, fmt.Errorf("RunBackup sent no result: %v", evs)
 	}
-	return evs
+	return evs, nil
 }
 
 func TestBackupService(t *testing.T) {
@@ -102,8 +114,22 @@ func TestBackupService(t *testing.T) {
 
 	evs = runBackup(t, n)
 	last := evs[len(evs)-1]
-	if last.GetPhase() != "done" || len(last.GetResults()) != 2 {
+	if last.GetPhase() != "done" || len(last.GetResults()) != 2 || last.GetTotalBytes() == 0 {
 		t.Fatalf("last event: %v", last)
+	}
+	// Every phase is seen, in order, however fast it went; the results
+	// come once, last.
+	var phases []string
+	for i, ev := range evs {
+		if len(phases) == 0 || phases[len(phases)-1] != ev.GetPhase() {
+			phases = append(phases, ev.GetPhase())
+		}
+		if i < len(evs)-1 && ev.GetResults() != nil {
+			t.Fatalf("results before the last event: %v", evs)
+		}
+	}
+	if strings.Join(phases, ",") != "stage,open,upload,done" {
+		t.Fatalf("phases %v, want stage, open, upload, done", phases)
 	}
 	for _, r := range last.GetResults() {
 		if r.GetError() != "" || len(r.GetSnapshot().GetId()) != 64 || r.GetUploadedBytes() == 0 || r.GetSnapshot().GetNodeId() == "" {
@@ -240,6 +266,110 @@ func TestBackupServiceNotConfigured(t *testing.T) {
 		err = stream.Err()
 	}
 	wantCode(t, err, connect.CodeFailedPrecondition, "not configured")
+}
+
+// gateBackend blocks every Put while its gate is shut.
+type gateBackend struct {
+	object.Backend
+	mu   sync.Mutex
+	gate chan struct{} // nil: open
+	hit  chan struct{} // closed by the first Put that waits
+	once sync.Once
+}
+
+func (g *gateBackend) shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.gate, g.hit = make(chan struct{}), make(chan struct{})
+	g.once = sync.Once{}
+}
+
+func (g *gateBackend) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.gate)
+	g.gate = nil
+}
+
+func (g *gateBackend) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	g.mu.Lock()
+	gate, hit := g.gate, g.hit
+	if gate != nil {
+		g.once.Do(func() { close(hit) })
+	}
+	g.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return g.Backend.Put(ctx, name, r, size)
+}
+
+func TestBackupServiceBusy(t *testing.T) {
+	g := &gateBackend{Backend: object.NewMem("g")}
+	n := newNode(t, nodeOptions{backupTargets: []backup.Target{{Name: "g", Backend: g}}})
+	ctx := ctxT(t)
+	if _, err := n.bak.InitBackups(ctx, connect.NewRequest(&weftv1.InitBackupsRequest{})); err != nil {
+		t.Fatal(err)
+	}
+	g.shut()
+	type run struct {
+		evs []*weftv1.RunBackupEvent
+		err error
+	}
+	done := make(chan run, 1)
+	go func() {
+		evs, err := receiveRun(ctx, n)
+		done <- run{evs, err}
+	}()
+	<-g.hit
+
+	// While the run waits on its target: another operation is ABORTED,
+	// naming what runs; status and listing go on, status with the run's
+	// progress.
+	_, err := n.bak.PruneBackups(ctx, connect.NewRequest(&weftv1.PruneBackupsRequest{}))
+	wantCode(t, err, connect.CodeAborted, "another backup operation is running", "run")
+	stream, err := n.bak.RunBackup(ctx, connect.NewRequest(&weftv1.RunBackupRequest{}))
+	if err == nil {
+		for stream.Receive() {
+		}
+		err = stream.Err()
+	}
+	wantCode(t, err, connect.CodeAborted)
+	st, err := n.bak.GetBackupStatus(ctx, connect.NewRequest(&weftv1.GetBackupStatusRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Msg.GetRunning() != "run" || st.Msg.GetProgress().GetPhase() != "upload" {
+		t.Fatalf("status during a run: %v", st.Msg)
+	}
+	if _, err := n.bak.ListSnapshots(ctx, connect.NewRequest(&weftv1.ListSnapshotsRequest{})); err != nil {
+		t.Fatalf("ls during a run: %v", err)
+	}
+
+	g.open()
+	first := <-done
+	if first.err != nil {
+		t.Fatal(first.err)
+	}
+	if r := first.evs[len(first.evs)-1].GetResults(); len(r) != 1 || r[0].GetError() != "" {
+		t.Fatalf("the run: %v", r)
+	}
+	if _, err := n.bak.PruneBackups(ctx, connect.NewRequest(&weftv1.PruneBackupsRequest{})); err != nil {
+		t.Fatalf("prune after the run: %v", err)
+	}
+	var outcomes []string
+	for _, r := range n.logs.records(t, "audit") {
+		if r["procedure"] == "/weft.v1.BackupService/PruneBackups" || r["procedure"] == "/weft.v1.BackupService/RunBackup" {
+			outcomes = append(outcomes, r["outcome"].(string))
+		}
+	}
+	if strings.Join(outcomes, ",") != "aborted,aborted,ok,ok" {
+		t.Errorf("audit outcomes %v, want the refused calls aborted, then run and prune ok", outcomes)
+	}
 }
 
 // A call on one target fails with that target's error, coded: one with
