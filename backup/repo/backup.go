@@ -287,7 +287,7 @@ func (b *backuper) addPrepared(ctx context.Context, t BlobType, p []byte, id ID,
 			continue
 		}
 		if sb == nil {
-			s, err := b.mk.Seal(t, p)
+			s, err := b.mk.sealBlob(t, id, p)
 			if err != nil {
 				return ID{}, err
 			}
@@ -414,7 +414,7 @@ func (b *backuper) startSealers(repos []*Repo) (stop func()) {
 				j.id = b.mk.BlobID(j.data)
 				for _, r := range repos {
 					if !r.Has(DataBlob, j.id) {
-						sb, err := b.mk.Seal(DataBlob, j.data)
+						sb, err := b.mk.sealBlob(DataBlob, j.id, j.data)
 						j.sb, j.err = &sb, err
 						break
 					}

@@ -155,13 +155,34 @@ var (
 		zstd.WithDecoderMaxWindow(maxBlob), zstd.WithDecodeAllCapLimit(true))
 )
 
-// compress returns the flagged form of a blob's plaintext.
+// compress returns the flagged form of a blob's plaintext: zstd when that
+// is smaller. A blob of more than a few probes is probed first: when
+// probeSize bytes at its start, middle and end each shrink by less than
+// 1/32, it is taken for incompressible (compressed media, archives,
+// encrypted or random bytes) and stored as it is, which spares most of
+// the time compressing it would take for nothing.
 func compress(p []byte) []byte {
+	if len(p) >= 8*probeSize && incompressible(p) {
+		return append([]byte{flagRaw}, p...)
+	}
 	z := zenc.EncodeAll(p, []byte{flagZstd})
 	if len(z) < 1+len(p) {
 		return z
 	}
 	return append([]byte{flagRaw}, p...)
+}
+
+const probeSize = 8 << 10
+
+func incompressible(p []byte) bool {
+	var buf [probeSize + 512]byte
+	for _, at := range []int{0, len(p)/2 - probeSize/2, len(p) - probeSize} {
+		probe := p[at : at+probeSize]
+		if z := zenc.EncodeAll(probe, buf[:0]); len(z) < probeSize-probeSize/32 {
+			return false
+		}
+	}
+	return true
 }
 
 // decompress reverses compress; rawLen is the plaintext length the index
@@ -205,13 +226,17 @@ type SealedBlob struct {
 // Seal compresses and encrypts a blob once, for as many repositories of
 // this master key as lack it.
 func (mk *MasterKey) Seal(t BlobType, p []byte) (SealedBlob, error) {
+	return mk.sealBlob(t, mk.BlobID(p), p)
+}
+
+// sealBlob is Seal for a blob whose id, mk.BlobID(p), is known.
+func (mk *MasterKey) sealBlob(t BlobType, id ID, p []byte) (SealedBlob, error) {
 	if t != DataBlob && t != TreeBlob {
 		return SealedBlob{}, fmt.Errorf("seal: %v", t)
 	}
 	if len(p) > maxBlob {
 		return SealedBlob{}, fmt.Errorf("seal: a blob of %d bytes, more than %d", len(p), maxBlob)
 	}
-	id := mk.BlobID(p)
 	return SealedBlob{Type: t, ID: id, RawLen: uint32(len(p)), Sealed: mk.sealAD(nil, blobAD(t, id), compress(p))}, nil
 }
 

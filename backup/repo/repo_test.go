@@ -778,3 +778,25 @@ func TestOpenFailsWhenAnIndexCannotBeRead(t *testing.T) {
 		t.Fatalf("open when indexes cannot be read: %v", err)
 	}
 }
+
+// TestCompressProbes: a blob whose probes do not shrink is stored as it
+// is; one of which any probe shrinks is compressed; both open again.
+func TestCompressProbes(t *testing.T) {
+	rnd := randBytes(5, 256<<10)
+	text := []byte(strings.Repeat("weft keeps its data here. ", 10<<10))
+	halfText := append(bytes.Clone(rnd[:128<<10]), text[:128<<10]...) // the middle probe is text
+	for _, c := range []struct {
+		name string
+		p    []byte
+		flag byte
+	}{{"random", rnd, flagRaw}, {"text", text, flagZstd}, {"half text", halfText, flagZstd}, {"small random", rnd[:4<<10], flagRaw}} {
+		f := compress(c.p)
+		if f[0] != c.flag {
+			t.Errorf("%s: flag %d, want %d", c.name, f[0], c.flag)
+		}
+		p, err := decompress(f, len(c.p))
+		if err != nil || !bytes.Equal(p, c.p) {
+			t.Errorf("%s: does not decompress: %v", c.name, err)
+		}
+	}
+}

@@ -111,7 +111,7 @@ func (w *Writer) Add(ctx context.Context, t BlobType, p []byte) (ID, error) {
 		w.Stats.BlobsReused++
 		return id, nil
 	}
-	sb, err := w.r.mk.Seal(t, p)
+	sb, err := w.r.mk.sealBlob(t, id, p)
 	if err != nil {
 		return ID{}, err
 	}
