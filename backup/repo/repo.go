@@ -82,7 +82,6 @@ type Repo struct {
 
 	mu      sync.RWMutex
 	index   map[handle]location
-	packs   map[ID]uint64   // indexed packs and the end of their last blob
 	indexes map[string]bool // the index objects read or written
 	// badIndexes are the index objects that failed their checks when
 	// read, and were skipped.
@@ -132,8 +131,8 @@ func Init(ctx context.Context, b object.Backend, mk *MasterKey, p Params, recipi
 }
 
 func newRepo(b object.Backend, mk *MasterKey, p Params, id string) *Repo {
-	return &Repo{b: b, mk: mk, params: p, id: id, index: map[handle]location{}, packs: map[ID]uint64{},
-		indexes: map[string]bool{}, badIndexes: map[string]error{}, now: time.Now}
+	return &Repo{b: b, mk: mk, params: p, id: id, index: map[handle]location{}, indexes: map[string]bool{},
+		badIndexes: map[string]error{}, now: time.Now}
 }
 
 // Open opens the repository on b with the first key file that one of the
@@ -349,7 +348,7 @@ func (r *Repo) loadIndexes(ctx context.Context, each func([]packIndex)) error {
 		}
 	}
 	r.mu.Lock()
-	r.index, r.packs, r.indexes, r.badIndexes = fresh.index, fresh.packs, fresh.indexes, fresh.badIndexes
+	r.index, r.indexes, r.badIndexes = fresh.index, fresh.indexes, fresh.badIndexes
 	r.mu.Unlock()
 	return nil
 }
@@ -457,12 +456,9 @@ func (r *Repo) addToIndex(ps []packIndex) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range ps {
-		var end uint64
 		for _, e := range p.Blobs {
 			r.index[handle{e.Type, e.ID}] = location{pack: p.ID, offset: e.Offset, length: e.Length, rawLen: e.RawLen}
-			end = max(end, uint64(e.Offset)+uint64(e.Length))
 		}
-		r.packs[p.ID] = end
 	}
 }
 
