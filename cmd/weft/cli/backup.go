@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"filippo.io/age"
 	"github.com/schollz/progressbar/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftos/weft/api/weftv1"
@@ -56,9 +57,13 @@ declares ([[backup.targets]]; docs/backup.md). Commands that take
       repository's last cannot be removed
 
 Only one of init, run, verify, forget, prune and key add/remove runs at a
-time on a node; another gets "unavailable". Long operations have no
-timeout unless --timeout is given. With --json the node's response is
-printed (for run, one RunBackupEvent a line, the last with the results).
+time on a node; another fails "aborted" (try again when it ends; ls,
+status and key list go on). Long operations have no timeout unless
+--timeout is given; interrupting weft backup run (Ctrl-C) stops the run
+on the node too, and the next run uploads only what is still missing.
+With --json the node's response is printed (for run, one RunBackupEvent
+a line, the last with the results; init's recovery key, if any, goes to
+stderr, so stdout stays JSON).
 
 Examples:
   weft backup init > recovery-key.txt
@@ -208,7 +213,7 @@ func backupRun(ctx context.Context, r *runner, args []string) error {
 	for stream.Receive() {
 		last = stream.Msg()
 		if r.g.json {
-			if err := r.printJSON(last); err != nil {
+			if err := r.printJSONLine(last); err != nil {
 				return err
 			}
 			continue
@@ -247,6 +252,17 @@ func backupRun(ctx context.Context, r *runner, args []string) error {
 		return targetFailed("backup run", failed)
 	}
 	return nil
+}
+
+// printJSONLine prints m as one line of JSON: a stream's events, one a
+// line, as weft tap prints its envelopes.
+func (r *runner) printJSONLine(m proto.Message) error {
+	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode JSON: %w", err)
+	}
+	_, err = fmt.Fprintf(r.env.Stdout, "%s\n", b)
+	return err
 }
 
 // runProgress shows a run's progress: a bar with bytes and ETA on a

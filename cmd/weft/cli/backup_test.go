@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect"
 	"filippo.io/age"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/weftos/weft/api/weftv1"
@@ -113,8 +114,15 @@ func TestBackupRun(t *testing.T) {
 	}
 	// --json: one event a line, the last with the results.
 	res = weft(t, sock, "--json", "backup", "run")
-	if res.code != ExitNode || strings.Count(res.stdout, `"phase"`) != 3 || !strings.Contains(res.stdout, `"results"`) {
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	if res.code != ExitNode || len(lines) != 3 || !strings.Contains(lines[2], `"results"`) {
 		t.Fatalf("--json run: %+v", res)
+	}
+	for _, l := range lines {
+		ev := &weftv1.RunBackupEvent{}
+		if err := protojson.Unmarshal([]byte(l), ev); err != nil || ev.GetPhase() == "" {
+			t.Fatalf("--json run: line %q: %v", l, err)
+		}
 	}
 }
 
