@@ -20,11 +20,12 @@ func main() {
 		stop()
 	}()
 	code := cli.Main(ctx, os.Args[1:], cli.Env{
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		Getenv:     os.Getenv,
-		IsTerminal: func() bool { return isTerminal(os.Stdin) },
+		Stdin:            os.Stdin,
+		Stdout:           os.Stdout,
+		Stderr:           os.Stderr,
+		Getenv:           os.Getenv,
+		IsTerminal:       func() bool { return isTerminal(os.Stdin) },
+		StderrIsTerminal: func() bool { return isTerminal(os.Stderr) },
 	})
 	stop()
 	os.Exit(code)

@@ -265,13 +265,14 @@ func (r *runner) printJSONLine(m proto.Message) error {
 	return err
 }
 
-// runProgress shows a run's progress: a bar with bytes and ETA on a
-// terminal, a line every few seconds otherwise.
+// runProgress shows a run's progress on stderr: a bar with bytes and ETA
+// when stderr is a terminal, a line every few seconds otherwise.
 type runProgress struct {
 	r        *runner
 	bar      *progressbar.ProgressBar
 	phase    string
 	lastLine time.Time
+	line     string // the last line printed
 }
 
 func newRunProgress(r *runner) *runProgress { return &runProgress{r: r} }
@@ -280,19 +281,21 @@ func (p *runProgress) update(ev *weftv1.RunBackupEvent) {
 	w := p.r.env.Stderr
 	if ev.GetPhase() != p.phase {
 		p.phase = ev.GetPhase()
-		if p.bar == nil && ev.GetPhase() != "done" && !p.r.env.isTerminal() {
+		if p.bar == nil && ev.GetPhase() != "done" {
 			fmt.Fprintf(w, "backup: %s\n", ev.GetPhase())
 		}
 	}
 	if ev.GetPhase() != "upload" && ev.GetPhase() != "done" || ev.GetTotalBytes() == 0 {
 		return
 	}
-	if p.r.env.isTerminal() {
+	if p.r.env.stderrIsTerminal() {
 		if p.bar == nil {
 			p.bar = progressbar.NewOptions64(int64(ev.GetTotalBytes()),
 				progressbar.OptionSetWriter(w),
 				progressbar.OptionSetDescription("backup"),
 				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowCount(),
+				progressbar.OptionUseIECUnits(true),
 				progressbar.OptionSetPredictTime(true),
 				progressbar.OptionShowElapsedTimeOnFinish(),
 				progressbar.OptionSetWidth(30),
@@ -314,8 +317,12 @@ func (p *runProgress) update(ev *weftv1.RunBackupEvent) {
 		}
 		up = append(up, s)
 	}
-	fmt.Fprintf(w, "backup: read %s of %s (%d%%), %d of %d files; %s\n", bytesText(ev.GetScannedBytes()), bytesText(ev.GetTotalBytes()),
+	line := fmt.Sprintf("backup: read %s of %s (%d%%), %d of %d files; %s\n", bytesText(ev.GetScannedBytes()), bytesText(ev.GetTotalBytes()),
 		ev.GetScannedBytes()*100/ev.GetTotalBytes(), ev.GetScannedFiles(), ev.GetTotalFiles(), strings.Join(up, ", "))
+	if line != p.line { // the last event repeats the last report
+		p.line = line
+		fmt.Fprint(w, line)
+	}
 }
 
 func (p *runProgress) finish() {

@@ -107,10 +107,20 @@ func TestBackupRun(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", want, res.stdout)
 		}
 	}
-	// A terminal gets a bar, on stderr.
-	res = invocation{terminal: true}.run(context.Background(), "--socket", sock, "backup", "run")
+	// Stderr on a terminal gets a bar (bytes, percent, redrawn in place)
+	// instead of lines.
+	res = invocation{stderrTerminal: true}.run(context.Background(), "--socket", sock, "backup", "run")
 	if res.code != ExitNode || !strings.Contains(res.stdout, "abababababab") {
 		t.Fatalf("run on a terminal: %+v", res)
+	}
+	if !strings.HasPrefix(res.stderr, "backup: stage\n") || !strings.Contains(res.stderr, "\r") || !strings.Contains(res.stderr, "50%") ||
+		!strings.Contains(res.stderr, "512 KiB/1.0 MiB") || strings.Contains(res.stderr, "backup: read") {
+		t.Errorf("no bar on a terminal's stderr: %q", res.stderr)
+	}
+	// Stdin on a terminal but stderr to a file (2>log): lines, no bar.
+	res = invocation{terminal: true}.run(context.Background(), "--socket", sock, "backup", "run")
+	if !strings.Contains(res.stderr, "backup: read 512.0 KiB") || strings.Contains(res.stderr, "\r") {
+		t.Errorf("a bar on stderr that is not a terminal: %q", res.stderr)
 	}
 	// --json: one event a line, the last with the results.
 	res = weft(t, sock, "--json", "backup", "run")

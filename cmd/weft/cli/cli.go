@@ -53,6 +53,9 @@ type Env struct {
 	// IsTerminal reports whether Stdin is an interactive terminal, where
 	// weft install may ask for approval; nil means it is not.
 	IsTerminal func() bool
+	// StderrIsTerminal reports whether Stderr is a terminal, where weft
+	// backup run draws a progress bar; nil means it is not.
+	StderrIsTerminal func() bool
 }
 
 func (e Env) getenv(k string) string {
@@ -63,6 +66,8 @@ func (e Env) getenv(k string) string {
 }
 
 func (e Env) isTerminal() bool { return e.IsTerminal != nil && e.IsTerminal() }
+
+func (e Env) stderrIsTerminal() bool { return e.StderrIsTerminal != nil && e.StderrIsTerminal() }
 
 // globals are the flags that come before the command.
 type globals struct {

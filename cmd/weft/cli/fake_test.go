@@ -530,10 +530,11 @@ func (b *lockedBuffer) String() string {
 type invocation struct {
 	env      map[string]string
 	stdin    string
-	terminal bool
-	in       io.Reader     // stdin instead of the string stdin, if set
-	stdout   *lockedBuffer // made if nil
-	stderr   *lockedBuffer // made if nil
+	terminal       bool          // stdin is a terminal
+	stderrTerminal bool          // stderr is a terminal
+	in             io.Reader     // stdin instead of the string stdin, if set
+	stdout         *lockedBuffer // made if nil
+	stderr         *lockedBuffer // made if nil
 }
 
 type result struct {
@@ -555,11 +556,12 @@ func (inv invocation) run(ctx context.Context, args ...string) result {
 		stdin = inv.in
 	}
 	code := Main(ctx, args, Env{
-		Stdin:      stdin,
-		Stdout:     stdout,
-		Stderr:     stderr,
-		Getenv:     func(k string) string { return inv.env[k] },
-		IsTerminal: func() bool { return inv.terminal },
+		Stdin:            stdin,
+		Stdout:           stdout,
+		Stderr:           stderr,
+		Getenv:           func(k string) string { return inv.env[k] },
+		IsTerminal:       func() bool { return inv.terminal },
+		StderrIsTerminal: func() bool { return inv.stderrTerminal },
 	})
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
