@@ -528,8 +528,8 @@ func (b *lockedBuffer) String() string {
 
 // invocation is one run of Main.
 type invocation struct {
-	env      map[string]string
-	stdin    string
+	env            map[string]string
+	stdin          string
 	terminal       bool          // stdin is a terminal
 	stderrTerminal bool          // stderr is a terminal
 	in             io.Reader     // stdin instead of the string stdin, if set
