@@ -60,6 +60,13 @@ func serveNode(t *testing.T, decls ...plugins.Decl) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveHandler(t, h)
+}
+
+// serveHandler serves h on a Unix socket until the test ends, and
+// returns the socket's path.
+func serveHandler(t *testing.T, h http.Handler) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "wcli")
 	if err != nil {
 		t.Fatal(err)
