@@ -8,6 +8,7 @@ import (
 
 	"github.com/weftos/weft/api/weftv1"
 	"github.com/weftos/weft/api/weftv1/weftv1connect"
+	"github.com/weftos/weft/backup"
 	"github.com/weftos/weft/internal/echoed"
 )
 
@@ -174,6 +175,11 @@ func auditArgs(req, res any) []slog.Attr {
 	case *weftv1.PruneBackupsRequest:
 		return []slog.Attr{slog.Int("targets", len(m.GetTargets()))}
 	case *weftv1.AddBackupKeyRequest:
+		// The recipient only if it is one: a secret key or passphrase
+		// sent in its place stays out of the log.
+		if _, err := backup.ParseRecipient(m.GetRecipient()); err != nil {
+			return []slog.Attr{slog.Int("recipient_bytes", len(m.GetRecipient()))}
+		}
 		return []slog.Attr{echoAttr("recipient", m.GetRecipient())}
 	case *weftv1.RemoveBackupKeyRequest:
 		return []slog.Attr{echoAttr("target", m.GetTarget()), echoAttr("id", m.GetId())}

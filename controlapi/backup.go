@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,26 @@ var errNoBackups = connect.NewError(connect.CodeFailedPrecondition,
 // runEvery bounds how often RunBackup sends a progress event.
 const runEvery = 200 * time.Millisecond
 
+// isIdentity reports whether s looks like an age identity, a secret key
+// ("AGE-SECRET-KEY-1…", "AGE-PLUGIN-…"), rather than a recipient
+// ("age1…"): pasted by mistake, it must not be echoed or logged.
+func isIdentity(s string) bool {
+	return strings.HasPrefix(strings.ToUpper(strings.TrimSpace(s)), "AGE-")
+}
+
+// recipient parses the age recipient in field name of a request. Its
+// error repeats the value, but not a secret key given by mistake.
+func recipient(name, s string) (age.Recipient, error) {
+	if isIdentity(s) {
+		return nil, field(name, errors.New("a secret key (AGE-…), not a recipient: give its public half (age1…, as age-keygen -y prints it); the node kept no copy"))
+	}
+	rc, err := backup.ParseRecipient(s)
+	if err != nil {
+		return nil, field(name, err)
+	}
+	return rc, nil
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""
@@ -55,9 +76,9 @@ func (s *server) InitBackups(ctx context.Context, req *connect.Request[weftv1.In
 	}
 	var rcs []age.Recipient
 	for i, r := range req.Msg.GetRecipients() {
-		rc, err := backup.ParseRecipient(r)
+		rc, err := recipient(fmt.Sprintf("recipients[%d]", i), r)
 		if err != nil {
-			return nil, field(fmt.Sprintf("recipients[%d]", i), err)
+			return nil, err
 		}
 		rcs = append(rcs, rc)
 	}
@@ -349,9 +370,9 @@ func (s *server) AddBackupKey(ctx context.Context, req *connect.Request[weftv1.A
 	if s.backups == nil {
 		return nil, errNoBackups
 	}
-	rc, err := backup.ParseRecipient(req.Msg.GetRecipient())
+	rc, err := recipient("recipient", req.Msg.GetRecipient())
 	if err != nil {
-		return nil, field("recipient", err)
+		return nil, err
 	}
 	ls, err := s.backups.AddKey(ctx, req.Msg.GetTargets(), rc)
 	if err != nil {

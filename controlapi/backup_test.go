@@ -386,3 +386,37 @@ func TestBackupServiceNotInitialized(t *testing.T) {
 		t.Fatalf("keys before init: %v", ls.Msg)
 	}
 }
+
+// A secret key sent where a recipient goes is refused without being
+// repeated, in the error or the audit log.
+func TestBackupServiceSecretForRecipient(t *testing.T) {
+	n := newNode(t, nodeOptions{backupTargets: []backup.Target{{Name: "a", Backend: object.NewMem("a")}}})
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := id.String()
+	_, err = n.bak.InitBackups(ctxT(t), connect.NewRequest(&weftv1.InitBackupsRequest{Recipients: []string{id.Recipient().String(), " " + strings.ToLower(secret)}}))
+	wantCode(t, err, connect.CodeInvalidArgument, "recipients[1]", "secret key")
+	if strings.Contains(strings.ToUpper(err.Error()), secret) {
+		t.Errorf("init's error repeats the secret: %v", err)
+	}
+	_, err = n.bak.AddBackupKey(ctxT(t), connect.NewRequest(&weftv1.AddBackupKeyRequest{Recipient: secret}))
+	wantCode(t, err, connect.CodeInvalidArgument, "recipient", "secret key")
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("key add's error repeats the secret: %v", err)
+	}
+	audits := n.logs.records(t, "audit")
+	if len(audits) != 2 {
+		t.Fatalf("audit lines: %v", audits)
+	}
+	if audits[1]["recipient_bytes"] != float64(len(secret)) || audits[1]["recipient"] != nil {
+		t.Errorf("key add's audit line: %v", audits[1])
+	}
+	n.logs.mu.Lock()
+	logs := n.logs.buf.String()
+	n.logs.mu.Unlock()
+	if strings.Contains(strings.ToUpper(logs), secret) {
+		t.Errorf("the log holds the secret:\n%s", logs)
+	}
+}

@@ -137,6 +137,11 @@ func backupInit(ctx context.Context, r *runner, args []string) error {
 	if _, err := exactArgs(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
+	for _, rc := range recipients {
+		if err := checkRecipient("--recipient", rc); err != nil {
+			return err
+		}
+	}
 	var recovery *age.X25519Identity
 	if len(recipients) == 0 {
 		id, err := age.GenerateX25519Identity()
@@ -616,6 +621,9 @@ func backupKey(ctx context.Context, r *runner, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := checkRecipient("RECIPIENT", pos[0]); err != nil {
+			return err
+		}
 		c, cctx, cancel, err := r.longCall(ctx, true)
 		if err != nil {
 			return err
@@ -673,6 +681,16 @@ func (r *runner) printKeys(ts []*weftv1.TargetBackupKeys, msg proto.Message) err
 	}
 	if failed > 0 {
 		return targetFailed("backup key", failed)
+	}
+	return nil
+}
+
+// checkRecipient refuses an age identity (a secret key, "AGE-…") given
+// where its public recipient ("age1…") goes, before anything is sent:
+// the secret stays on this machine, and the message does not repeat it.
+func checkRecipient(what, s string) error {
+	if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(s)), "AGE-") {
+		return usagef("%s: that is a secret key (AGE-…), not a recipient: give its public half (age1…, as age-keygen -y FILE prints it); nothing was sent", what)
 	}
 	return nil
 }

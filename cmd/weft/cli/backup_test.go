@@ -155,6 +155,18 @@ func TestBackupUsage(t *testing.T) {
 		res := weft(t, sock, tc.args...)
 		res.wantErr(t, ExitUsage, tc.want)
 	}
+	// A secret key where a recipient goes: refused here, not repeated.
+	secret, _ := age.GenerateX25519Identity()
+	for _, args := range [][]string{
+		{"backup", "init", "--recipient", secret.String()},
+		{"backup", "key", "add", strings.ToLower(secret.String())},
+	} {
+		res := weft(t, sock, args...)
+		res.wantErr(t, ExitUsage, "that is a secret key", "nothing was sent")
+		if strings.Contains(strings.ToUpper(res.stdout+res.stderr), secret.String()) {
+			t.Errorf("%v repeated the secret: %+v", args, res)
+		}
+	}
 	if len(f.calls) != 0 {
 		t.Fatalf("a usage error called the node: %v", f.calls)
 	}
