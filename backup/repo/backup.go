@@ -162,6 +162,17 @@ func BackupMany(ctx context.Context, dir string, repos []*Repo, opts BackupOptio
 			t.fail(b, fmt.Errorf("backup %s: %w", dir, err))
 			continue
 		}
+		// Only a prune deletes indexes, and it locks: one gone means our
+		// lock expired (a request stalled past LockTTL) and a prune ran,
+		// which may have deleted blobs this run found in the index and
+		// did not store again.
+		if gone, err := t.r.indexesGone(ctx); err != nil || gone {
+			if err == nil {
+				err = errPrunedDuring
+			}
+			t.fail(b, fmt.Errorf("backup %s: %w", dir, err))
+			continue
+		}
 		m := b.m
 		m.Tree = root.String()
 		m.AddedBytes = t.w.Stats.PackBytes
@@ -305,6 +316,9 @@ func (b *backuper) addPrepared(ctx context.Context, t BlobType, p []byte, id ID,
 	}
 	return id, ctx.Err()
 }
+
+// errPrunedDuring fails a backup to a repository pruned while it ran.
+var errPrunedDuring = errors.New("the repository was pruned while the backup ran (its lock had expired): its snapshot is not written; run it again")
 
 // errNoTarget ends a backup whose every repository failed; each has its
 // own error.

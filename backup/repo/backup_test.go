@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -310,4 +312,45 @@ func TestBackupSeesAnotherProcessesPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, one, dst)
+}
+
+// pruneDuring deletes every index there was before the backup, at the
+// backup's first pack: what a prune that ran once the backup's lock had
+// expired would leave.
+type pruneDuring struct {
+	object.Backend
+	old  []string
+	done bool
+}
+
+func (p *pruneDuring) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	if !p.done && strings.HasPrefix(name, dataDir) {
+		p.done = true
+		for _, n := range p.old {
+			p.Backend.Delete(ctx, n)
+		}
+	}
+	return p.Backend.Put(ctx, name, r, size)
+}
+
+// TestBackupRefusesARepositoryPrunedMeanwhile: a backup whose repository
+// lost an index while it ran writes no snapshot: the blobs it reused may
+// be gone.
+func TestBackupRefusesARepositoryPrunedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	r, b, id := testRepo(t)
+	src := t.TempDir()
+	write(t, filepath.Join(src, "old"), randBytes(1, 100<<10), 0o644)
+	if _, err := r.Backup(ctx, src, BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(src, "new"), randBytes(2, 100<<10), 0o644)
+	p := &pruneDuring{Backend: b, old: objects(t, b, indexDir)}
+	_, err := mustOpen(t, p, id).Backup(ctx, src, BackupOptions{})
+	if !errors.Is(err, errPrunedDuring) {
+		t.Fatalf("backup of a repository pruned meanwhile: %v", err)
+	}
+	if n := len(objects(t, b, snapshotsDir)); n != 1 {
+		t.Fatalf("%d snapshots, want only the first", n)
+	}
 }

@@ -368,26 +368,10 @@ func (r *Repo) listIndexes(ctx context.Context) ([]string, error) {
 // deleted packs it names), every index again. Without it, a Repo opened
 // before another process pruned would believe blobs stored that are gone.
 func (r *Repo) refreshIndexes(ctx context.Context) error {
-	names, err := r.listIndexes(ctx)
+	gone, added, err := r.indexChanges(ctx)
 	if err != nil {
 		return err
 	}
-	listed := make(map[string]bool, len(names))
-	for _, name := range names {
-		listed[name] = true
-	}
-	r.mu.RLock()
-	gone := false
-	for name := range r.indexes {
-		gone = gone || !listed[name]
-	}
-	var added []string
-	for _, name := range names {
-		if !r.indexes[name] {
-			added = append(added, name)
-		}
-	}
-	r.mu.RUnlock()
 	if gone {
 		return r.loadIndexes(ctx, nil)
 	}
@@ -405,6 +389,36 @@ func (r *Repo) refreshIndexes(ctx context.Context) error {
 		r.noteIndex(name, true)
 	}
 	return nil
+}
+
+// indexChanges lists the index objects and compares them with those read
+// or written: whether one of those is gone, and which are new.
+func (r *Repo) indexChanges(ctx context.Context) (gone bool, added []string, err error) {
+	names, err := r.listIndexes(ctx)
+	if err != nil {
+		return false, nil, err
+	}
+	listed := make(map[string]bool, len(names))
+	for _, name := range names {
+		listed[name] = true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for name := range r.indexes {
+		gone = gone || !listed[name]
+	}
+	for _, name := range names {
+		if !r.indexes[name] {
+			added = append(added, name)
+		}
+	}
+	return gone, added, nil
+}
+
+// indexesGone reports whether an index object read or written is gone.
+func (r *Repo) indexesGone(ctx context.Context) (bool, error) {
+	gone, _, err := r.indexChanges(ctx)
+	return gone, err
 }
 
 // noteIndex records that an index object is there (or is no longer).
