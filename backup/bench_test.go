@@ -38,11 +38,11 @@ func benchBytes(b *testing.B) int64 {
 // mixedData writes size bytes of mixed data into the drives directory
 // under dir, before the drives are opened: 40 % compressible text in
 // 16 MiB files, 40 % random bytes in 16 MiB files, 20 % small files of 2
-// to 30 KiB. It returns the paths of the large files, to change later.
-func mixedData(b *testing.B, dir string, size int64) []string {
+// to 30 KiB. It returns the paths of the large files and of the small
+// ones, to change later.
+func mixedData(b *testing.B, dir string, size int64) (large, small []string) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	words := strings.Fields("the node keeps what processes persist safe on disk and in encrypted deduplicated backups on any number of buckets while writes go on")
-	var large []string
 	write := func(pkg, name string, n int64, text bool) {
 		p := filepath.Join(dir, "drives", pkg, "files", name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -82,30 +82,69 @@ func mixedData(b *testing.B, dir string, size int64) []string {
 	for i := 0; done < size; i++ {
 		n := min(int64(2<<10+rng.IntN(28<<10)), size-done)
 		write("small:bench", fmt.Sprintf("d%02d/s%05d", i%64, i), n, i%2 == 0)
+		small = append(small, filepath.Join(dir, "drives", "small:bench", "files", fmt.Sprintf("d%02d/s%05d", i%64, i)))
 		done += n
 	}
-	return large
+	return large, small
 }
 
-// change rewrites 1 % of the data: a 64 KiB stretch in each of evenly
-// spread large files.
-func change(b *testing.B, large []string, size int64) {
+// change changes 1 % of the data the way a node's data changes: small
+// files rewritten whole (0.5 % of the bytes, spread over every directory),
+// a log appended to (0.25 %), and regions of large files rewritten in
+// place (0.25 %, in 1 MiB stretches). It returns the bytes it changed.
+func change(b *testing.B, large, small []string, size int64) int64 {
 	rng := rand.New(rand.NewPCG(3, 4))
-	stretches := int(size / 100 / (64 << 10))
-	for i := range stretches {
-		f, err := os.OpenFile(large[i*len(large)/stretches], os.O_WRONLY, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		p := make([]byte, 64<<10)
+	randBytes := func(n int64) []byte {
+		p := make([]byte, n)
 		for j := range p {
 			p[j] = byte(rng.Uint32())
 		}
-		if _, err := f.WriteAt(p, int64(1+i%8)<<20); err != nil {
+		return p
+	}
+	var changed int64
+	// Small files: every k-th, rewritten with new bytes of its size.
+	var smallBytes int64
+	for _, p := range small {
+		fi, err := os.Stat(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		smallBytes += fi.Size()
+	}
+	step := max(1, int(smallBytes/(size/200)))
+	for i := 0; i < len(small) && changed < size/200; i += step {
+		fi, _ := os.Stat(small[i])
+		if err := os.WriteFile(small[i], randBytes(fi.Size()), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		changed += fi.Size()
+	}
+	// A log: appended to.
+	f, err := os.OpenFile(large[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.Write(randBytes(size / 400)); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	changed += size / 400
+	// Regions of large files, rewritten in place.
+	for done := int64(0); done < size/400; done += 1 << 20 {
+		p := large[1+rng.IntN(len(large)-1)]
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		n := min(1<<20, size/400-done)
+		if _, err := f.WriteAt(randBytes(n), rng.Int64N(max(1, fi.Size()-n))); err != nil {
 			b.Fatal(err)
 		}
 		f.Close()
+		changed += n
 	}
+	return changed
 }
 
 // peakRSS is the process's peak resident set size, in MiB.
@@ -124,7 +163,7 @@ func BenchmarkBackup(b *testing.B) {
 	size := benchBytes(b)
 	srv := s3test.Start(b, 1)
 	dir := b.TempDir()
-	large := mixedData(b, dir, size)
+	large, small := mixedData(b, dir, size)
 	barrier := new(store.Barrier)
 	st, err := store.Open(filepath.Join(dir, store.FileName), store.Options{Usage: store.NewUsage(size), Barrier: barrier})
 	if err != nil {
@@ -197,7 +236,7 @@ func BenchmarkBackup(b *testing.B) {
 			rawPut(b, be, dir)
 		}
 	})
-	change(b, large, size)
+	changed := change(b, large, small, size)
 	b.Run("second", func(b *testing.B) {
 		b.SetBytes(size)
 		var second *backup.RunResult // the first after the change; later ones find nothing new
@@ -208,6 +247,7 @@ func BenchmarkBackup(b *testing.B) {
 			}
 		}
 		b.ReportMetric(100*float64(second.Stats.PackBytes)/float64(first.Stats.PackBytes), "uploaded-%")
+		b.ReportMetric(100*float64(changed)/float64(size), "changed-%")
 		b.ReportMetric(peakRSS(), "peak-rss-MiB")
 	})
 	b.Run("restore", func(b *testing.B) {
