@@ -239,10 +239,23 @@ func (e *Engine) forget(name string) {
 	e.mu.Unlock()
 }
 
-// TargetError is one target's outcome of an operation on several.
-type TargetError struct {
-	Target string
-	Err    error
+// perTarget calls do, in order, with each target named (all when none)
+// and its repository, or the error of opening it (reopened first, its
+// indexes read again, when fresh), and returns what do returned for each.
+func perTarget[R any](ctx context.Context, e *Engine, names []string, fresh bool, do func(t Target, r *repo.Repo, err error) R) ([]R, error) {
+	ts, err := e.pick(names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]R, len(ts))
+	for i, t := range ts {
+		if fresh {
+			e.forget(t.Name)
+		}
+		r, err := e.open(ctx, t)
+		out[i] = do(t, r, err)
+	}
+	return out, nil
 }
 
 // InitResult is Init's outcome on one target.
@@ -475,20 +488,14 @@ type SnapshotList struct {
 // Snapshots lists the snapshots of the targets named (all when none).
 // It runs beside other operations.
 func (e *Engine) Snapshots(ctx context.Context, targets []string) ([]SnapshotList, error) {
-	ts, err := e.pick(targets)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]SnapshotList, len(ts))
-	for i, t := range ts {
-		out[i].Target = t.Name
-		r, err := e.open(ctx, t)
+	return perTarget(ctx, e, targets, false, func(t Target, r *repo.Repo, err error) SnapshotList {
+		l := SnapshotList{Target: t.Name}
 		if err == nil {
-			out[i].Snapshots, err = r.SnapshotList(ctx)
+			l.Snapshots, err = r.SnapshotList(ctx)
 		}
-		out[i].Err = err
-	}
-	return out, nil
+		l.Err = err
+		return l
+	})
 }
 
 // VerifyResult is Verify's outcome on one target.
@@ -507,21 +514,15 @@ func (e *Engine) Verify(ctx context.Context, targets []string, readData bool) ([
 		return nil, err
 	}
 	defer end()
-	ts, err := e.pick(targets)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]VerifyResult, len(ts))
-	for i, t := range ts {
-		out[i].Target = t.Name
-		e.forget(t.Name) // check what the bucket holds now
-		r, err := e.open(ctx, t)
+	// Reopened: check what the bucket holds now.
+	return perTarget(ctx, e, targets, true, func(t Target, r *repo.Repo, err error) VerifyResult {
+		v := VerifyResult{Target: t.Name}
 		if err == nil {
-			out[i].Check, err = r.Check(ctx, readData)
+			v.Check, err = r.Check(ctx, readData)
 		}
-		out[i].Err = err
-	}
-	return out, nil
+		v.Err = err
+		return v
+	})
 }
 
 // ForgetResult is Forget's outcome on one target.
@@ -542,20 +543,14 @@ func (e *Engine) Forget(ctx context.Context, targets []string, p repo.KeepPolicy
 		return nil, err
 	}
 	defer end()
-	ts, err := e.pick(targets)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ForgetResult, len(ts))
-	for i, t := range ts {
-		out[i].Target = t.Name
-		r, err := e.open(ctx, t)
+	return perTarget(ctx, e, targets, false, func(t Target, r *repo.Repo, err error) ForgetResult {
+		f := ForgetResult{Target: t.Name}
 		if err == nil {
-			out[i].Keep, out[i].Removed, err = r.Forget(ctx, p, dryRun)
+			f.Keep, f.Removed, err = r.Forget(ctx, p, dryRun)
 		}
-		out[i].Err = err
-	}
-	return out, nil
+		f.Err = err
+		return f
+	})
 }
 
 // PruneResult is Prune's outcome on one target.
@@ -574,21 +569,15 @@ func (e *Engine) Prune(ctx context.Context, targets []string) ([]PruneResult, er
 		return nil, err
 	}
 	defer end()
-	ts, err := e.pick(targets)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]PruneResult, len(ts))
-	for i, t := range ts {
-		out[i].Target = t.Name
-		r, err := e.open(ctx, t)
+	return perTarget(ctx, e, targets, false, func(t Target, r *repo.Repo, err error) PruneResult {
+		p := PruneResult{Target: t.Name}
 		if err == nil {
-			out[i].Result, err = r.Prune(ctx)
+			p.Result, err = r.Prune(ctx)
 			e.forget(t.Name) // its indexes were rewritten
 		}
-		out[i].Err = err
-	}
-	return out, nil
+		p.Err = err
+		return p
+	})
 }
 
 // KeyList is a target's key files, or its error.
@@ -600,20 +589,14 @@ type KeyList struct {
 
 // Keys lists the key files of the targets named (all when none).
 func (e *Engine) Keys(ctx context.Context, targets []string) ([]KeyList, error) {
-	ts, err := e.pick(targets)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]KeyList, len(ts))
-	for i, t := range ts {
-		out[i].Target = t.Name
-		r, err := e.open(ctx, t)
+	return perTarget(ctx, e, targets, false, func(t Target, r *repo.Repo, err error) KeyList {
+		l := KeyList{Target: t.Name}
 		if err == nil {
-			out[i].Keys, err = r.ListKeys(ctx)
+			l.Keys, err = r.ListKeys(ctx)
 		}
-		out[i].Err = err
-	}
-	return out, nil
+		l.Err = err
+		return l
+	})
 }
 
 // AddKey adds to every target named (all when none) a key file that opens
@@ -624,23 +607,17 @@ func (e *Engine) AddKey(ctx context.Context, targets []string, rc age.Recipient)
 		return nil, err
 	}
 	defer end()
-	ts, err := e.pick(targets)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]KeyList, len(ts))
-	for i, t := range ts {
-		out[i].Target = t.Name
-		r, err := e.open(ctx, t)
+	return perTarget(ctx, e, targets, false, func(t Target, r *repo.Repo, err error) KeyList {
+		l := KeyList{Target: t.Name}
 		if err == nil {
 			var k repo.KeyInfo
 			if k, err = r.AddKey(ctx, rc); err == nil {
-				out[i].Keys = []repo.KeyInfo{k}
+				l.Keys = []repo.KeyInfo{k}
 			}
 		}
-		out[i].Err = err
-	}
-	return out, nil
+		l.Err = err
+		return l
+	})
 }
 
 // RemoveKey removes key file id from target. It refuses the last key of
