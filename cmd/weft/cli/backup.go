@@ -124,6 +124,17 @@ func targetsFlag(fs *flagSet, targets *[]string) *flagSet {
 	return fs
 }
 
+// failedTargets counts the per-target outcomes that carry an error.
+func failedTargets[T interface{ GetError() string }](ts []T) int {
+	n := 0
+	for _, t := range ts {
+		if t.GetError() != "" {
+			n++
+		}
+	}
+	return n
+}
+
 // targetFailed is the error of a command whose work failed on a target:
 // the output said which; the exit status says so too.
 func targetFailed(op string, n int) error {
@@ -232,12 +243,7 @@ func backupRun(ctx context.Context, r *runner, args []string) error {
 	if last == nil {
 		return &nodeError{op: "backup run", err: fmt.Errorf("the node ended the run without a result")}
 	}
-	failed := 0
-	for _, res := range last.GetResults() {
-		if res.GetError() != "" {
-			failed++
-		}
-	}
+	failed := failedTargets(last.GetResults())
 	if !r.g.json {
 		tw := tabwriter.NewWriter(r.env.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "TARGET\tSNAPSHOT\tFILES\tSIZE\tUPLOADED\tERROR")
@@ -522,12 +528,7 @@ func backupForget(ctx context.Context, r *runner, args []string) error {
 	if err != nil {
 		return &nodeError{op: "backup forget", err: err}
 	}
-	failed := 0
-	for _, t := range resp.Msg.GetTargets() {
-		if t.GetError() != "" {
-			failed++
-		}
-	}
+	failed := failedTargets(resp.Msg.GetTargets())
 	if r.g.json {
 		if err := r.printJSON(resp.Msg); err != nil {
 			return err
@@ -568,12 +569,7 @@ func backupPrune(ctx context.Context, r *runner, args []string) error {
 	if err != nil {
 		return &nodeError{op: "backup prune", err: err}
 	}
-	failed := 0
-	for _, t := range resp.Msg.GetTargets() {
-		if t.GetError() != "" {
-			failed++
-		}
-	}
+	failed := failedTargets(resp.Msg.GetTargets())
 	if r.g.json {
 		if err := r.printJSON(resp.Msg); err != nil {
 			return err
