@@ -259,18 +259,19 @@ start_weftd() {
 		) >"$tmp/weftd.out" 2>>"$tmp/weftd.log" &
 		weftd_pid=$!
 	fi
+	# Ready: the socket answers and, outside systemd, weftd printed its
+	# ready line (which comes after every part started, the control API
+	# among them, so the socket may answer first).
 	local deadline=$((SECONDS + 60))
-	until [[ -S /run/weft/weftd.sock ]] && /usr/bin/weft --socket /run/weft/weftd.sock status >/dev/null 2>&1; do
+	until [[ -S /run/weft/weftd.sock ]] && /usr/bin/weft --socket /run/weft/weftd.sock status >/dev/null 2>&1 &&
+		{ $under_systemd || grep -q '^weftd ready: node ' "$tmp/weftd.out"; }; do
 		if ! $under_systemd && ! kill -0 "$weftd_pid" 2>/dev/null; then
 			cat "$tmp/weftd.log" >&2
 			fail "weftd exited before it was ready"
 		fi
-		((SECONDS < deadline)) || { cat "$tmp/weftd.log" >&2 || true; fail "weftd not ready within 60 s"; }
+		((SECONDS < deadline)) || { cat "$tmp/weftd.log" >&2 || true; fail "weftd not ready (answering on its socket, its ready line printed) within 60 s"; }
 		sleep 0.1 # the interval between polls; the deadline above bounds them
 	done
-	if ! $under_systemd; then
-		grep -q '^weftd ready: node ' "$tmp/weftd.out" || fail "weftd answers but printed no ready line"
-	fi
 }
 
 # A user in group weft (and in no other), to run weft as a person would.
