@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"time"
 )
 
@@ -55,3 +56,48 @@ type Transport interface {
 	// revoked, so that it drops its copies.
 	Revoke(node string, c SignedCapability)
 }
+
+// ErrSpoofed is wrapped by Receive's refusal of a frame whose source node is
+// not the peer it came from (or is this node): the transport drops it,
+// counts and logs it.
+var ErrSpoofed = errors.New("source node is not the sending peer")
+
+// errNotBuilt is returned while the remote path is being built.
+var errNotBuilt = errors.New("kernel: remote delivery is not built yet")
+
+// SetTransport sets the transport that carries messages to other nodes. Set
+// it once, before processes send; without one (nil) every other node is
+// offline.
+func (k *Kernel) SetTransport(t Transport) {}
+
+// Receive hands the kernel a RemoteMessage that arrived from node from,
+// the authenticated peer's node id: a request to deliver to a process here
+// (after the same checks and limits as a local one, re-run here), or the
+// answer to a request sent from here. A frame whose source is not from
+// is refused with an error wrapping ErrSpoofed and nothing else happens. A
+// request refused here is answered back to its requester when it expects
+// a response, and its *SendError is returned too, for counting.
+func (k *Kernel) Receive(from string, m *RemoteMessage) error { return errNotBuilt }
+
+// ReceiveRevocation hands the kernel a revocation from node from: c, issued
+// on from, is revoked, so every local copy is dropped. The issuer's node
+// must be from and the signature must verify.
+func (k *Kernel) ReceiveRevocation(from string, c SignedCapability) error { return errNotBuilt }
+
+// Undelivered tells the kernel the transport could not deliver m (the node
+// was offline past its dial deadline, the frame too large, ...). The
+// requester of a request expecting a response gets a SendError of kind with
+// detail; an undelivered answer is logged and counted.
+func (k *Kernel) Undelivered(m *RemoteMessage, kind ErrorKind, detail string) {}
+
+// SetAlias makes name stand for node in addresses (name@proc:pkg:pub),
+// wherever "our" is resolved. name must be a valid node part, not "our" and
+// not itself a node id; node must be a node id. The kernel keeps aliases
+// in memory only.
+func (k *Kernel) SetAlias(name, node string) error { return errNotBuilt }
+
+// RemoveAlias forgets an alias and reports whether it existed.
+func (k *Kernel) RemoveAlias(name string) bool { return false }
+
+// Aliases returns a copy of the aliases, name → node id.
+func (k *Kernel) Aliases() map[string]string { return nil }
