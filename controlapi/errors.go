@@ -84,6 +84,11 @@ var codes = []struct {
 	{repo.ErrWrongKey, connect.CodeFailedPrecondition},
 	{repo.ErrCorrupt, connect.CodeDataLoss},
 	{object.ErrNotFound, connect.CodeNotFound},
+	// A target that stayed down through its retries may be back later
+	// (weft tells a node's answer from a node that is not there); one
+	// that refuses the credentials waits for the operator to fix them.
+	{object.ErrUnavailable, connect.CodeUnavailable},
+	{object.ErrDenied, connect.CodeFailedPrecondition},
 }
 
 // driveError marks an error of the store's drives. Their fs.ErrNotExist

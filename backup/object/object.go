@@ -14,6 +14,15 @@ import (
 // there.
 var ErrNotFound = errors.New("object not found")
 
+// ErrUnavailable is wrapped by a failure that may pass later but did not
+// within the implementation's retries: the place is down, unreachable, or
+// kept answering with errors of its own.
+var ErrUnavailable = errors.New("target unavailable")
+
+// ErrDenied is wrapped by a refusal of the credentials: the place
+// answered, and will keep answering so until they are fixed.
+var ErrDenied = errors.New("target refused the credentials")
+
 // Info is what a listing says of an object.
 type Info struct {
 	Name string

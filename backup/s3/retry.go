@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/weftos/weft/backup/object"
 )
 
 // RetryPolicy bounds the retries of one operation. A failure is retried
@@ -87,15 +89,18 @@ func (b *Backend) do(ctx context.Context, op func(attempt int, last error) error
 			return tries(attempt, pe.err)
 		}
 		if !transient(ctx, err) {
+			if denied(err) {
+				err = fmt.Errorf("%w: %w", object.ErrDenied, err)
+			}
 			return tries(attempt, err)
 		}
 		if attempt >= p.Attempts {
-			return tries(attempt, err)
+			return tries(attempt, fmt.Errorf("%w: %w", object.ErrUnavailable, err))
 		}
 		wait := p.backoff(attempt)
 		if time.Since(start)+wait > p.MaxElapsed {
-			return fmt.Errorf("%w (gave up after %d tries in %v: the next would start past the %v limit)",
-				err, attempt, time.Since(start).Round(time.Millisecond), p.MaxElapsed)
+			return fmt.Errorf("%w: %w (gave up after %d tries in %v: the next would start past the %v limit)",
+				object.ErrUnavailable, err, attempt, time.Since(start).Round(time.Millisecond), p.MaxElapsed)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -112,6 +117,19 @@ func tries(n int, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (after %d tries)", err, n)
+}
+
+// denied says whether a failure is the server refusing the credentials.
+func denied(err error) bool {
+	var er minio.ErrorResponse
+	if !errors.As(err, &er) {
+		return false
+	}
+	switch er.Code {
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken":
+		return true
+	}
+	return er.StatusCode == http.StatusForbidden || er.StatusCode == http.StatusUnauthorized
 }
 
 // transient says whether a failure may pass if tried again.

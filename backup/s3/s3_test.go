@@ -375,6 +375,9 @@ func TestWrongCredentials(t *testing.T) {
 	if !strings.Contains(msg, `"wrong"`) || !strings.Contains(msg, "signature") {
 		t.Fatalf("error %q names no target or does not say what was refused", msg)
 	}
+	if !errors.Is(err, object.ErrDenied) || errors.Is(err, object.ErrUnavailable) {
+		t.Fatalf("put with a wrong secret: %v, want object.ErrDenied", err)
+	}
 	// A bucket that is not there is not retried either.
 	b3, err := s3.New(s3.Config{Name: "nobucket", Endpoint: p.URL, Bucket: "no-such-bucket", Region: srv.Region,
 		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Retry: fast})
@@ -402,8 +405,8 @@ func TestTargetDown(t *testing.T) {
 	b := newBackend(t, srv, endpoint, "p")
 	start := time.Now()
 	_, err = b.Stat(t.Context(), "obj")
-	if !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "after 3 tries") {
-		t.Fatalf("stat of a target that is down: %v, want connection refused after 3 tries", err)
+	if !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "after 3 tries") || !errors.Is(err, object.ErrUnavailable) {
+		t.Fatalf("stat of a target that is down: %v, want connection refused after 3 tries, object.ErrUnavailable", err)
 	}
 	if !strings.Contains(err.Error(), endpoint) {
 		t.Fatalf("error %q does not name the endpoint", err)
@@ -419,7 +422,7 @@ func TestTargetDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	if _, err := slow.Stat(t.Context(), "obj"); err == nil || !strings.Contains(err.Error(), "gave up") {
+	if _, err := slow.Stat(t.Context(), "obj"); !errors.Is(err, object.ErrUnavailable) || !strings.Contains(err.Error(), "gave up") {
 		t.Fatalf("stat with a 50 ms bound: %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -275,6 +276,32 @@ func TestBackupOnRealNode(t *testing.T) {
 	}
 	if strings.Contains(all, "AGE-SECRET-KEY") || strings.Contains(all, recovery.String()) {
 		t.Errorf("an output holds a secret key")
+	}
+}
+
+// downTarget is a target that stayed down through its retries.
+type downTarget struct{ object.Backend }
+
+func (downTarget) err() error {
+	return fmt.Errorf("s3 target \"down\": %w: dial tcp 127.0.0.1:9: connection refused (after 3 tries)", object.ErrUnavailable)
+}
+func (d downTarget) Put(context.Context, string, io.Reader, int64) error { return d.err() }
+func (d downTarget) Get(context.Context, string, int64, int64) (io.ReadCloser, error) {
+	return nil, d.err()
+}
+func (d downTarget) Stat(context.Context, string) (object.Info, error)           { return object.Info{}, d.err() }
+func (d downTarget) List(context.Context, string, func(object.Info) error) error { return d.err() }
+func (d downTarget) Delete(context.Context, string) error                        { return d.err() }
+func (downTarget) String() string                                                { return "down" }
+
+// A target that is down fails a call on it as unavailable, naming the
+// target; weft does not ask whether weftd runs, since it answered.
+func TestBackupTargetDown(t *testing.T) {
+	sock, _ := serveBackupNode(t, backup.Target{Name: "down", Backend: downTarget{}})
+	res := weft(t, sock, "backup", "key", "remove", "--target", "down", strings.Repeat("ab", 32))
+	res.wantErr(t, ExitNode, "unavailable", `"down"`, "connection refused")
+	if strings.Contains(res.stderr, "weftd running") {
+		t.Fatalf("the hint blames the node, which answered:\n%s", res.stderr)
 	}
 }
 

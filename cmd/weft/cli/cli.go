@@ -200,6 +200,9 @@ func (r *runner) hint(ne *nodeError) string {
 	}
 	switch connect.CodeOf(ne.err) {
 	case connect.CodeUnavailable:
+		if answered(ne.err) {
+			return "" // the node answered: its message names what is unavailable (a backup target)
+		}
 		if r.g.addr != "" {
 			return fmt.Sprintf("is weftd running and listening at %s?", r.g.addr)
 		}
@@ -210,6 +213,13 @@ func (r *runner) hint(ne *nodeError) string {
 		return "check the token (WEFT_TOKEN or --token-file)"
 	}
 	return ""
+}
+
+// answered reports whether err is an error the node sent, rather than one
+// of reaching it: only an answer carries the response's headers.
+func answered(err error) bool {
+	var ce *connect.Error
+	return errors.As(err, &ce) && len(ce.Meta()) > 0
 }
 
 func (r *runner) socketFromText() string {
