@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/weftos/weft/backup"
 	"github.com/weftos/weft/backup/object"
@@ -147,6 +148,51 @@ func change(b *testing.B, large, small []string, size int64) int64 {
 	return changed
 }
 
+// cpuMeter reports, per MiB of data, the CPU time (user and system) this
+// process and the S3 server spend between its start and report: where
+// the time goes on a machine whose cores the two share.
+type cpuMeter struct {
+	pid          int
+	self, server time.Duration
+}
+
+func startCPU(b *testing.B, pid int) *cpuMeter {
+	m := &cpuMeter{pid: pid}
+	m.self, m.server = cpuTimes(b, pid)
+	return m
+}
+
+// report adds cpu-ms/MiB and server-cpu-ms/MiB for n loops over size bytes.
+func (m *cpuMeter) report(b *testing.B, size int64) {
+	self, server := cpuTimes(b, m.pid)
+	per := float64(b.N) * float64(size) / (1 << 20) / 1e3 // per MiB, in ms
+	b.ReportMetric(float64(self-m.self)/float64(time.Second)/per, "cpu-ms/MiB")
+	b.ReportMetric(float64(server-m.server)/float64(time.Second)/per, "server-cpu-ms/MiB")
+}
+
+// cpuTimes returns the CPU time of this process and of process pid.
+func cpuTimes(b *testing.B, pid int) (self, other time.Duration) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command (which may hold spaces) in parentheses;
+	// utime and stime are the 14th and 15th, in clock ticks (100 a second
+	// on Linux for every architecture Go runs on).
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %q", pid, stat)
+	}
+	return self, time.Duration(ut+st) * (time.Second / 100)
+}
+
 // peakRSS is the process's peak resident set size, in MiB.
 func peakRSS() float64 {
 	var ru syscall.Rusage
@@ -223,18 +269,22 @@ func BenchmarkBackup(b *testing.B) {
 	var first backup.RunResult
 	b.Run("first", func(b *testing.B) {
 		b.SetBytes(size)
+		cpu := startCPU(b, srv.Pid)
 		for i := 0; b.Loop(); i++ {
 			e = newEngine(fmt.Sprintf("first-%d", i))
 			first = run(e)
 		}
+		cpu.report(b, size)
 		b.ReportMetric(peakRSS(), "peak-rss-MiB")
 	})
 	b.Run("raw-put", func(b *testing.B) {
 		b.SetBytes(size)
+		cpu := startCPU(b, srv.Pid)
 		for i := 0; b.Loop(); i++ {
 			be := backend(fmt.Sprintf("raw-%d", i))
 			rawPut(b, be, dir)
 		}
+		cpu.report(b, size)
 	})
 	changed := change(b, large, small, size)
 	b.Run("second", func(b *testing.B) {
@@ -252,6 +302,7 @@ func BenchmarkBackup(b *testing.B) {
 	})
 	b.Run("restore", func(b *testing.B) {
 		b.SetBytes(size)
+		cpu := startCPU(b, srv.Pid)
 		for i := 0; b.Loop(); i++ {
 			dst := filepath.Join(b.TempDir(), "restored")
 			os.Mkdir(dst, 0o700)
@@ -262,11 +313,13 @@ func BenchmarkBackup(b *testing.B) {
 			}
 			os.RemoveAll(dst)
 		}
+		cpu.report(b, size)
 		b.ReportMetric(peakRSS(), "peak-rss-MiB")
 	})
 	b.Run("raw-get", func(b *testing.B) {
 		b.SetBytes(size)
 		be := backend("raw-0")
+		cpu := startCPU(b, srv.Pid)
 		for b.Loop() {
 			var buf bytes.Buffer
 			err := be.List(ctx, "", func(in object.Info) error {
@@ -283,6 +336,7 @@ func BenchmarkBackup(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		cpu.report(b, size)
 	})
 }
 

@@ -33,6 +33,8 @@ type Server struct {
 	Buckets []string
 	// Dir is the posix root: one directory per bucket.
 	Dir string
+	// Pid is the server's process id (a benchmark reads its CPU time).
+	Pid int
 }
 
 // Binary is the name of the server's executable, looked up on PATH (make
@@ -74,6 +76,7 @@ func Start(t testing.TB, n int) *Server {
 		p, err := start(t, bin, s)
 		if err == nil {
 			t.Cleanup(p.stop(t))
+			s.Pid = p.cmd.Process.Pid
 			return s
 		}
 		lastErr = err
