@@ -174,7 +174,9 @@ func (k *Key) String() string {
 func ParseRecipient(s string) (age.Recipient, error) {
 	rc, err := age.ParseX25519Recipient(strings.TrimSpace(s))
 	if err != nil {
-		return nil, fmt.Errorf("recipient %.80q: not an age X25519 recipient (age1…)", s)
+		// Not echoed: what was given where a recipient goes may be a
+		// secret (an identity, a passphrase).
+		return nil, fmt.Errorf("recipient of %d characters: not an age X25519 recipient (age1…, 62 characters)", len(s))
 	}
 	return rc, nil
 }

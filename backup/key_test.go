@@ -167,3 +167,17 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+// A bad recipient is refused without echoing it: what is given where a
+// recipient goes may be a secret.
+func TestParseRecipientDoesNotEcho(t *testing.T) {
+	for _, in := range []string{"age1nope", "correct horse battery staple", "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"} {
+		_, err := backup.ParseRecipient(in)
+		if err == nil {
+			t.Fatalf("ParseRecipient(%q) succeeded", in)
+		}
+		if strings.Contains(err.Error(), in) || !strings.Contains(err.Error(), "not an age X25519 recipient") {
+			t.Fatalf("ParseRecipient(%q): %v", in, err)
+		}
+	}
+}
