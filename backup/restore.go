@@ -12,6 +12,7 @@ import (
 
 	"github.com/weftos/weft/backup/repo"
 	"github.com/weftos/weft/identity"
+	"github.com/weftos/weft/internal/dirsync"
 	"github.com/weftos/weft/store"
 )
 
@@ -190,7 +191,7 @@ func moveIn(dir, dataDir string, names []string) error {
 	if err := os.WriteFile(marker, []byte("weftd restore was moving a snapshot into this data dir and did not finish: empty the directory and restore again\n"), 0o600); err != nil {
 		return err
 	}
-	if err := syncDir(dataDir); err != nil {
+	if err := dirsync.Sync(dataDir); err != nil {
 		return err
 	}
 	for _, n := range names {
@@ -202,22 +203,13 @@ func moveIn(dir, dataDir string, names []string) error {
 			return err
 		}
 	}
-	if err := syncDir(dataDir); err != nil {
+	if err := dirsync.Sync(dataDir); err != nil {
 		return err
 	}
 	if err := os.Remove(marker); err != nil {
 		return err
 	}
-	return syncDir(dataDir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return dirsync.Sync(dataDir)
 }
 
 // copyConfig writes the snapshot's config file to out, refusing to

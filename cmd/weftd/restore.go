@@ -13,6 +13,7 @@ import (
 
 	"github.com/weftos/weft/backup"
 	"github.com/weftos/weft/daemon"
+	"github.com/weftos/weft/internal/units"
 )
 
 const restoreUsage = `Usage: weftd restore --key FILE --data-dir DIR (--target NAME | --endpoint URL --bucket B) [flags]
@@ -137,7 +138,7 @@ func doRestore(args []string, stdout, stderr io.Writer) int {
 				return
 			}
 			last = time.Now()
-			fmt.Fprintf(stderr, "weftd restore: %s of %s\n", bytesOf(done), bytesOf(total))
+			fmt.Fprintf(stderr, "weftd restore: %s of %s\n", units.Bytes(done), units.Bytes(total))
 		},
 	})
 	if err != nil {
@@ -150,22 +151,8 @@ func doRestore(args []string, stdout, stderr io.Writer) int {
 	}
 	m := res.Snapshot.Manifest
 	fmt.Fprintf(stdout, "restored snapshot %s (%s, weft %s, %d files, %s) of node %s into %s\n",
-		res.Snapshot.ID, m.Time.Format(time.RFC3339), m.WeftVersion, m.Files, bytesOf(m.Bytes), res.NodeID, *dataDir)
+		res.Snapshot.ID, m.Time.Format(time.RFC3339), m.WeftVersion, m.Files, units.Bytes(m.Bytes), res.NodeID, *dataDir)
 	return 0
-}
-
-// bytesOf formats n bytes for people.
-func bytesOf(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 const backupKeyUsage = `Usage: weftd backup-key FILE

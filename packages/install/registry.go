@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftos/weft/internal/dirsync"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/packages"
 	"github.com/weftos/weft/store"
@@ -192,7 +193,7 @@ func OpenRegistry(dir string, k *kernel.Kernel, h *wasm.Host, logger *slog.Logge
 		}
 	}
 	if changed {
-		if err := syncDir(dir); err != nil {
+		if err := dirsync.Sync(dir); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
@@ -423,7 +424,7 @@ func (r *Registry) Install(zip []byte, ok Approval) (pkg Installed, already bool
 	// marked installing, which OpenRegistry and Restore roll back.
 	base := baseName(id)
 	removeFiles := func() error { // inside change
-		return errors.Join(removeFile(r.dir, base+recordExt), removeFile(r.dir, base+archiveExt), syncDir(r.dir))
+		return errors.Join(removeFile(r.dir, base+recordExt), removeFile(r.dir, base+archiveExt), dirsync.Sync(r.dir))
 	}
 	err = r.change(func() error {
 		if err := writeFile(r.dir, base+archiveExt, zip); err != nil {
@@ -567,7 +568,7 @@ func (r *Registry) dropRecord(rec *record) error {
 		if err := removeFile(r.dir, base+recordExt); err != nil {
 			return err
 		}
-		return syncDir(r.dir)
+		return dirsync.Sync(r.dir)
 	})
 	if err != nil {
 		return err
@@ -811,7 +812,7 @@ func writeFile(dir, name string, data []byte) (err error) {
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return dirsync.Sync(dir)
 }
 
 // removeFile removes dir/name; a missing file is not an error.
@@ -820,14 +821,4 @@ func removeFile(dir, name string) error {
 		return err
 	}
 	return nil
-}
-
-// syncDir makes the entries of dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

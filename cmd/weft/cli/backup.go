@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftos/weft/api/weftv1"
+	"github.com/weftos/weft/internal/units"
 )
 
 var cmdBackup = &command{
@@ -253,7 +254,7 @@ func backupRun(ctx context.Context, r *runner, args []string) error {
 				fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%s\n", res.GetTarget(), oneLine(res.GetError()))
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t\n", res.GetTarget(), shortID(s.GetId()), s.GetFiles(), bytesText(s.GetBytes()), bytesText(res.GetUploadedBytes()))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t\n", res.GetTarget(), shortID(s.GetId()), s.GetFiles(), units.Bytes(s.GetBytes()), units.Bytes(res.GetUploadedBytes()))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -322,13 +323,13 @@ func (p *runProgress) update(ev *weftv1.RunBackupEvent) {
 	p.lastLine = time.Now()
 	var up []string
 	for _, t := range ev.GetTargets() {
-		s := fmt.Sprintf("%s %s up", t.GetTarget(), bytesText(t.GetUploadedBytes()))
+		s := fmt.Sprintf("%s %s up", t.GetTarget(), units.Bytes(t.GetUploadedBytes()))
 		if t.GetError() != "" {
 			s = t.GetTarget() + " failed"
 		}
 		up = append(up, s)
 	}
-	line := fmt.Sprintf("backup: read %s of %s (%d%%), %d of %d files; %s\n", bytesText(ev.GetScannedBytes()), bytesText(ev.GetTotalBytes()),
+	line := fmt.Sprintf("backup: read %s of %s (%d%%), %d of %d files; %s\n", units.Bytes(ev.GetScannedBytes()), units.Bytes(ev.GetTotalBytes()),
 		ev.GetScannedBytes()*100/ev.GetTotalBytes(), ev.GetScannedFiles(), ev.GetTotalFiles(), strings.Join(up, ", "))
 	if line != p.line { // the last event repeats the last report
 		p.line = line
@@ -374,7 +375,7 @@ func backupLs(ctx context.Context, r *runner, args []string) error {
 		}
 		for _, s := range t.GetSnapshots() {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.GetTarget(), shortID(s.GetId()), s.GetTime().AsTime().Local().Format(time.DateTime),
-				s.GetFiles(), bytesText(s.GetBytes()), bytesText(s.GetAddedBytes()), s.GetWeftVersion())
+				s.GetFiles(), units.Bytes(s.GetBytes()), units.Bytes(s.GetAddedBytes()), s.GetWeftVersion())
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -434,7 +435,7 @@ func backupStatus(ctx context.Context, r *runner, args []string) error {
 			when, age = ls.Local().Format(time.DateTime), now.Sub(ls).Round(time.Second).String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", t.GetTarget(), when, age, shortID(t.GetLastSnapshot()),
-			bytesText(t.GetLastBytes()), bytesText(t.GetLastUploadedBytes()), t.GetRuns(), t.GetFailures(), oneLine(t.GetLastError()))
+			units.Bytes(t.GetLastBytes()), units.Bytes(t.GetLastUploadedBytes()), t.GetRuns(), t.GetFailures(), oneLine(t.GetLastError()))
 	}
 	return tw.Flush()
 }
@@ -580,7 +581,7 @@ func backupPrune(ctx context.Context, r *runner, args []string) error {
 				fmt.Fprintf(r.env.Stdout, "%s: failed: %s\n", t.GetTarget(), oneLine(t.GetError()))
 				continue
 			}
-			fmt.Fprintf(r.env.Stdout, "%s: freed %s: %d packs deleted, %d repacked, %d kept\n", t.GetTarget(), bytesText(t.GetBytesFreed()),
+			fmt.Fprintf(r.env.Stdout, "%s: freed %s: %d packs deleted, %d repacked, %d kept\n", t.GetTarget(), units.Bytes(t.GetBytesFreed()),
 				t.GetPacksDeleted(), t.GetPacksRepacked(), t.GetPacksKept())
 		}
 	}
@@ -698,18 +699,4 @@ func shortID(id string) string {
 		return "-"
 	}
 	return id[:min(12, len(id))]
-}
-
-// bytesText is a size for people, in binary units.
-func bytesText(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

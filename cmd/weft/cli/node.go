@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/weftos/weft/api/weftv1"
+	"github.com/weftos/weft/internal/units"
 )
 
 var cmdStatus = &command{
@@ -74,7 +75,7 @@ func backupLine(b *weftv1.BackupTargetStatus, now time.Time) string {
 	line := "no successful run since weftd started"
 	if ls := b.GetLastSuccess(); ls != nil {
 		line = fmt.Sprintf("last success %s ago (%s), snapshot %s, %s", now.Sub(ls.AsTime()).Round(time.Second),
-			ls.AsTime().Local().Format(time.RFC3339), shortID(b.GetLastSnapshot()), bytesText(b.GetLastBytes()))
+			ls.AsTime().Local().Format(time.RFC3339), shortID(b.GetLastSnapshot()), units.Bytes(b.GetLastBytes()))
 	}
 	if e := b.GetLastError(); e != "" {
 		line += "; last run failed: " + oneLine(e)
