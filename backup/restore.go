@@ -101,10 +101,8 @@ func Restore(ctx context.Context, c RestoreConfig) (*RestoreResult, error) {
 			return fail(err)
 		}
 	}
-	if os.Geteuid() == 0 {
-		if err := chownLike(into, c.DataDir); err != nil {
-			return fail(err)
-		}
+	if err := OwnLike(into, c.DataDir); err != nil {
+		return fail(err)
 	}
 	if err := moveIn(into, c.DataDir, c.Names); err != nil {
 		return fail(err)
@@ -233,8 +231,14 @@ func copyConfig(from, out string) error {
 	return f.Close()
 }
 
-// chownLike gives everything under dir the owner of like.
-func chownLike(dir, like string) error {
+// OwnLike is the one rule for files a restore makes as root: everything
+// under path (a file or a directory) gets the owner of like, the data
+// dir, when that is not root (weftd's user, who must be able to open
+// them). Run as anyone else it does nothing: what it made is its own.
+func OwnLike(path, like string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
 	fi, err := os.Stat(like)
 	if err != nil {
 		return err
@@ -243,7 +247,7 @@ func chownLike(dir, like string) error {
 	if !ok || st.Uid == 0 {
 		return nil
 	}
-	return filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+	return filepath.WalkDir(path, func(p string, _ os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

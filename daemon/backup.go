@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/weftos/weft/backup"
@@ -249,12 +248,8 @@ func Restore(ctx context.Context, o RestoreOptions) (*backup.RestoreResult, erro
 	}
 	// Run as root into weft's data dir, the lock file too must be weft's,
 	// or the weftd started next could not open it.
-	if fi, err := os.Stat(dir); err == nil && os.Geteuid() == 0 {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
-			if err := os.Chown(filepath.Join(dir, LockFile), int(st.Uid), int(st.Gid)); err != nil {
-				return nil, fmt.Errorf("restore: %w", err)
-			}
-		}
+	if err := backup.OwnLike(filepath.Join(dir, LockFile), dir); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
 	}
 	return res, nil
 }
