@@ -77,32 +77,48 @@ func (k *Kernel) mintLocked(c Capability) (*capRecord, error) {
 }
 
 // admitLocked checks a signed capability entering the node and returns its
-// record. Params must already be canonical and the issuer a real node id;
-// the signature must verify with the issuer node's key. k.capMu is held.
+// record (verifySignedLocked). k.capMu is held.
 func (k *Kernel) admitLocked(sc SignedCapability) (*capRecord, error) {
-	if sc.Issuer.Node == OurNode {
-		return nil, fmt.Errorf("%w: signed capability names its issuer's node as %q, not by id", ErrInvalid, OurNode)
-	}
-	if err := sc.Issuer.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: capability issuer: %w", ErrForged, err)
-	}
-	canon, err := CanonicalParams(sc.Params, k.lim.MaxCapabilityParamsBytes)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrForged, err)
-	}
-	if canon != sc.Params {
-		return nil, fmt.Errorf("%w: params of %s are not in canonical form", ErrForged, sc.Issuer)
+	if err := k.verifySignedLocked(sc); err != nil {
+		return nil, err
 	}
 	key := EncodeCapability(sc.Capability)
-	if !k.keys.Verify(sc.Issuer.Node, key, sc.Signature) {
-		return nil, fmt.Errorf("%w: %s", ErrForged, sc.Capability)
-	}
 	if rec := k.caps[string(key)]; rec != nil {
 		return rec, nil
 	}
 	rec := &capRecord{cap: sc.Capability, key: string(key), sig: slices.Clone(sc.Signature), holders: make(map[*proc]struct{})}
 	k.caps[rec.key] = rec
 	return rec, nil
+}
+
+// verifySignedLocked checks a signed capability entering the node. Params
+// must already be canonical and the issuer a real node id; the signature
+// must verify with the issuer node's key; one issued here must not be
+// revoked (ErrRevoked). k.capMu is held.
+func (k *Kernel) verifySignedLocked(sc SignedCapability) error {
+	if sc.Issuer.Node == OurNode {
+		return fmt.Errorf("%w: signed capability names its issuer's node as %q, not by id", ErrInvalid, OurNode)
+	}
+	if err := sc.Issuer.Validate(); err != nil {
+		return fmt.Errorf("%w: capability issuer: %w", ErrForged, err)
+	}
+	canon, err := CanonicalParams(sc.Params, k.lim.MaxCapabilityParamsBytes)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrForged, err)
+	}
+	if canon != sc.Params {
+		return fmt.Errorf("%w: params of %s are not in canonical form", ErrForged, sc.Issuer)
+	}
+	key := EncodeCapability(sc.Capability)
+	if !k.keys.Verify(sc.Issuer.Node, key, sc.Signature) {
+		return fmt.Errorf("%w: %s", ErrForged, sc.Capability)
+	}
+	if sc.Issuer.Node == k.node {
+		if _, ok := k.rm.revoked[string(key)]; ok {
+			return fmt.Errorf("%w: %s", ErrRevoked, sc.Capability)
+		}
+	}
+	return nil
 }
 
 // grantLocked gives p a copy of rec and reports whether p lacked it.
@@ -184,6 +200,7 @@ func (k *Kernel) resolveAttach(p *proc, target Address, cs []Capability) ([]*cap
 			if rec, err = k.mintLocked(nc); err != nil {
 				return nil, nil, fmt.Errorf("kernel: send to %s: attach: %w", target, err)
 			}
+			k.unrevokeLocked(nc, key) // issued again
 		default:
 			return nil, nil, k.sendErr(ErrNoCapability, target, nil, fmt.Sprintf("%s cannot attach %s: it neither holds nor issues it", p.id, nc))
 		}
@@ -221,6 +238,9 @@ func (k *Kernel) grantTo(c Capability, ps []*proc) (int, error) {
 			return 0, fmt.Errorf("kernel: grant: %w", err)
 		}
 	}
+	if nc.Issuer.Node == k.node {
+		k.unrevokeLocked(nc, key) // granted again
+	}
 	var added []*proc
 	for _, p := range ps {
 		if k.grantLocked(rec, p) {
@@ -241,7 +261,11 @@ func (k *Kernel) grantTo(c Capability, ps []*proc) (int, error) {
 }
 
 // Revoke takes every copy of a capability away from every holder, as the
-// node's owner.
+// node's owner. A capability issued on this node is also marked revoked:
+// its copies on other nodes are refused here at use, and the nodes it was
+// sent to are told to drop them (docs/capabilities.md). Revocation is of
+// the capability's value: granting or minting the same one again clears
+// the mark.
 func (k *Kernel) Revoke(c Capability) error {
 	_, err := k.revoke(nil, c)
 	return err
@@ -252,8 +276,9 @@ func (k *Kernel) RevokeCopies(c Capability) (int, error) {
 	return k.revoke(nil, c)
 }
 
-// revoke removes every copy of c; by is the process asking (nil: the
-// owner), which must be c's issuer. It reports how many copies went.
+// revoke removes every copy of c here; by is the process asking (nil: the
+// owner), which must be c's issuer. One issued here is marked revoked and
+// the nodes it went to are told. It reports how many copies went here.
 func (k *Kernel) revoke(by *proc, c Capability) (int, error) {
 	k.capMu.Lock()
 	nc, key, err := k.normalize(c)
@@ -265,23 +290,21 @@ func (k *Kernel) revoke(by *proc, c Capability) (int, error) {
 		k.capMu.Unlock()
 		return 0, fmt.Errorf("kernel: revoke %s: %w: only its issuer or the node's owner may revoke it", nc, ErrNotPermitted)
 	}
-	rec := k.caps[key]
-	if rec == nil {
-		k.capMu.Unlock()
-		return 0, nil
+	var nodes []string
+	var markErr error
+	if nc.Issuer.Node == k.node {
+		nodes, markErr = k.markRevokedLocked(nc, key)
 	}
-	holders := make([]*proc, 0, len(rec.holders))
-	for h := range rec.holders {
-		holders = append(holders, h)
-	}
-	for _, h := range holders {
-		k.dropLocked(rec, h)
+	var holders []*proc
+	if rec := k.caps[key]; rec != nil {
+		holders = k.dropHoldersLocked(rec)
 	}
 	k.capMu.Unlock()
 	for _, h := range holders {
 		k.persistLogged(h)
 	}
-	return len(holders), nil
+	k.tellRevoked(nc, nodes)
+	return len(holders), markErr
 }
 
 // ImportCapability admits a signed capability from outside the node (the

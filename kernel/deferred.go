@@ -103,9 +103,6 @@ func (d *Deferred) Respond(r *Response) error {
 		p.k.fail(d.m.rsvp, d.m.ID, p.k.sendErr(ErrKilled, p.addr, d.m, fmt.Sprintf("%s stopped before it answered", p.id)))
 		return err
 	}
-	if len(attach) > 0 {
-		p.k.grantAll(attach, d.m.rsvp)
-	}
-	p.k.complete(d.m.rsvp, resp.ID, resp)
+	p.k.answer(d.m.rsvp, resp, attach)
 	return nil
 }

@@ -182,6 +182,7 @@ func (h *Handle) Call(ctx context.Context, r *Request) (*Message, error) {
 	if p.pending[m.ID] == m {
 		delete(p.pending, m.ID)
 		p.removeTimeout(m)
+		p.k.unindex(m)
 	}
 	p.mu.Unlock()
 	return nil, err

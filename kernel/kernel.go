@@ -92,6 +92,13 @@ type Config struct {
 	Clock Clock
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Revocations keeps the marks of revoked capabilities issued on this
+	// node (docs/capabilities.md); nil keeps them in memory only.
+	Revocations RevocationStore
+	// CheckNodeID says why a string is not a node id, or returns nil when
+	// it is one: aliases must not be node ids and must stand for one
+	// (SetAlias). Nil accepts the form identity.NodeID writes.
+	CheckNodeID func(string) error
 }
 
 // Errors of kernel operations that are not SendErrors.
@@ -143,6 +150,8 @@ type Kernel struct {
 
 	tapMu sync.Mutex             // serialises changes to taps
 	taps  atomic.Pointer[tapSet] // nil when nobody taps
+
+	rm remoteState // messaging with other nodes (remote.go)
 }
 
 // New makes a kernel. It starts no process; the system processes
@@ -202,6 +211,9 @@ func New(cfg Config) (*Kernel, error) {
 	k.netCap, _ = k.mintLocked(Capability{Issuer: k.kernelP.addr, Params: NetworkParams})
 	k.netCap.pins++
 	k.capMu.Unlock()
+	if err := k.initRemote(cfg); err != nil {
+		return nil, err
+	}
 	return k, nil
 }
 
@@ -370,6 +382,7 @@ func (k *Kernel) Close(ctx context.Context) error {
 	k.closing = true
 	k.mu.Unlock()
 	k.cancel()
+	k.closeRemote()
 	done := make(chan struct{})
 	go func() { k.wg.Wait(); close(done) }()
 	select {
@@ -402,10 +415,15 @@ func (k *Kernel) lookupUser(id ProcessId) (*proc, error) {
 // local reports whether a is on this node.
 func (k *Kernel) local(a Address) bool { return a.Node == k.node || a.Node == OurNode }
 
-// resolve replaces the alias "our" with this node's id.
+// resolve replaces "our" with this node's id, and an alias (SetAlias)
+// with the node id it stands for.
 func (k *Kernel) resolve(a Address) Address {
 	if a.Node == OurNode {
 		a.Node = k.node
+	} else if al := k.rm.aliases.Load(); al != nil {
+		if n, ok := (*al)[a.Node]; ok {
+			a.Node = n
+		}
 	}
 	return a
 }

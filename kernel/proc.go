@@ -193,6 +193,9 @@ func (k *Kernel) register(parent *proc, s Spec, mint bool, held []*capRecord) (*
 					return nil, fmt.Errorf("kernel: start %s: %w", s.ID, err)
 				}
 			}
+			if c.Issuer.Node == k.node {
+				k.unrevokeLocked(c, rec.key) // granted again
+			}
 		} else {
 			// A child gets only what its parent really holds.
 			rec = k.caps[string(EncodeCapability(c))]
@@ -498,6 +501,9 @@ func (k *Kernel) reap(p *proc) {
 		owe(m)
 	}
 	clear(p.deferred)
+	for _, m := range p.pending {
+		k.unindex(m)
+	}
 	clear(p.pending)
 	p.stopTimeouts()
 	p.prompting, p.blob, p.syncMsg = nil, nil, nil

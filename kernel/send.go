@@ -52,7 +52,7 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 		return nil, fmt.Errorf("kernel: send to %s: %w: waiting for a response needs a timeout", target, ErrInvalid)
 	}
 	if target.Node != k.node {
-		return nil, k.sendRemote(p, target)
+		return k.sendRemote(p, gen, r, target, syncWait, reply)
 	}
 	var t *proc
 	if cache != nil && cache.p != nil && cache.addr == target && !cache.p.gone.Load() {
@@ -100,15 +100,41 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 			return nil, k.sendErr(ErrNoCapability, target, nil, fmt.Sprintf("%s is not public and %s does not hold its messaging capability", target.Process, p.id))
 		}
 	}
-	var handedOff *Message
+	handedOff, err := k.registerLocked(p, m, r, target, syncWait, reply)
+	p.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+
+	var granted []*capRecord
+	if len(attach) > 0 {
+		granted = k.grantAll(attach, t)
+	}
+	if err := k.deliverRequest(t, m); err != nil {
+		p.mu.Lock()
+		k.unregisterLocked(p, m, handedOff)
+		p.mu.Unlock()
+		if len(granted) > 0 {
+			k.dropAll(granted, t)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// registerLocked gives request m from p its id and reply-to: with
+// r.Inherit, the blob and, when it expects no response of its own, the id
+// and reply-to of the request p is handling, which it returns as handed
+// off (the answer then goes straight to the original requester); with
+// r.ExpectsResponse, a fresh id and p's pending entry and timeout. p.mu is
+// held.
+func (k *Kernel) registerLocked(p *proc, m *Message, r *Request, target Address, syncWait bool, reply chan *Message) (handedOff *Message, err error) {
 	if r.Inherit {
 		pm := p.prompting
 		if m.Blob == nil {
 			m.Blob = p.blob
 		}
 		if pm != nil && pm.Kind == KindRequest && pm.rsvp != nil && !pm.answered && r.ExpectsResponse == 0 {
-			// Take over the prompting request's id and reply-to: the
-			// response goes straight to the original requester.
 			m.ID, m.rsvp = pm.ID, pm.rsvp
 			m.ExpectsResponse = pm.ExpectsResponse
 			pm.answered = true
@@ -120,7 +146,6 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 	}
 	if r.ExpectsResponse > 0 {
 		if len(p.pending) >= k.lim.MaxPendingRequests {
-			p.mu.Unlock()
 			return nil, k.sendErr(ErrMailboxFull, target, nil, fmt.Sprintf("%s has %d requests awaiting responses (max_pending_requests)", p.id, len(p.pending)))
 		}
 		m.rsvp = p
@@ -132,45 +157,20 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 		p.pending[m.ID] = m
 		p.addTimeout(m)
 	}
-	p.mu.Unlock()
-
-	var granted []*capRecord
-	if len(attach) > 0 {
-		granted = k.grantAll(attach, t)
-	}
-	if err := k.deliverRequest(t, m); err != nil {
-		p.mu.Lock()
-		if handedOff != nil {
-			handedOff.answered = false
-		}
-		if p.pending[m.ID] == m {
-			delete(p.pending, m.ID)
-			p.removeTimeout(m)
-		}
-		p.mu.Unlock()
-		if len(granted) > 0 {
-			k.dropAll(granted, t)
-		}
-		return nil, err
-	}
-	return m, nil
+	return handedOff, nil
 }
 
-// sendRemote handles a request to another node. Until a transport exists
-// every other node is offline; the network capability is checked first.
-func (k *Kernel) sendRemote(p *proc, target Address) error {
-	if err := target.Validate(); err != nil {
-		return fmt.Errorf("kernel: send: %w: %w", ErrInvalid, err)
+// unregisterLocked undoes registerLocked for a request that could not be
+// delivered. p.mu is held.
+func (k *Kernel) unregisterLocked(p *proc, m, handedOff *Message) {
+	if handedOff != nil {
+		handedOff.answered = false
 	}
-	if p != k.operator {
-		p.mu.Lock()
-		_, ok := p.caps[k.netCap]
-		p.mu.Unlock()
-		if !ok {
-			return k.sendErr(ErrNoCapability, target, nil, fmt.Sprintf("%s does not hold the network capability", p.id))
-		}
+	if p.pending[m.ID] == m {
+		delete(p.pending, m.ID)
+		p.removeTimeout(m)
+		k.unindex(m)
 	}
-	return k.sendErr(ErrOffline, target, nil, "node "+target.Node+" cannot be reached: this node has no network transport")
 }
 
 // deliverRequest puts a request into t's mailbox, or says why it cannot.
@@ -227,27 +227,24 @@ func (k *Kernel) respond(p *proc, gen uint64, r *Response) error {
 		p.mu.Unlock()
 		return err
 	}
-	if len(attach) > 0 {
-		k.grantAll(attach, rsvp)
-	}
-	k.complete(rsvp, resp.ID, resp)
+	k.answer(rsvp, resp, attach)
 	return nil
 }
 
 // buildResponse checks r and makes the response to pm.
 func (k *Kernel) buildResponse(p *proc, pm *Message, r *Response) (*Message, []*capRecord, error) {
-	rsvp := pm.rsvp
-	if err := k.checkSizes(rsvp.addr, r.Body, r.Metadata, r.Blob, len(r.Capabilities), 0); err != nil {
+	to := k.replyAddr(pm.rsvp, pm)
+	if err := k.checkSizes(to, r.Body, r.Metadata, r.Blob, len(r.Capabilities), 0); err != nil {
 		return nil, nil, err
 	}
-	if err := checkMetadata(rsvp.addr, r.Metadata); err != nil {
+	if err := checkMetadata(to, r.Metadata); err != nil {
 		return nil, nil, err
 	}
 	var attach []*capRecord
 	var attached []Capability
 	if len(r.Capabilities) > 0 {
 		var err error
-		if attach, attached, err = k.resolveAttach(p, rsvp.addr, r.Capabilities); err != nil {
+		if attach, attached, err = k.resolveAttach(p, to, r.Capabilities); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -255,7 +252,7 @@ func (k *Kernel) buildResponse(p *proc, pm *Message, r *Response) (*Message, []*
 		ID:           pm.ID,
 		Kind:         KindResponse,
 		src:          &p.addr,
-		dst:          &rsvp.addr,
+		dst:          &to,
 		Inherit:      r.Inherit,
 		Body:         r.Body,
 		Metadata:     r.Metadata,
@@ -272,6 +269,9 @@ func (k *Kernel) buildResponse(p *proc, pm *Message, r *Response) (*Message, []*
 // it still waits for request id, and reports whether it did. An answer
 // nobody waits for any more is counted as late.
 func (k *Kernel) complete(r *proc, id uint64, ans *Message) bool {
+	if r == k.rm.proc {
+		return k.answerRemote(id, ans, nil)
+	}
 	r.mu.Lock()
 	req := r.pending[id]
 	if req == nil {
@@ -281,6 +281,7 @@ func (k *Kernel) complete(r *proc, id uint64, ans *Message) bool {
 	}
 	delete(r.pending, id)
 	r.removeTimeout(req)
+	k.unindex(req)
 	r.deliverAnswerLocked(req, ans)
 	k.observe(ans, r.addr)
 	r.mu.Unlock()
@@ -358,6 +359,7 @@ func (k *Kernel) Send(ctx context.Context, r *Request) (*Message, error) {
 		if op.pending[m.ID] == m {
 			delete(op.pending, m.ID)
 			op.removeTimeout(m)
+			k.unindex(m)
 		}
 		op.mu.Unlock()
 		return nil, ctx.Err()

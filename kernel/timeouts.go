@@ -51,10 +51,16 @@ func (p *proc) armTimeout(d int64) {
 }
 
 // fireTimeouts fails every pending request of p whose deadline has passed.
+// For remote:sys:weft, which stands for requesters on other nodes, the
+// errors are forwarded to their nodes once p.mu is released.
 func (p *proc) fireTimeouts() {
 	k := p.k
+	type fwd struct {
+		in  inboundReq
+		ans *Message
+	}
+	var forward []fwd
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := k.now()
 	p.to.armed = 0
 	for len(p.to.h) > 0 && p.to.h[0].deadline <= now {
@@ -65,11 +71,23 @@ func (p *proc) fireTimeouts() {
 		delete(p.pending, req.ID)
 		e := k.sendErr(ErrTimeout, *req.dst, req, "no response within "+req.ExpectsResponse.String())
 		ans := &Message{ID: req.ID, Kind: KindError, src: &p.addr, dst: req.dst, Error: e}
+		if p == k.rm.proc {
+			if in, ok := k.rm.inbound[req.ID]; ok {
+				delete(k.rm.inbound, req.ID)
+				forward = append(forward, fwd{in, ans})
+			}
+			continue
+		}
+		k.unindex(req)
 		p.deliverAnswerLocked(req, ans)
 		k.observe(ans, p.addr)
 	}
 	if len(p.to.h) > 0 {
 		p.armTimeout(p.to.h[0].deadline)
+	}
+	p.mu.Unlock()
+	for _, f := range forward {
+		k.forwardAnswer(f.in, f.ans, nil)
 	}
 }
 
