@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -477,6 +476,12 @@ func (b *backuper) file(ctx context.Context, path string) ([]string, uint64, err
 		ids = append(ids, id.String())
 		size += uint64(len(j.data))
 		b.progress.ScannedBytes += uint64(len(j.data))
+		// Every writer copied the sealed blob into its pack: nothing
+		// reads the chunk or its sealed form any more.
+		putBuf(j.data)
+		if j.sb != nil {
+			putBuf(j.sb.Sealed)
+		}
 		b.report(false)
 		return b.refresh(ctx)
 	}
@@ -496,7 +501,7 @@ func (b *backuper) file(ctx context.Context, path string) ([]string, uint64, err
 			drain()
 			return nil, 0, err
 		}
-		j := &chunkJob{data: bytes.Clone(c.Data), done: make(chan struct{})}
+		j := &chunkJob{data: append(getBuf(len(c.Data)), c.Data...), done: make(chan struct{})}
 		select {
 		case b.jobs <- j:
 		case <-ctx.Done():

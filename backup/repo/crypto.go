@@ -161,15 +161,19 @@ var (
 // 1/32, it is taken for incompressible (compressed media, archives,
 // encrypted or random bytes) and stored as it is, which spares most of
 // the time compressing it would take for nothing.
-func compress(p []byte) []byte {
+func compress(p []byte) []byte { return compressTo(nil, p) }
+
+// compressTo appends the flagged form of p to dst.
+func compressTo(dst, p []byte) []byte {
+	start := len(dst)
 	if len(p) >= 8*probeSize && incompressible(p) {
-		return append([]byte{flagRaw}, p...)
+		return append(append(dst, flagRaw), p...)
 	}
-	z := zenc.EncodeAll(p, []byte{flagZstd})
-	if len(z) < 1+len(p) {
-		return z
+	dst = zenc.EncodeAll(p, append(dst, flagZstd))
+	if len(dst)-start < 1+len(p) {
+		return dst
 	}
-	return append([]byte{flagRaw}, p...)
+	return append(append(dst[:start], flagRaw), p...)
 }
 
 const probeSize = 8 << 10
@@ -237,7 +241,26 @@ func (mk *MasterKey) sealBlob(t BlobType, id ID, p []byte) (SealedBlob, error) {
 	if len(p) > maxBlob {
 		return SealedBlob{}, fmt.Errorf("seal: a blob of %d bytes, more than %d", len(p), maxBlob)
 	}
-	return SealedBlob{Type: t, ID: id, RawLen: uint32(len(p)), Sealed: mk.sealAD(nil, blobAD(t, id), compress(p))}, nil
+	return SealedBlob{Type: t, ID: id, RawLen: uint32(len(p)), Sealed: mk.sealBlobData(blobAD(t, id), p)}, nil
+}
+
+// sealBlobData is sealAD(nil, ad, compress(p)) done in one buffer from
+// getBuf: the nonce, then the flagged plaintext, compressed there and
+// then encrypted in place. Its result may be given back with putBuf.
+func (mk *MasterKey) sealBlobData(ad, p []byte) []byte {
+	const nonce = chacha20poly1305.NonceSizeX
+	buf := getBuf(nonce + 1 + int(zenc.MaxEncodedSize(len(p))) + chacha20poly1305.Overhead)
+	buf = compressTo(buf[:nonce], p)
+	if _, err := rand.Read(buf[:nonce]); err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+	aead, err := chacha20poly1305.NewX(mk.enc[:])
+	if err != nil {
+		panic(err) // the key is always 32 bytes
+	}
+	// In place: the plaintext's storage takes the ciphertext, after the
+	// nonce, which it does not overlap.
+	return aead.Seal(buf[:nonce], buf[:nonce], buf[nonce:], ad)
 }
 
 // openBlob decrypts, decompresses and checks a sealed blob against the id

@@ -163,7 +163,7 @@ func (w *Writer) addSealed(ctx context.Context, sb SealedBlob) error {
 		return fmt.Errorf("add blob %v: %d bytes would overflow a pack", sb.ID, len(sb.Sealed))
 	}
 	if f.buf == nil && sb.Type == DataBlob {
-		f.buf = make([]byte, 0, w.packSize+w.packSize/8)
+		f.buf = w.newPackBuf()
 	}
 	f.entries = append(f.entries, packEntry{Type: sb.Type, ID: sb.ID, Offset: uint32(len(f.buf)), Length: uint32(len(sb.Sealed)), RawLen: sb.RawLen})
 	f.buf = append(f.buf, sb.Sealed...)
@@ -173,6 +173,19 @@ func (w *Writer) addSealed(ctx context.Context, sb SealedBlob) error {
 		return w.closePack(ctx, f)
 	}
 	return nil
+}
+
+// packBufs recycles the buffers data packs are filled in (bufs.go says
+// why).
+var packBufs sync.Pool
+
+// newPackBuf returns an empty buffer for a data pack.
+func (w *Writer) newPackBuf() []byte {
+	n := w.packSize + w.packSize/8
+	if v, ok := packBufs.Get().(*[]byte); ok && cap(*v) >= n {
+		return *v
+	}
+	return make([]byte, 0, n)
 }
 
 // failed returns the uploader's failure, if any.
@@ -237,6 +250,11 @@ func (u *uploader) run(ctx context.Context, w *Writer) {
 		var name string
 		var size int
 		if err == nil {
+			// Stored: the backend has read the whole pack. (After a
+			// failure it is left to the collector, in case a canceled
+			// request's transport still reads it.)
+			buf := p.pack[:0]
+			packBufs.Put(&buf)
 			name, size, err = w.writeIndex(ctx, []packIndex{p.pi})
 		} else {
 			err = fmt.Errorf("upload pack: %w", err)
