@@ -1,0 +1,51 @@
+package repo
+
+import "testing"
+
+func TestBufClasses(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 64 << 10, 64<<10 + 1, 1 << 20, 3 << 20, 8 << 20, 128 << 20} {
+		b := getBuf(n)
+		if len(b) != 0 || cap(b) < n {
+			t.Fatalf("getBuf(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		if c := cap(b); c < 2*max(n, 64<<10) && c&(c-1) != 0 {
+			t.Fatalf("getBuf(%d): cap %d is not a class", n, c)
+		}
+		putBuf(b[:n/2])
+	}
+	// Beyond the largest class: exact, and not kept.
+	b := getBuf(200 << 20)
+	if cap(b) != 200<<20 {
+		t.Fatalf("getBuf(200 MiB): cap %d", cap(b))
+	}
+	putBuf(b)
+	// Buffers not made by getBuf are refused.
+	putBuf(make([]byte, 0, 3<<20))
+	if b := getBuf(3 << 20); cap(b) != 4<<20 {
+		t.Fatalf("getBuf(3 MiB) after putBuf of a foreign 3 MiB buffer: cap %d, want 4 MiB", cap(b))
+	}
+}
+
+// A sealed blob opens to what was sealed, whether its buffer is fresh or
+// recycled (left dirty by an earlier, larger blob).
+func TestSealBlobRecycled(t *testing.T) {
+	mk := fuzzKey
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	sb, err := mk.Seal(DataBlob, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putBuf(sb.Sealed)
+	small := []byte("a small blob, compressible compressible compressible")
+	sb2, err := mk.Seal(DataBlob, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := mk.openBlob(DataBlob, sb2.ID, int(sb2.RawLen), sb2.Sealed)
+	if err != nil || string(got) != string(small) {
+		t.Fatalf("open: %q, %v", got, err)
+	}
+}
