@@ -98,16 +98,22 @@ func capabilityRef(field string, c *weftv1.Capability) (kernel.Capability, error
 
 // capabilityRefs converts a repeated field of capability references.
 func capabilityRefs(field string, cs []*weftv1.Capability) ([]kernel.Capability, error) {
-	if len(cs) == 0 {
+	return convertAll(field, cs, capabilityRef)
+}
+
+// convertAll converts a repeated field with conv, naming each element
+// field[i] in errors; an empty field converts to nil.
+func convertAll[In, Out any](field string, in []In, conv func(string, In) (Out, error)) ([]Out, error) {
+	if len(in) == 0 {
 		return nil, nil
 	}
-	out := make([]kernel.Capability, len(cs))
-	for i, c := range cs {
-		ref, err := capabilityRef(fmt.Sprintf("%s[%d]", field, i), c)
+	out := make([]Out, len(in))
+	for i, v := range in {
+		o, err := conv(fmt.Sprintf("%s[%d]", field, i), v)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = ref
+		out[i] = o
 	}
 	return out, nil
 }
