@@ -165,11 +165,12 @@ type Delivery struct {
 	// The blob, when present, travels in the frame; the receiving node
 	// copies it into the receiver only when the receiver asks for it.
 	Message *weftv1.Message `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	// On a request to a process that is not public: the sender's
-	// `messaging` capability for the target, issued by the target and
-	// signed by the receiving node, which checks the signature and that it
-	// is not revoked. Absent on a request to a public process; refused on
-	// a response or an error.
+	// On a request, when the sender holds one: its `messaging` capability
+	// for the target, issued by the target and signed by the receiving
+	// node. The receiving node needs it to deliver to a process that is not
+	// public, and then checks that it is the target's, that the signature
+	// verifies and that it is not revoked. Refused on a response or an
+	// error.
 	Messaging     *weftv1.Capability `protobuf:"bytes,2,opt,name=messaging,proto3" json:"messaging,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
