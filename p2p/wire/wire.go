@@ -3,8 +3,8 @@
 // varint of its length in bytes, then its protobuf encoding; and the
 // largest frame a message within the kernel's limits can make
 // (MaxFrameBytes), which bounds what a node sends and reads. Converting a
-// frame to and from the kernel's types is kernel/pbconv's; streams,
-// peers and the protocol id are p2p's.
+// frame to and from the kernel's types is kernel/pbconv's, the protocol id
+// api/p2pv1's, streams and peers p2p's.
 package wire
 
 import (
@@ -84,9 +84,9 @@ func AppendFrame(b []byte, f *p2pv1.Frame, max int) ([]byte, error) {
 // ReadFrame does not look past the frame: on a stream that is meant to
 // carry one frame, whatever follows it is the caller's to refuse (read
 // once more and expect io.EOF). Nor does it judge the frame's fields:
-// kernel/pbconv.FromRemoteFrame does. Reads are one byte at a time for the
-// prefix (unless r is an io.ByteReader), so r should be buffered, as a
-// libp2p stream is. Memory is allocated as the body arrives, in steps of
+// kernel/pbconv.FromRemoteFrame does. The prefix is read a byte at a time
+// (with ReadByte when r is an io.ByteReader), so a Read on r should be
+// cheap: a libp2p stream's copies from the stream's receive buffer. Memory is allocated as the body arrives, in steps of
 // at most 64 KiB beyond what was read, never up front for a declared
 // length.
 func ReadFrame(r io.Reader, max int) (*p2pv1.Frame, error) {
