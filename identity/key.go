@@ -52,6 +52,11 @@ func (k *Key) NodeID() string { return k.id }
 // Public returns a copy of this node's public key.
 func (k *Key) Public() ed25519.PublicKey { return bytes.Clone(k.pub) }
 
+// PrivateKey returns a copy of this node's Ed25519 private key. The network
+// transport (p2p/) needs it: the node's network identity is this key, so
+// peers authenticate the node by it. Nothing else should.
+func (k *Key) PrivateKey() ed25519.PrivateKey { return bytes.Clone(k.priv) }
+
 // Sign returns the Ed25519 signature of msg by this node's key.
 func (k *Key) Sign(msg []byte) []byte { return ed25519.Sign(k.priv, msg) }
 

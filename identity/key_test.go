@@ -115,6 +115,17 @@ func TestKeyAccessors(t *testing.T) {
 	if k.Public().Equal(pub) {
 		t.Error("changing the slice Public returned changed the key")
 	}
+	priv := k.PrivateKey()
+	if !priv.Public().(ed25519.PublicKey).Equal(k.Public()) {
+		t.Error("PrivateKey is not the key's private half")
+	}
+	if sig := ed25519.Sign(priv, []byte("m")); !k.Verify(k.NodeID(), []byte("m"), sig) {
+		t.Error("a signature by PrivateKey does not verify as the node's")
+	}
+	priv[0] ^= 0xff
+	if k.PrivateKey().Equal(priv) {
+		t.Error("changing the slice PrivateKey returned changed the key")
+	}
 	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %s %#v", k, k, k, k)} {
 		if !strings.Contains(s, k.NodeID()) || strings.Contains(s, "[") {
 			t.Errorf("printing a Key gives %q, want its node id and no key bytes", s)
