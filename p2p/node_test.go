@@ -1,0 +1,569 @@
+package p2p
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/weftos/weft/identity"
+	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/kernel/pbconv"
+	"github.com/weftos/weft/p2p/wire"
+)
+
+func TestEchoOverTCP(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	node, err := a.Connect(context.Background(), b.addr(t, "/tcp/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node != b.NodeID() {
+		t.Fatalf("Connect returned node %s, want %s", node, b.NodeID())
+	}
+	mustEcho(t, a, b.echoAt(), "hello over tcp")
+	mustEcho(t, b, a.echoAt(), "and back")
+}
+
+func TestEchoOverQUIC(t *testing.T) {
+	opt := func(c *Config) { c.Listen = quicListen }
+	a, b := startNode(t, opt), startNode(t, opt)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/quic-v1/")); err != nil {
+		t.Fatal(err)
+	}
+	mustEcho(t, a, b.echoAt(), "hello over quic")
+	for _, p := range a.Peers() {
+		for _, addr := range p.Addrs {
+			if !strings.Contains(addr, "/quic-v1") {
+				t.Errorf("connection to %s at %s, want QUIC only", p.Node, addr)
+			}
+		}
+	}
+}
+
+// A process (not the operator) with the network capability sends with a
+// context and gets the answer, context and all, in its mailbox.
+func TestProcessRequestAcrossNodes(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *kernel.Message, 1)
+	client := kernel.ProcessId{Name: "client", Package: "echo", Publisher: "test"}
+	if err := a.k.Start(kernel.Spec{
+		ID:           client,
+		Capabilities: []kernel.Capability{networkCap(a.k)},
+		Process: kernel.ProcessFunc(func(ctx context.Context, h *kernel.Handle) error {
+			if _, err := h.Send(&kernel.Request{Target: b.echoAt(), ExpectsResponse: 10 * time.Second, Body: []byte("ping"), Context: []byte("mine")}); err != nil {
+				return err
+			}
+			m, err := h.Await()
+			if err != nil {
+				return err
+			}
+			got <- m
+			<-ctx.Done()
+			return nil
+		}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := <-got
+	if !m.IsResponse() || string(m.Body) != "ping" || string(m.Context()) != "mine" || m.Source() != b.echoAt() {
+		t.Fatalf("got %v from %s body %q context %q, want the response from %s with body ping and context mine", m.Kind, m.Source(), m.Body, m.Context(), b.echoAt())
+	}
+}
+
+// blackhole is a TCP listener that accepts connections and never answers,
+// so that a dial to it lasts until its deadline.
+func blackhole(t *testing.T) ma.Multiaddr {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ma.StringCast("/ip4/127.0.0.1/tcp/" + strings.TrimPrefix(l.Addr().String(), "127.0.0.1:"))
+}
+
+// unreachable returns the address of a process on a node whose only known
+// address (given to a) never answers.
+func unreachable(t *testing.T, a *testNode) kernel.Address {
+	t.Helper()
+	other := startNode(t)
+	target := other.echoAt()
+	other.Close()
+	a.book.put(other.h.ID(), []ma.Multiaddr{blackhole(t)})
+	return target
+}
+
+func TestOfflineWithinDialTimeout(t *testing.T) {
+	const dial = 300 * time.Millisecond
+	a := startNode(t, func(c *Config) { c.DialTimeout = dial })
+	target := unreachable(t, a)
+	start := time.Now()
+	_, err := a.call(target, "anyone?", time.Minute)
+	took := time.Since(start)
+	if kind := sendErrKind(t, err); kind != kernel.ErrOffline {
+		t.Fatalf("request to an unreachable node: %v, want offline", err)
+	}
+	if took < dial || took > dial+5*time.Second {
+		t.Fatalf("offline after %v, want just after the dial timeout %v", took, dial)
+	}
+	if !strings.Contains(err.Error(), "cannot be reached") {
+		t.Errorf("error %q does not say the node cannot be reached", err)
+	}
+}
+
+func TestOfflineUnknownNode(t *testing.T) {
+	a := startNode(t)
+	other := startNode(t)
+	target := other.echoAt()
+	_, err := a.call(target, "who?", time.Minute)
+	if kind := sendErrKind(t, err); kind != kernel.ErrOffline || !strings.Contains(err.Error(), "no address") {
+		t.Fatalf("request to a node never met: %v, want offline saying no address is known", err)
+	}
+}
+
+func TestQueueBound(t *testing.T) {
+	a := startNode(t, func(c *Config) { c.QueueLength = 1; c.DialTimeout = 10 * time.Second })
+	target := unreachable(t, a)
+	msg := func() *kernel.RemoteMessage {
+		return &kernel.RemoteMessage{Kind: kernel.KindRequest, ID: 1, Source: a.echoAt(), Target: target, Body: []byte("x")}
+	}
+	if err := a.Send(msg()); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := PeerID(target.Node)
+	ps := a.peerIfKnown(id)
+	waitUntil(t, "the worker to take the first message", func() bool {
+		ps.mu.Lock()
+		defer ps.mu.Unlock()
+		return len(ps.queue) == 0
+	})
+	if err := a.Send(msg()); err != nil {
+		t.Fatalf("second message (queue empty): %v", err)
+	}
+	err := a.Send(msg())
+	if kind := sendErrKind(t, err); kind != kernel.ErrOffline || !strings.Contains(err.Error(), "queue_length") {
+		t.Fatalf("third message over a queue of 1: %v, want offline naming queue_length", err)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	a := startNode(t)
+	b := startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	// Over this node's own frame limit: refused at once.
+	err := a.Send(&kernel.RemoteMessage{Kind: kernel.KindRequest, ID: 7, Source: a.echoAt(), Target: b.echoAt(), Body: make([]byte, a.maxFrame+1)})
+	if kind := sendErrKind(t, err); kind != kernel.ErrTooLarge {
+		t.Fatalf("Send of a frame over the limit: %v, want too_large", err)
+	}
+}
+
+// A node with smaller limits refuses a frame over them; the sender's
+// request fails too_large rather than waiting for its timeout.
+func TestTooLargeForReceiver(t *testing.T) {
+	key := mustKey(t)
+	small := kernel.Limits{MaxBodyBytes: 1 << 10, MaxBlobBytes: 1 << 10, MaxMetadataBytes: 1 << 10, MaxContextBytes: 1 << 10}
+	k := newKernel(t, key, small)
+	b, err := New(Config{Kernel: k, Key: key, DataDir: t.TempDir(), Listen: tcpListen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	a := startNode(t)
+	if _, err := a.Connect(context.Background(), b.ListenAddrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	if b.maxFrame >= a.maxFrame {
+		t.Fatalf("receiver's frame limit %d is not below the sender's %d", b.maxFrame, a.maxFrame)
+	}
+	_, err = a.call(k.Address(echoID), strings.Repeat("x", b.maxFrame+1), time.Minute)
+	if kind := sendErrKind(t, err); kind != kernel.ErrTooLarge {
+		t.Fatalf("request over the receiver's limit: %v, want too_large", err)
+	}
+	if got := b.Stats()[a.NodeID()].Errors; got != 1 {
+		t.Fatalf("the receiver counted %d errors from the sender, want 1", got)
+	}
+}
+
+func mustKey(t testing.TB) *identity.Key {
+	t.Helper()
+	k, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// rawHost is a plain libp2p host (an Ed25519 peer, so a node to weft) that
+// writes whatever a test wants on /weft/msg/1.
+func rawHost(t *testing.T) host.Host {
+	t.Helper()
+	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.Identity(sk), libp2p.NoListenAddrs, libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// writeRaw opens a /weft/msg/1 stream from h to n, writes data, and
+// returns what reading the stream to its end gives: nil if n closed it
+// (took the frame), the reset error if it refused it.
+func writeRaw(t *testing.T, h host.Host, n *testNode, data []byte) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.NewStream(ctx, n.h.ID(), ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Write(data); err != nil {
+		return err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return err
+	}
+	_, err = io.ReadAll(s)
+	return err
+}
+
+func frameBytes(t *testing.T, m *kernel.RemoteMessage) []byte {
+	t.Helper()
+	f, err := pbconv.RemoteFrame(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	if err := wire.WriteFrame(&buf, f, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	return []byte(buf.String())
+}
+
+// A peer that writes a frame claiming another node as its source is
+// dropped and counted; the target process never sees it.
+func TestSpoofedSourceDropped(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	h := rawHost(t)
+	mallory, err := NodeID(h.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := &kernel.RemoteMessage{Kind: kernel.KindRequest, ID: 1, Source: a.echoAt(), Target: b.echoAt(), Body: []byte("I am a")}
+	if err := writeRaw(t, h, b, frameBytes(t, claim)); err != nil {
+		t.Fatalf("b refused the stream instead of taking and dropping the frame: %v", err)
+	}
+	st := b.Stats()[mallory]
+	if st.Spoofed != 1 || st.MessagesIn != 1 {
+		t.Fatalf("b's counters for the spoofing peer: %+v, want 1 message in, 1 spoofed", st)
+	}
+	if got := b.k.Stats(); got.Routed != 0 {
+		t.Fatalf("b's kernel routed %d messages, want none", got.Routed)
+	}
+}
+
+// Malformed and oversize frames are refused cleanly: the stream is reset
+// with a code saying why, counted, and the node goes on serving.
+func TestBadInboundFrames(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	h := rawHost(t)
+	peerNode, _ := NodeID(h.ID())
+	over := binary.AppendUvarint(nil, uint64(b.maxFrame+1))
+	tests := []struct {
+		name string
+		data []byte
+		code network.StreamErrorCode
+	}{
+		{"not protobuf", append(binary.AppendUvarint(nil, 3), 0xff, 0xff, 0xff), resetBadFrame},
+		{"empty frame", binary.AppendUvarint(nil, 0), resetBadFrame},
+		{"truncated", append(binary.AppendUvarint(nil, 100), 1, 2, 3), resetBadFrame},
+		{"length over the limit", append(over, 0, 0, 0), resetTooLarge},
+		{"length varint overflows", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, resetBadFrame},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := writeRaw(t, h, b, tt.data)
+			var se *network.StreamError
+			if !errors.As(err, &se) || !se.Remote || se.ErrorCode != tt.code {
+				t.Fatalf("reading the stream after a bad frame: %v, want a remote reset with code %#x", err, tt.code)
+			}
+			if got := b.Stats()[peerNode].Errors; got != uint64(i+1) {
+				t.Fatalf("errors counted for the peer: %d, want %d", got, i+1)
+			}
+		})
+	}
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	mustEcho(t, a, b.echoAt(), "still serving")
+}
+
+func TestRelayedPath(t *testing.T) {
+	r := startNode(t, func(c *Config) { c.RelayService.Enabled = true })
+	relayAddr := r.addr(t, "/tcp/")
+	// b listens nowhere: it is reachable only through its reservation.
+	b := startNode(t, func(c *Config) { c.Listen = nil; c.StaticRelays = []string{relayAddr} })
+	var circuit string
+	waitUntil(t, "b to advertise a relayed address", func() bool {
+		for _, s := range b.ListenAddrs() {
+			if strings.Contains(s, "/p2p-circuit/") {
+				circuit = s
+				return true
+			}
+		}
+		return false
+	})
+	if want := relayAddr + "/p2p-circuit/p2p/" + b.NodeID(); circuit != want {
+		t.Fatalf("b's relayed address %s, want %s", circuit, want)
+	}
+	a := startNode(t)
+	if _, err := a.Connect(context.Background(), circuit); err != nil {
+		t.Fatal(err)
+	}
+	mustEcho(t, a, b.echoAt(), "through the relay")
+	mustEcho(t, b, a.echoAt(), "and back through it")
+	peers := a.Peers()
+	var seen bool
+	for _, p := range peers {
+		if p.Node == b.NodeID() {
+			seen = true
+			if !p.Relayed {
+				t.Errorf("a's connection to b is not relayed: %+v", p)
+			}
+		}
+	}
+	if !seen {
+		t.Fatalf("a's peers %+v do not include b", peers)
+	}
+}
+
+func TestPeersPingDisconnect(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	rtt, err := a.Ping(context.Background(), b.NodeID())
+	if err != nil || rtt <= 0 {
+		t.Fatalf("Ping = %v, %v, want a round trip", rtt, err)
+	}
+	mustEcho(t, a, b.echoAt(), "count me")
+	peers := a.Peers()
+	if len(peers) != 1 || peers[0].Node != b.NodeID() || peers[0].Relayed || len(peers[0].Addrs) == 0 || peers[0].ConnectedSince.IsZero() {
+		t.Fatalf("a's peers: %+v, want b, direct, with its address and since when", peers)
+	}
+	tr := peers[0].Traffic
+	if tr.MessagesOut != 1 || tr.MessagesIn != 1 || tr.BytesOut == 0 || tr.BytesIn == 0 {
+		t.Fatalf("a's traffic with b: %+v, want one message each way", tr)
+	}
+	if err := a.Disconnect(b.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Peers(); len(got) != 0 {
+		t.Fatalf("peers after Disconnect: %+v", got)
+	}
+	if _, err := a.Ping(context.Background(), "k51bad"); err == nil {
+		t.Fatal("Ping of a malformed node id succeeded")
+	}
+}
+
+func TestListenAddrsEndInNodeID(t *testing.T) {
+	a := startNode(t, func(c *Config) { c.Listen = append(append([]string{}, tcpListen...), quicListen...) })
+	addrs := a.ListenAddrs()
+	if len(addrs) < 2 {
+		t.Fatalf("ListenAddrs = %v, want a TCP and a QUIC address", addrs)
+	}
+	for _, s := range addrs {
+		if !strings.HasSuffix(s, "/p2p/"+a.NodeID()) {
+			t.Errorf("listen address %s does not end in /p2p/%s", s, a.NodeID())
+		}
+		if _, err := parsePeerAddr("address", s); err != nil {
+			t.Errorf("listen address does not parse back: %v", err)
+		}
+	}
+}
+
+// The known peers survive a restart: the restarted node reaches b by node
+// id alone.
+func TestPeerstorePersisted(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(a.dir, PeersFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), b.NodeID()) {
+		t.Fatalf("%s does not hold b:\n%s", PeersFile, data)
+	}
+	a2 := restartNode(t, a.key, a.dir)
+	mustEcho(t, a2, b.echoAt(), "remember me")
+}
+
+func TestAliasesPersisted(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetAlias("bob", b.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetAlias("carol", a.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	if had, err := a.RemoveAlias("carol"); !had || err != nil {
+		t.Fatalf("RemoveAlias(carol) = %v, %v", had, err)
+	}
+	if err := a.SetAlias("our", b.NodeID()); err == nil {
+		t.Fatal(`SetAlias("our") succeeded`)
+	}
+	a.Close()
+	a2 := restartNode(t, a.key, a.dir)
+	got := a2.Aliases()
+	if len(got) != 1 || got["bob"] != b.NodeID() {
+		t.Fatalf("aliases after restart: %v, want bob → %s only", got, b.NodeID())
+	}
+	mustEcho(t, a2, kernel.Address{Node: "bob", Process: echoID}, "hi bob")
+}
+
+func TestBootstrapReconnects(t *testing.T) {
+	a := startNode(t)
+	b := startNode(t, func(c *Config) { c.Bootstrap = []string{a.addr(t, "/tcp/")} })
+	connected := func() bool {
+		return a.h.Network().Connectedness(b.h.ID()) == network.Connected
+	}
+	waitUntil(t, "b to reach its bootstrap peer", connected)
+	if err := a.Disconnect(b.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "b to reconnect to its bootstrap peer", connected)
+	mustEcho(t, a, b.echoAt(), "welcome back")
+}
+
+// Requests over a peer's rate are answered mailbox_full at once; answers
+// to the node's own requests are never limited.
+func TestInboundRateLimit(t *testing.T) {
+	b := startNode(t, func(c *Config) { c.InboundRate = 0.001; c.InboundBurst = 2 })
+	a := startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	mustEcho(t, a, b.echoAt(), "one")
+	mustEcho(t, a, b.echoAt(), "two")
+	_, err := a.call(b.echoAt(), "three", time.Minute)
+	if kind := sendErrKind(t, err); kind != kernel.ErrMailboxFull || !strings.Contains(err.Error(), "requests a second") {
+		t.Fatalf("request over the rate: %v, want mailbox_full saying the rate", err)
+	}
+	if got := b.Stats()[a.NodeID()].RateLimited; got != 1 {
+		t.Fatalf("rate-limited requests counted: %d, want 1", got)
+	}
+	// b's own requests to a still get their answers.
+	mustEcho(t, b, a.echoAt(), "b asks")
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	key := mustKey(t)
+	k := newKernel(t, key, kernel.Limits{})
+	other := mustKey(t)
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no kernel", Config{Key: key, DataDir: t.TempDir()}, "Kernel is required"},
+		{"no key", Config{Kernel: k, DataDir: t.TempDir()}, "Key is required"},
+		{"wrong key", Config{Kernel: k, Key: other, DataDir: t.TempDir()}, "but the kernel is node"},
+		{"no data dir", Config{Kernel: k, Key: key}, "DataDir is required"},
+		{"negative", Config{Kernel: k, Key: key, DataDir: t.TempDir(), QueueLength: -1}, "QueueLength is -1"},
+		{"bootstrap without id", Config{Kernel: k, Key: key, DataDir: t.TempDir(), Bootstrap: []string{"/ip4/127.0.0.1/tcp/1"}}, "want a full address ending in /p2p/NODEID"},
+		{"bad relay", Config{Kernel: k, Key: key, DataDir: t.TempDir(), StaticRelays: []string{"nonsense"}}, "StaticRelays"},
+		{"bad listen", Config{Kernel: k, Key: key, DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/x"}}, "start libp2p host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := New(tt.cfg)
+			if err == nil {
+				n.Close()
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New: %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBadDataFilesRefused(t *testing.T) {
+	for _, file := range []string{PeersFile, AliasesFile} {
+		for _, content := range []string{"{", `{"version":2}`, `{"version":1,"extra":true}`} {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			key := mustKey(t)
+			n, err := New(Config{Kernel: newKernel(t, key, kernel.Limits{}), Key: key, DataDir: dir})
+			if err == nil {
+				n.Close()
+				t.Fatalf("New with %s holding %q succeeded", file, content)
+			}
+			if !strings.Contains(err.Error(), file) {
+				t.Errorf("error %q does not name %s", err, file)
+			}
+		}
+	}
+}

@@ -1,0 +1,104 @@
+package p2p
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// PeerStats counts one peer's traffic, for metrics.
+type PeerStats struct {
+	BytesIn, BytesOut       uint64 // frame bytes read from and written to it
+	MessagesIn, MessagesOut uint64 // frames read from it and written to it
+	// Errors counts frames that failed: not written (unreachable, stream
+	// refused), not read (malformed, over the size limit), or refused
+	// by the kernel for another reason than spoofing.
+	Errors uint64
+	// Spoofed counts frames that claimed a source on another node than
+	// the peer's; they are dropped.
+	Spoofed uint64
+	// RateLimited counts requests over the peer's inbound rate limit.
+	RateLimited uint64
+}
+
+type peerCounters struct {
+	bytesIn, bytesOut       atomic.Uint64
+	messagesIn, messagesOut atomic.Uint64
+	errors, spoofed         atomic.Uint64
+	rateLimited             atomic.Uint64
+}
+
+func (c *peerCounters) snapshot() PeerStats {
+	return PeerStats{
+		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
+		MessagesIn: c.messagesIn.Load(), MessagesOut: c.messagesOut.Load(),
+		Errors: c.errors.Load(), Spoofed: c.spoofed.Load(),
+		RateLimited: c.rateLimited.Load(),
+	}
+}
+
+// Stats returns the counters of every peer this node has state for (peers
+// connected or with messages queued), by node id. Counters start at zero
+// when a peer connects again after its state was dropped.
+func (n *Node) Stats() map[string]PeerStats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]PeerStats, len(n.peers))
+	for _, ps := range n.peers {
+		out[ps.node] = ps.stats.snapshot()
+	}
+	return out
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Uint64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(uint64(k))
+	return k, err
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(uint64(k))
+	return k, err
+}
+
+// bucket is a token bucket: rate tokens a second, at most burst.
+type bucket struct {
+	mu     sync.Mutex
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(rate float64, burst int) *bucket {
+	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+// allow takes a token at now if there is one.
+func (b *bucket) allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

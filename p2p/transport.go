@@ -1,0 +1,426 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftos/weft/api/p2pv1"
+	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/kernel/pbconv"
+	"github.com/weftos/weft/p2p/wire"
+)
+
+// peerState is what the Node keeps for one peer: its outbound queue and
+// the worker draining it, its inbound rate limit and its counters. It
+// exists while the peer is connected or has messages queued.
+type peerState struct {
+	id    peer.ID
+	node  string
+	stats peerCounters
+	limit *bucket
+
+	mu      sync.Mutex
+	queue   []outbound
+	working bool // a worker drains queue
+	gone    bool // dropped from Node.peers: enqueue finds the new one
+}
+
+// outbound is one frame waiting to be sent: a message, or a revocation
+// (msg nil).
+type outbound struct {
+	msg   *kernel.RemoteMessage
+	frame *p2pv1.Frame
+}
+
+var _ kernel.Transport = (*Node)(nil)
+
+// The codes a receiver resets a /weft/msg/1 stream with, so that the
+// sender knows why its frame was refused.
+const (
+	// resetBadFrame: the stream did not carry one well-formed frame.
+	resetBadFrame network.StreamErrorCode = 0x77650001
+	// resetTooLarge: the frame is over the receiver's limit; the sender
+	// fails the message too_large.
+	resetTooLarge network.StreamErrorCode = 0x77650002
+	// resetShuttingDown: the receiver is closing.
+	resetShuttingDown network.StreamErrorCode = 0x77650003
+)
+
+func maxFrameBytes(l kernel.Limits) int { return wire.MaxFrameBytes(l) }
+
+// Send queues m for its target's node and returns at once (kernel.Transport).
+// It refuses, with a *kernel.SendError, a message whose frame would be
+// over the frame limit (too_large), one to a node with no known address
+// that is not connected, and one over the node's queue bound (offline).
+// A worker per node dials it (within DialTimeout) and writes each message
+// on a stream of its own; what it cannot deliver it hands back to
+// kernel.Undelivered as offline.
+func (n *Node) Send(m *kernel.RemoteMessage) error {
+	id, err := PeerID(m.Target.Node)
+	if err != nil {
+		return n.sendErr(kernel.ErrOffline, m, err.Error())
+	}
+	if id == n.h.ID() {
+		return n.sendErr(kernel.ErrOffline, m, "the target is this node; the kernel delivers local messages itself")
+	}
+	f, err := pbconv.RemoteFrame(m)
+	if err != nil {
+		return n.sendErr(kernel.ErrOffline, m, fmt.Sprintf("cannot put the message on the wire: %v", err))
+	}
+	if size := proto.Size(f); size > n.maxFrame {
+		return n.sendErr(kernel.ErrTooLarge, m, fmt.Sprintf("the message is %d bytes on the wire, more than the %d bytes a frame may hold", size, n.maxFrame))
+	}
+	if !n.reachable(id) {
+		return n.sendErr(kernel.ErrOffline, m, fmt.Sprintf("node %s is not connected and no address of it is known; connect to it first", m.Target.Node))
+	}
+	if err := n.enqueue(id, m.Target.Node, outbound{msg: m, frame: f}); err != nil {
+		return n.sendErr(kernel.ErrOffline, m, err.Error())
+	}
+	return nil
+}
+
+// Revoke queues, best effort, a revocation of c for node
+// (kernel.Transport).
+func (n *Node) Revoke(node string, c kernel.SignedCapability) {
+	id, err := PeerID(node)
+	if err != nil || id == n.h.ID() {
+		n.log.Warn("p2p: revocation not sent", "node", node, "capability", c.Capability.String(), "err", err)
+		return
+	}
+	f, err := pbconv.RevocationFrame(c)
+	if err != nil {
+		n.log.Warn("p2p: revocation not sent", "node", node, "capability", c.Capability.String(), "err", err)
+		return
+	}
+	if !n.reachable(id) {
+		n.log.Info("p2p: revocation not sent: node unreachable", "node", node, "capability", c.Capability.String())
+		return
+	}
+	if err := n.enqueue(id, node, outbound{frame: f}); err != nil {
+		n.log.Warn("p2p: revocation not sent", "node", node, "capability", c.Capability.String(), "err", err)
+	}
+}
+
+func (n *Node) sendErr(kind kernel.ErrorKind, m *kernel.RemoteMessage, detail string) *kernel.SendError {
+	return &kernel.SendError{Kind: kind, Target: m.Target, Detail: detail}
+}
+
+// reachable reports whether id is connected or has an address to dial.
+func (n *Node) reachable(id peer.ID) bool {
+	switch n.h.Network().Connectedness(id) {
+	case network.Connected, network.Limited:
+		return true
+	}
+	return len(n.h.Peerstore().Addrs(id)) > 0 || len(n.book.addrs(id)) > 0
+}
+
+// state returns the state of peer id, making it if needed; nil once the
+// node is closing.
+func (n *Node) state(id peer.ID, node string) *peerState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.peers == nil {
+		return nil
+	}
+	ps := n.peers[id]
+	if ps == nil {
+		ps = &peerState{id: id, node: node, limit: newBucket(n.cfg.InboundRate, n.cfg.InboundBurst)}
+		n.peers[id] = ps
+	}
+	return ps
+}
+
+// peerIfKnown returns the state of id if there is one.
+func (n *Node) peerIfKnown(id peer.ID) *peerState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.peers[id]
+}
+
+// forgetIdle drops the state of a peer that disconnected, unless messages
+// wait for it.
+func (n *Node) forgetIdle(id peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ps := n.peers[id]
+	if ps == nil {
+		return
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if !ps.working && len(ps.queue) == 0 {
+		ps.gone = true
+		delete(n.peers, id)
+	}
+}
+
+// enqueue adds item to node id's queue and starts its worker if none
+// runs.
+func (n *Node) enqueue(id peer.ID, node string, item outbound) error {
+	for {
+		ps := n.state(id, node)
+		if ps == nil {
+			return errors.New("the node's network is shutting down")
+		}
+		ps.mu.Lock()
+		if ps.gone {
+			ps.mu.Unlock()
+			continue
+		}
+		if queued := len(ps.queue); queued >= n.cfg.QueueLength {
+			ps.mu.Unlock()
+			return fmt.Errorf("%d messages already wait to be sent to node %s (queue_length)", queued, node)
+		}
+		ps.queue = append(ps.queue, item)
+		start := !ps.working
+		ps.working = true
+		ps.mu.Unlock()
+		if start {
+			n.goRun(func() { n.work(ps) })
+		}
+		return nil
+	}
+}
+
+// work sends ps's queue until it is empty or the node closes.
+func (n *Node) work(ps *peerState) {
+	for {
+		ps.mu.Lock()
+		if len(ps.queue) == 0 || n.ctx.Err() != nil {
+			ps.working = false
+			ps.mu.Unlock()
+			return
+		}
+		item := ps.queue[0]
+		ps.queue[0] = outbound{}
+		ps.queue = ps.queue[1:]
+		ps.mu.Unlock()
+		n.deliver(ps, item)
+	}
+}
+
+// deliver sends one frame to ps on a stream of its own, connecting
+// first if needed. A node that cannot be reached within DialTimeout fails
+// item and everything queued behind it.
+func (n *Node) deliver(ps *peerState, item outbound) {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.DialTimeout)
+	defer cancel()
+	ctx = network.WithAllowLimitedConn(ctx, "weft message")
+	switch n.h.Network().Connectedness(ps.id) {
+	case network.Connected, network.Limited:
+	default:
+		n.addKnownAddrs(ps.id)
+		n.clearBackoff(ps.id)
+		if err := n.h.Connect(ctx, peer.AddrInfo{ID: ps.id}); err != nil {
+			detail := fmt.Sprintf("node %s cannot be reached (dial timeout %v): %v", ps.node, n.cfg.DialTimeout, err)
+			ps.mu.Lock()
+			failed := append([]outbound{item}, ps.queue...)
+			ps.queue = nil
+			ps.mu.Unlock()
+			for _, it := range failed {
+				n.undelivered(ps, it, kernel.ErrOffline, detail)
+			}
+			return
+		}
+	}
+	s, err := n.h.NewStream(ctx, ps.id, ProtocolID)
+	if err != nil {
+		n.undelivered(ps, item, kernel.ErrOffline, fmt.Sprintf("node %s: open a stream: %v", ps.node, err))
+		return
+	}
+	if err := s.SetWriteDeadline(time.Now().Add(n.cfg.WriteTimeout)); err == nil {
+		err = wire.WriteFrame(countingWriter{s, &ps.stats.bytesOut}, item.frame, n.maxFrame)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+	}
+	if err != nil {
+		s.Reset()
+		kind := kernel.ErrOffline
+		if errors.Is(err, wire.ErrTooLarge) {
+			kind = kernel.ErrTooLarge
+		}
+		n.undelivered(ps, item, kind, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
+		return
+	}
+	ps.stats.messagesOut.Add(1)
+	n.goRun(func() { n.awaitClose(ps, s, item) })
+}
+
+// awaitClose waits for the receiver to close the stream, which it does
+// once it has read the frame and handed it to its kernel. A reset means it
+// refused the frame: counted, and a message over the receiver's frame
+// limit fails too_large.
+func (n *Node) awaitClose(ps *peerState, s network.Stream, item outbound) {
+	s.SetReadDeadline(time.Now().Add(n.cfg.WriteTimeout))
+	var b [1]byte
+	_, err := s.Read(b[:])
+	if err == io.EOF {
+		s.Close()
+		return
+	}
+	s.Reset()
+	var se *network.StreamError
+	if errors.As(err, &se) && se.Remote && se.ErrorCode == resetTooLarge {
+		n.undelivered(ps, item, kernel.ErrTooLarge, fmt.Sprintf("node %s refused the message: its frame is over that node's size limit", ps.node))
+		return
+	}
+	ps.stats.errors.Add(1)
+	n.log.Debug("p2p: peer did not take a message", "node", ps.node, "err", err)
+}
+
+// undelivered reports a frame that could not be sent: a message to the
+// kernel, a revocation to the log.
+func (n *Node) undelivered(ps *peerState, it outbound, kind kernel.ErrorKind, detail string) {
+	ps.stats.errors.Add(1)
+	if it.msg == nil {
+		n.log.Info("p2p: revocation not delivered", "node", ps.node, "detail", detail)
+		return
+	}
+	n.log.Debug("p2p: message not delivered", "node", ps.node, "kind", kind, "detail", detail)
+	n.k.Undelivered(it.msg, kind, detail)
+}
+
+// stopQueues makes every later enqueue fail and returns the peers' states,
+// whose queues failQueued empties once the workers have stopped.
+func (n *Node) stopQueues() map[peer.ID]*peerState {
+	n.mu.Lock()
+	peers := n.peers
+	n.peers = nil
+	n.mu.Unlock()
+	for _, ps := range peers {
+		ps.mu.Lock()
+		ps.gone = true
+		ps.mu.Unlock()
+	}
+	return peers
+}
+
+// failQueued reports every message still queued undelivered.
+func failQueued(n *Node, peers map[peer.ID]*peerState, detail string) {
+	for _, ps := range peers {
+		ps.mu.Lock()
+		q := ps.queue
+		ps.queue = nil
+		ps.mu.Unlock()
+		for _, it := range q {
+			n.undelivered(ps, it, kernel.ErrOffline, detail)
+		}
+	}
+}
+
+// handleStream reads the one frame of an inbound /weft/msg/1 stream and
+// hands it to the kernel, as from the stream's authenticated peer. A
+// stream that does not carry one well-formed frame within the size limit
+// is reset.
+func (n *Node) handleStream(s network.Stream) {
+	id := s.Conn().RemotePeer()
+	node, err := NodeID(id)
+	if err != nil {
+		n.log.Debug("p2p: stream from a peer that is not a node", "peer", id, "err", err)
+		s.Reset()
+		return
+	}
+	ps := n.state(id, node)
+	if ps == nil {
+		s.ResetWithError(resetShuttingDown)
+		return
+	}
+	s.SetReadDeadline(time.Now().Add(n.cfg.WriteTimeout))
+	f, err := wire.ReadFrame(countingReader{s, &ps.stats.bytesIn}, n.maxFrame)
+	if err != nil {
+		ps.stats.errors.Add(1)
+		n.log.Warn("p2p: bad frame from peer", "node", node, "err", err)
+		code := resetBadFrame
+		if errors.Is(err, wire.ErrTooLarge) {
+			code = resetTooLarge
+		}
+		s.ResetWithError(code)
+		return
+	}
+	var extra [1]byte
+	if k, err := s.Read(extra[:]); k != 0 || err != io.EOF {
+		ps.stats.errors.Add(1)
+		n.log.Warn("p2p: bad frame from peer", "node", node, "err", "the stream goes on after its frame")
+		s.ResetWithError(resetBadFrame)
+		return
+	}
+	m, revoked, err := pbconv.FromRemoteFrame(f)
+	if err != nil {
+		ps.stats.errors.Add(1)
+		n.log.Warn("p2p: bad frame from peer", "node", node, "err", err)
+		s.ResetWithError(resetBadFrame)
+		return
+	}
+	ps.stats.messagesIn.Add(1)
+	n.receive(ps, m, revoked)
+	// The frame was taken: the sender learns so when the stream closes.
+	s.Close()
+}
+
+// receive hands the kernel what came from ps.
+func (n *Node) receive(ps *peerState, m *kernel.RemoteMessage, revoked *kernel.SignedCapability) {
+	if revoked != nil {
+		if err := n.k.ReceiveRevocation(ps.node, *revoked); err != nil {
+			ps.stats.errors.Add(1)
+			n.log.Warn("p2p: revocation refused", "node", ps.node, "err", err)
+		}
+		return
+	}
+	if m.Kind == kernel.KindRequest && !ps.limit.allow(time.Now()) {
+		n.rateLimited(ps, m)
+		return
+	}
+	if err := n.k.Receive(ps.node, m); err != nil {
+		if errors.Is(err, kernel.ErrSpoofed) {
+			ps.stats.spoofed.Add(1)
+			n.log.Warn("p2p: dropped a frame claiming another node as its source", "node", ps.node, "source", m.Source.String())
+			return
+		}
+		ps.stats.errors.Add(1)
+		n.log.Debug("p2p: message from peer refused", "node", ps.node, "err", err)
+	}
+}
+
+// rateLimited handles a request over its peer's rate limit: one that
+// expects a response is answered mailbox_full at once (as a full mailbox
+// would be, so its sender learns now rather than at its timeout), one
+// that does not is dropped. Either way it is counted.
+func (n *Node) rateLimited(ps *peerState, m *kernel.RemoteMessage) {
+	ps.stats.rateLimited.Add(1)
+	if m.Source.Node != ps.node {
+		ps.stats.spoofed.Add(1)
+		n.log.Warn("p2p: dropped a frame claiming another node as its source", "node", ps.node, "source", m.Source.String())
+		return
+	}
+	if m.ExpectsResponse == 0 {
+		n.log.Debug("p2p: request over the rate limit dropped", "node", ps.node, "target", m.Target.String())
+		return
+	}
+	answer := &kernel.RemoteMessage{
+		Kind:   kernel.KindError,
+		ID:     m.ID,
+		Source: m.Target,
+		Target: m.Source,
+		Error: &kernel.SendError{
+			Kind:   kernel.ErrMailboxFull,
+			Target: m.Target,
+			Detail: fmt.Sprintf("node %s takes at most %v requests a second from node %s (bursts of %d)", n.node, n.cfg.InboundRate, ps.node, n.cfg.InboundBurst),
+		},
+	}
+	f, err := pbconv.RemoteFrame(answer)
+	if err == nil {
+		err = n.enqueue(ps.id, ps.node, outbound{msg: answer, frame: f})
+	}
+	if err != nil {
+		n.log.Debug("p2p: rate-limit answer not sent", "node", ps.node, "err", err)
+	}
+}
