@@ -183,9 +183,10 @@ func TestMaxFrameBytesDefault(t *testing.T) {
 	if got := wire.MaxFrameBytes(kernel.Limits{}); got != def {
 		t.Errorf("MaxFrameBytes(zero limits) = %d, MaxFrameBytes(defaults) = %d", got, def)
 	}
-	// 1 MiB body, 64 KiB metadata, 16 MiB blob, 65 capabilities of 4 KiB
-	// params and 521 bytes besides, 2 addresses, and a few bytes of
-	// framing.
+	// 1 MiB body, 64 KiB metadata, 16 MiB blob, 65 capabilities (64
+	// attached and the messaging one) of 4 KiB params, an issuer and a
+	// signature each, the source and target, and the tags and lengths:
+	// at most 16 bytes a capability and 200 besides.
 	lower := 1<<20 + 64<<10 + 16<<20 + 65*(4<<10+wire.MaxAddressBytes+ed25519.SignatureSize) + 2*wire.MaxAddressBytes
 	if def < lower || def > lower+65*16+200 {
 		t.Errorf("MaxFrameBytes(defaults) = %d, want a little over %d", def, lower)
