@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -120,7 +121,10 @@ func (mk *MasterKey) open(ad string, c []byte) ([]byte, error) {
 	return mk.openAD([]byte(ad), c)
 }
 
-func (mk *MasterKey) openAD(ad, c []byte) ([]byte, error) {
+func (mk *MasterKey) openAD(ad, c []byte) ([]byte, error) { return mk.openADTo(nil, ad, c) }
+
+// openADTo is openAD appending the plaintext to dst.
+func (mk *MasterKey) openADTo(dst, ad, c []byte) ([]byte, error) {
 	if len(c) < sealOverhead {
 		return nil, errOpen
 	}
@@ -129,7 +133,7 @@ func (mk *MasterKey) openAD(ad, c []byte) ([]byte, error) {
 		panic(err)
 	}
 	n := chacha20poly1305.NonceSizeX
-	p, err := aead.Open(nil, c[:n], c[n:], ad)
+	p, err := aead.Open(dst, c[:n], c[n:], ad)
 	if err != nil {
 		return nil, errOpen
 	}
@@ -148,10 +152,13 @@ const (
 const maxBlob = 64 << 20
 
 var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
+	// One encoder and one decoder per core: EncodeAll and DecodeAll each
+	// take one for the call, so with fewer the sealers of a backup and
+	// the ranges of a restore would wait for each other.
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(zstd.SpeedFastest))
 	// zdec decodes no more than the capacity of the buffer it is given,
 	// the plaintext length the index records.
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBlob),
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(maxBlob),
 		zstd.WithDecoderMaxWindow(maxBlob), zstd.WithDecodeAllCapLimit(true))
 )
 
@@ -191,7 +198,11 @@ func incompressible(p []byte) bool {
 
 // decompress reverses compress; rawLen is the plaintext length the index
 // records, and bounds what is decompressed.
-func decompress(f []byte, rawLen int) ([]byte, error) {
+func decompress(f []byte, rawLen int) ([]byte, error) { return decompressTo(nil, f, rawLen) }
+
+// decompressTo is decompress into dst's storage when its capacity is
+// enough; a raw blob's plaintext is f's, not copied.
+func decompressTo(dst, f []byte, rawLen int) ([]byte, error) {
 	if rawLen < 0 || rawLen > maxBlob {
 		return nil, fmt.Errorf("blob of %d bytes: want 0 to %d", rawLen, maxBlob)
 	}
@@ -206,7 +217,12 @@ func decompress(f []byte, rawLen int) ([]byte, error) {
 		}
 		return p, nil
 	case flagZstd:
-		p, err := zdec.DecodeAll(f[1:], make([]byte, 0, rawLen))
+		if cap(dst) < rawLen {
+			dst = make([]byte, 0, rawLen)
+		}
+		// The decoder stops at the capacity it is given: the length the
+		// index records.
+		p, err := zdec.DecodeAll(f[1:], dst[:0:rawLen])
 		if err != nil {
 			return nil, fmt.Errorf("decompress blob: %w", err)
 		}
@@ -266,11 +282,18 @@ func (mk *MasterKey) sealBlobData(ad, p []byte) []byte {
 // openBlob decrypts, decompresses and checks a sealed blob against the id
 // it is stored under.
 func (mk *MasterKey) openBlob(t BlobType, id ID, rawLen int, c []byte) ([]byte, error) {
-	f, err := mk.openAD(blobAD(t, id), c)
+	return mk.openBlobTo(nil, nil, t, id, rawLen, c)
+}
+
+// openBlobTo is openBlob decrypting into fbuf's storage and decompressing
+// into pbuf's, each used when its capacity is enough; the plaintext it
+// returns may be in either.
+func (mk *MasterKey) openBlobTo(fbuf, pbuf []byte, t BlobType, id ID, rawLen int, c []byte) ([]byte, error) {
+	f, err := mk.openADTo(fbuf[:0], blobAD(t, id), c)
 	if err != nil {
 		return nil, err
 	}
-	p, err := decompress(f, rawLen)
+	p, err := decompressTo(pbuf[:0], f, rawLen)
 	if err != nil {
 		return nil, err
 	}

@@ -283,7 +283,8 @@ func (rs *restorer) restoreRange(ctx context.Context, j rangeJob) error {
 			k++ // the same blob, wanted elsewhere too
 		}
 		c := buf[int64(n.loc.offset)-j.start : int64(n.loc.offset)-j.start+int64(n.loc.length)]
-		plain, err := rs.r.mk.openBlob(DataBlob, n.id, int(n.loc.rawLen), c)
+		fbuf, pbuf := getBuf(len(c)), getBuf(int(n.loc.rawLen))
+		plain, err := rs.r.mk.openBlobTo(fbuf, pbuf, DataBlob, n.id, int(n.loc.rawLen), c)
 		if err != nil {
 			return corrupt(rs.r.b, name, fmt.Errorf("data blob %v: %w", n.id, err))
 		}
@@ -292,8 +293,11 @@ func (rs *restorer) restoreRange(ctx context.Context, j rangeJob) error {
 				return err
 			}
 		}
+		putBuf(fbuf)
+		putBuf(pbuf)
 		i = k
 	}
+	putBuf(buf)
 	return nil
 }
 

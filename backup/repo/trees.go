@@ -41,15 +41,24 @@ func (r *Repo) readPackRange(ctx context.Context, pack ID, start, end int64) ([]
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	buf, err := io.ReadAll(io.LimitReader(rc, end-start+1))
-	rc.Close()
-	if err != nil {
+	defer rc.Close()
+	// Read into a buffer of the range's size (from getBuf: the caller
+	// may give it back), then make sure nothing follows.
+	buf := getBuf(int(end - start))[:end-start]
+	n, err := io.ReadFull(rc, buf)
+	if err == nil {
+		var one [1]byte
+		var m int
+		m, err = io.ReadFull(rc, one[:])
+		n += m
+		if err == io.EOF {
+			return buf, nil
+		}
+	}
+	if err != nil && err != io.ErrUnexpectedEOF {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	if int64(len(buf)) != end-start {
-		return nil, corrupt(r.b, name, fmt.Errorf("range %d-%d holds %d bytes", start, end, len(buf)))
-	}
-	return buf, nil
+	return nil, corrupt(r.b, name, fmt.Errorf("range %d-%d holds %d bytes", start, end, n))
 }
 
 // loadTrees reads and checks the trees ids (an id may come more than
