@@ -512,6 +512,12 @@ func TestInboundRateLimit(t *testing.T) {
 	if got := b.Stats()[a.NodeID()].RateLimited; got != 1 {
 		t.Fatalf("rate-limited requests counted: %d, want 1", got)
 	}
+	// Another node is served meanwhile.
+	c := startNode(t)
+	if _, err := c.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	mustEcho(t, c, b.echoAt(), "me too")
 	// b's own requests to a still get their answers.
 	mustEcho(t, b, a.echoAt(), "b asks")
 }
@@ -565,5 +571,111 @@ func TestBadDataFilesRefused(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, file)
 			}
 		}
+	}
+}
+
+// A capability issued on a and attached to a message to b is dropped on b
+// when a revokes it.
+func TestRevocationAcrossNodes(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	c := kernel.Capability{Issuer: a.echoAt(), Params: kernel.MessagingParams}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.k.Send(ctx, &kernel.Request{Target: b.echoAt(), ExpectsResponse: 10 * time.Second, Body: []byte("take this"), Capabilities: []kernel.Capability{c}}); err != nil {
+		t.Fatal(err)
+	}
+	holds := func() bool {
+		caps, err := b.k.CapabilitiesOf(echoID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sc := range caps {
+			if sc.Capability == c {
+				return true
+			}
+		}
+		return false
+	}
+	if !holds() {
+		t.Fatal("b's echo does not hold the capability attached to the request")
+	}
+	if err := a.k.Revoke(c); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "b to drop the revoked capability", func() bool { return !holds() })
+	if st := b.Stats()[a.NodeID()]; st.Errors != 0 || st.Spoofed != 0 {
+		t.Fatalf("b's counters for a: %+v, want no errors", st)
+	}
+}
+
+// A revocation of a capability another node issued is refused and
+// counted as spoofed.
+func TestSpoofedRevocation(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	h := rawHost(t)
+	mallory, _ := NodeID(h.ID())
+	sc, err := a.k.Sign(kernel.Capability{Issuer: a.echoAt(), Params: kernel.MessagingParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := pbconv.RevocationFrame(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	if err := wire.WriteFrame(&buf, f, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeRaw(t, h, b, []byte(buf.String())); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats()[mallory]; st.Spoofed != 1 {
+		t.Fatalf("b's counters for the peer: %+v, want 1 spoofed", st)
+	}
+}
+
+// A node that goes away makes requests to it fail offline; when it comes
+// back at its address, requests to it work again.
+func TestNodeComesBack(t *testing.T) {
+	a := startNode(t, func(c *Config) { c.DialTimeout = 2 * time.Second })
+	b := startNode(t)
+	addr := b.addr(t, "/tcp/")
+	if _, err := a.Connect(context.Background(), addr); err != nil {
+		t.Fatal(err)
+	}
+	mustEcho(t, a, b.echoAt(), "before")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a to see b gone", func() bool { return len(a.Peers()) == 0 })
+	_, err := a.call(b.echoAt(), "while away", time.Minute)
+	if kind := sendErrKind(t, err); kind != kernel.ErrOffline {
+		t.Fatalf("request to a node that went away: %v, want offline", err)
+	}
+	listen := strings.TrimSuffix(addr, "/p2p/"+b.NodeID())
+	b2 := restartNode(t, b.key, b.dir, func(c *Config) { c.Listen = []string{listen} })
+	mustEcho(t, a, b2.echoAt(), "after")
+}
+
+// Closing a node fails what is still queued offline.
+func TestCloseFailsQueued(t *testing.T) {
+	a := startNode(t, func(c *Config) { c.DialTimeout = time.Minute })
+	target := unreachable(t, a)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.call(target, "never", time.Minute)
+		errc <- err
+	}()
+	id, _ := PeerID(target.Node)
+	waitUntil(t, "the request to be dialling", func() bool { return a.peerIfKnown(id) != nil })
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := <-errc
+	if kind := sendErrKind(t, err); kind != kernel.ErrOffline {
+		t.Fatalf("request queued when the node closed: %v, want offline", err)
 	}
 }

@@ -370,7 +370,11 @@ func (n *Node) handleStream(s network.Stream) {
 func (n *Node) receive(ps *peerState, m *kernel.RemoteMessage, revoked *kernel.SignedCapability) {
 	if revoked != nil {
 		if err := n.k.ReceiveRevocation(ps.node, *revoked); err != nil {
-			ps.stats.errors.Add(1)
+			if errors.Is(err, kernel.ErrSpoofed) {
+				ps.stats.spoofed.Add(1)
+			} else {
+				ps.stats.errors.Add(1)
+			}
 			n.log.Warn("p2p: revocation refused", "node", ps.node, "err", err)
 		}
 		return
