@@ -93,6 +93,11 @@ var (
 // requester's node instead of going into a mailbox.
 var remoteProcess = ProcessId{Name: "remote", Package: KernelProcess.Package, Publisher: KernelProcess.Publisher}
 
+// inboundPerNode bounds, in multiples of max_pending_requests, the requests
+// from one node that await their answers here: past it, the node's
+// requests are refused with mailbox_full until some are answered.
+const inboundPerNode = 16
+
 // Bounds of what the kernel remembers of where the capabilities issued
 // here went, for telling those nodes of a revocation: past them, the
 // oldest entries (in no particular order) are forgotten and those nodes
@@ -112,6 +117,7 @@ type remoteState struct {
 	// answer goes.
 	proc    *proc
 	inbound map[uint64]inboundReq
+	perNode map[string]int // entries of inbound by requester's node
 
 	// Request ids on the wire are the local id plus salt, a random
 	// number drawn when the kernel starts: local ids start again at 1
@@ -174,6 +180,7 @@ func (k *Kernel) initRemote(cfg Config) error {
 	}
 	r.salt = binary.LittleEndian.Uint64(b[:])
 	r.inbound = make(map[uint64]inboundReq)
+	r.perNode = make(map[string]int)
 	r.out = make(map[outKey]outEntry)
 	r.byReq = make(map[*Message]outKey)
 	r.revoked = make(map[string]struct{})
@@ -564,9 +571,15 @@ func (k *Kernel) receiveRequest(from string, m *RemoteMessage) error {
 	if m.ExpectsResponse > 0 {
 		lm.rsvp = rp
 		rp.mu.Lock()
+		if n := k.rm.perNode[from]; n >= inboundPerNode*k.lim.MaxPendingRequests {
+			rp.mu.Unlock()
+			k.collect(attach)
+			return k.refuse(m, k.sendErr(ErrMailboxFull, target, nil, fmt.Sprintf("node %s has %d requests awaiting answers here (%d × max_pending_requests)", from, n, inboundPerNode)))
+		}
 		lm.deadline = k.now() + int64(m.ExpectsResponse)
 		rp.pending[lm.ID] = lm
 		k.rm.inbound[lm.ID] = inboundReq{node: from, wireID: m.ID, requester: src, target: t.addr}
+		k.rm.perNode[from]++
 		rp.addTimeout(lm)
 		rp.mu.Unlock()
 	}
@@ -579,7 +592,7 @@ func (k *Kernel) receiveRequest(from string, m *RemoteMessage) error {
 			rp.mu.Lock()
 			if rp.pending[lm.ID] == lm {
 				delete(rp.pending, lm.ID)
-				delete(k.rm.inbound, lm.ID)
+				k.takeInboundLocked(lm.ID)
 				rp.removeTimeout(lm)
 			}
 			rp.mu.Unlock()
@@ -691,18 +704,30 @@ func (k *Kernel) answerRemote(id uint64, ans *Message, attach []*capRecord) bool
 	rp := k.rm.proc
 	rp.mu.Lock()
 	req := rp.pending[id]
-	in, ok := k.rm.inbound[id]
-	if req == nil || !ok {
+	if req == nil {
 		rp.mu.Unlock()
 		k.stats.late.Add(1)
 		return false
 	}
+	in, _ := k.takeInboundLocked(id)
 	delete(rp.pending, id)
-	delete(k.rm.inbound, id)
 	rp.removeTimeout(req)
 	rp.mu.Unlock()
 	k.forwardAnswer(in, ans, attach)
 	return true
+}
+
+// takeInboundLocked removes and returns where the answer to the request
+// from another node pending here as id goes. k.rm.proc.mu is held.
+func (k *Kernel) takeInboundLocked(id uint64) (inboundReq, bool) {
+	in, ok := k.rm.inbound[id]
+	if ok {
+		delete(k.rm.inbound, id)
+		if k.rm.perNode[in.node]--; k.rm.perNode[in.node] <= 0 {
+			delete(k.rm.perNode, in.node)
+		}
+	}
+	return in, ok
 }
 
 // forwardAnswer sends ans, the answer to the request in, to the
@@ -800,14 +825,20 @@ func (k *Kernel) receiveAnswer(from string, m *RemoteMessage) error {
 		Blob:         m.Blob,
 	}
 	k.answer(rsvp, ans, recs)
-	if len(recs) > 0 && rsvp != k.rm.proc {
-		k.capMu.Lock()
-		for _, r := range recs {
-			k.collectLocked(r) // held by the requester now, unless it had stopped waiting
-		}
-		k.capMu.Unlock()
-	}
 	return nil
+}
+
+// collect forgets those of recs that nobody holds or pins: records
+// admitted for a message that was then refused or passed on.
+func (k *Kernel) collect(recs []*capRecord) {
+	if len(recs) == 0 {
+		return
+	}
+	k.capMu.Lock()
+	for _, r := range recs {
+		k.collectLocked(r)
+	}
+	k.capMu.Unlock()
 }
 
 // Undelivered tells the kernel the transport could not deliver m (the node

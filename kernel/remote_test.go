@@ -708,6 +708,32 @@ func TestRemoteMailboxFull(t *testing.T) {
 	}
 }
 
+// TestRemoteInboundBound: requests from one node awaiting their answers
+// on another are bounded there (inboundPerNode × max_pending_requests);
+// past it they are refused mailbox_full, and answering one makes room.
+func TestRemoteInboundBound(t *testing.T) {
+	n := newMemNet(t)
+	n.node(t, "node-a")
+	b := n.node(t, "node-b", withLimits(Limits{MaxPendingRequests: 1}))
+	_, in := b.e.inbox("slow:app:test", true, networked)
+	req := func(id uint64) error {
+		return b.k.Receive("node-a", &RemoteMessage{Kind: KindRequest, ID: id, Source: Address{Node: "node-a", Process: pid("c:app:test")}, Target: b.addr("slow:app:test"), ExpectsResponse: time.Minute})
+	}
+	for i := range inboundPerNode {
+		if err := req(uint64(i)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		in.next(t)
+	}
+	wantKind(t, req(100), ErrMailboxFull)
+	if err := in.handle(t).Respond(&Response{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := req(101); err != nil {
+		t.Fatalf("after an answer: %v", err)
+	}
+}
+
 // TestRemoteLimitsOnReceivingSide: the receiving node's limits apply to
 // what arrives, whatever the sender's are.
 func TestRemoteLimitsOnReceivingSide(t *testing.T) {

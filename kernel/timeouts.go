@@ -72,8 +72,7 @@ func (p *proc) fireTimeouts() {
 		e := k.sendErr(ErrTimeout, *req.dst, req, "no response within "+req.ExpectsResponse.String())
 		ans := &Message{ID: req.ID, Kind: KindError, src: &p.addr, dst: req.dst, Error: e}
 		if p == k.rm.proc {
-			if in, ok := k.rm.inbound[req.ID]; ok {
-				delete(k.rm.inbound, req.ID)
+			if in, ok := k.takeInboundLocked(req.ID); ok {
 				forward = append(forward, fwd{in, ans})
 			}
 			continue
