@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -311,7 +312,17 @@ func TestOnExitRequests(t *testing.T) {
 func TestOnExitNoneAndRestartAPI(t *testing.T) {
 	e := newEnv(t)
 	runs := make(chan struct{}, 4)
-	id := e.start("once:p:test", false, func(h *Handle) error { runs <- struct{}{}; return nil })
+	var n atomic.Int32
+	id := e.start("once:p:test", false, func(h *Handle) error {
+		runs <- struct{}{}
+		if n.Add(1) > 1 {
+			// Later runs take the request sent right after Restart
+			// before they return, so that it cannot find them exited.
+			_, err := h.Await()
+			return err
+		}
+		return nil
+	})
 	<-runs
 	e.waitState(id, StateExited)
 	if err := e.k.Restart(context.Background(), id); err != nil {
