@@ -362,7 +362,8 @@ func (h *Handle) Grant(c Capability, to ProcessId) error {
 }
 
 // Revoke takes every copy of a capability this process issues away from
-// every holder.
+// every holder, and marks it revoked so that copies on other nodes are
+// refused here and those nodes are told (Kernel.Revoke).
 func (h *Handle) Revoke(c Capability) error {
 	if err := h.check(); err != nil {
 		return err

@@ -531,7 +531,7 @@ type Stats struct {
 	Routed        uint64               // requests and responses delivered
 	SendErrors    map[ErrorKind]uint64 // failed sends, by kind
 	Restarts      uint64               // on_exit restarts
-	LateResponses uint64               // responses that arrived after the requester stopped waiting
+	LateResponses uint64               // answers that came after the requester stopped waiting, or from another node matching no request
 	Processes     int
 }
 

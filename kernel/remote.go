@@ -18,9 +18,10 @@ import (
 // is; the receiving kernel checks everything again (Kernel.Receive).
 type RemoteMessage struct {
 	Kind Kind
-	// ID is the request's id on the requester's node; an answer carries
-	// the id of the request it answers. An answer is matched by the node
-	// it came from and this id.
+	// ID is the request's id, chosen by the requester's node (its local
+	// id plus a salt drawn at start, see remoteState.salt); an answer
+	// carries the id of the request it answers. An answer is matched by
+	// the node it came from and this id.
 	ID     uint64
 	Source Address
 	Target Address

@@ -12,7 +12,9 @@ import (
 // to whom, what kind it was and how large, but not its contents unless
 // the tap asked for a prefix of the body. Taps see requests as they enter
 // a mailbox and responses and errors as they reach the process that waits
-// for them.
+// for them; a request to another node as it is handed to the transport
+// (Target is then on that node), and an answer to a request from another
+// node as it is handed back (Target is the remote requester).
 type Envelope struct {
 	Time   time.Time
 	ID     uint64
