@@ -125,6 +125,21 @@ func TestRemoteCallAndOperator(t *testing.T) {
 	if got := a.k.OutstandingRemote(); got != 0 {
 		t.Fatalf("%d requests indexed after the Call gave up", got)
 	}
+	// The operator's wait, given up, leaves nothing indexed either.
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		_, err := a.k.Send(ctx, &Request{Target: b.addr("slow:app:test"), ExpectsResponse: time.Minute})
+		done <- err
+	}()
+	slow.next(t)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled operator send: %v", err)
+	}
+	if got := a.k.OutstandingRemote(); got != 0 {
+		t.Fatalf("%d requests indexed after the operator gave up", got)
+	}
+
 	late := a.k.Stats().LateResponses
 	before := a.count()
 	if err := slow.handle(t).Respond(&Response{Body: []byte("late")}); err != nil {
