@@ -35,9 +35,12 @@
 // logged here.
 //
 // Send returns at once. A message waits in its node's queue (at most
-// QueueLength; past it Send fails offline) for the node's one worker,
-// which dials the node if it is not connected and opens the message's
-// stream. A node that cannot be reached within DialTimeout (default 10 s)
+// QueueLength; past it Send fails offline) for one of the node's senders
+// (at most four at once), which dials the node if it is not connected and
+// opens the message's stream. Several senders, because a stream open and
+// a write cost tens of microseconds each, and because a large message
+// writing slowly under flow control must not hold up the small ones behind
+// it. A node that cannot be reached within DialTimeout (default 10 s)
 // fails the message, and everything queued behind it, offline through
 // kernel.Undelivered. A frame over wire.MaxFrameBytes of this node's
 // limits fails too_large at once; one over the receiver's smaller limits

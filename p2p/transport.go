@@ -19,7 +19,7 @@ import (
 )
 
 // peerState is what the Node keeps for one peer: its outbound queue and
-// the worker draining it, its inbound rate limit and its counters. It
+// the senders draining it, its inbound rate limit and its counters. It
 // exists while the peer is connected or has messages queued.
 type peerState struct {
 	id    peer.ID
@@ -29,9 +29,13 @@ type peerState struct {
 
 	mu      sync.Mutex
 	queue   []outbound
-	working bool // a worker drains queue
+	workers int  // goroutines draining queue, at most sendersPerPeer
 	gone    bool // dropped from Node.peers: enqueue finds the new one
 }
+
+// sendersPerPeer bounds the goroutines writing to one peer at once (see
+// the package doc).
+const sendersPerPeer = 4
 
 // outbound is one frame waiting to be sent: a message, or a revocation
 // (msg nil).
@@ -60,8 +64,8 @@ func maxFrameBytes(l kernel.Limits) int { return wire.MaxFrameBytes(l) }
 // It refuses, with a *kernel.SendError, a message whose frame would be
 // over the frame limit (too_large), one to a node with no known address
 // that is not connected, and one over the node's queue bound (offline).
-// A worker per node dials it (within DialTimeout) and writes each message
-// on a stream of its own; what it cannot deliver it hands back to
+// The node's senders dial it (within DialTimeout) and write each message
+// on a stream of its own; what they cannot deliver they hand back to
 // kernel.Undelivered as offline.
 func (n *Node) Send(m *kernel.RemoteMessage) error {
 	id, err := PeerID(m.Target.Node)
@@ -156,14 +160,14 @@ func (n *Node) forgetIdle(id peer.ID) {
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if !ps.working && len(ps.queue) == 0 {
+	if ps.workers == 0 && len(ps.queue) == 0 {
 		ps.gone = true
 		delete(n.peers, id)
 	}
 }
 
-// enqueue adds item to node id's queue and starts its worker if none
-// runs.
+// enqueue adds item to node id's queue and starts a sender for it unless
+// sendersPerPeer run or as many as there are queued messages.
 func (n *Node) enqueue(id peer.ID, node string, item outbound) error {
 	for {
 		ps := n.state(id, node)
@@ -180,8 +184,10 @@ func (n *Node) enqueue(id peer.ID, node string, item outbound) error {
 			return fmt.Errorf("%d messages already wait to be sent to node %s (queue_length)", queued, node)
 		}
 		ps.queue = append(ps.queue, item)
-		start := !ps.working
-		ps.working = true
+		start := ps.workers < sendersPerPeer && ps.workers < len(ps.queue)
+		if start {
+			ps.workers++
+		}
 		ps.mu.Unlock()
 		if start {
 			n.goRun(func() { n.work(ps) })
@@ -195,7 +201,7 @@ func (n *Node) work(ps *peerState) {
 	for {
 		ps.mu.Lock()
 		if len(ps.queue) == 0 || n.ctx.Err() != nil {
-			ps.working = false
+			ps.workers--
 			ps.mu.Unlock()
 			return
 		}
