@@ -18,19 +18,7 @@ func BenchmarkKernelRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer k.Close(context.Background())
-	if err := k.Start(Spec{ID: pid("echo:bench:test"), Process: ProcessFunc(func(ctx context.Context, h *Handle) error {
-		resp := &Response{}
-		for {
-			m, err := h.Await()
-			if err != nil {
-				return nil
-			}
-			resp.Body = m.Body
-			if err := h.Respond(resp); err != nil {
-				return err
-			}
-		}
-	})}); err != nil {
+	if err := k.Start(Spec{ID: pid("echo:bench:test"), Process: benchEcho}); err != nil {
 		b.Fatal(err)
 	}
 	target := addr("our@echo:bench:test")
@@ -39,30 +27,50 @@ func BenchmarkKernelRoundTrip(b *testing.B) {
 	err = k.Start(Spec{
 		ID:           pid("client:bench:test"),
 		Capabilities: []Capability{{Issuer: target, Params: MessagingParams}},
-		Process: ProcessFunc(func(ctx context.Context, h *Handle) error {
-			defer close(done)
-			req := &Request{Target: target, Body: body, ExpectsResponse: time.Minute}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, err := h.Send(req); err != nil {
-					b.Error(err)
-					return err
-				}
-				m, err := h.Await()
-				if err != nil || m.Kind != KindResponse {
-					b.Errorf("await: %v %v", m, err)
-					return err
-				}
-			}
-			b.StopTimer()
-			return nil
-		}),
+		Process:      benchClient(b, &Request{Target: target, Body: body, ExpectsResponse: time.Minute}, done),
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	<-done
+}
+
+// benchEcho answers every request with its body.
+var benchEcho = ProcessFunc(func(ctx context.Context, h *Handle) error {
+	resp := &Response{}
+	for {
+		m, err := h.Await()
+		if err != nil {
+			return nil
+		}
+		resp.Body = m.Body
+		if err := h.Respond(resp); err != nil {
+			return err
+		}
+	}
+})
+
+// benchClient sends r and awaits its response b.N times, timed, and
+// closes done when it is through.
+func benchClient(b *testing.B, r *Request, done chan struct{}) Process {
+	return ProcessFunc(func(ctx context.Context, h *Handle) error {
+		defer close(done)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := h.Send(r); err != nil {
+				b.Error(err)
+				return err
+			}
+			m, err := h.Await()
+			if err != nil || m.Kind != KindResponse {
+				b.Errorf("await: %v %v", m, err)
+				return err
+			}
+		}
+		b.StopTimer()
+		return nil
+	})
 }
 
 // BenchmarkChannelPingPong is the floor to compare with: two goroutines

@@ -54,19 +54,7 @@ func BenchmarkRemoteRoundTrip(b *testing.B) {
 	ka.SetTransport(&directTransport{from: "node-a", nodes: nodes})
 	kb.SetTransport(&directTransport{from: "node-b", nodes: nodes})
 
-	if err := kb.Start(Spec{ID: pid("echo:bench:test"), Public: true, Capabilities: []Capability{netCap}, Process: ProcessFunc(func(ctx context.Context, h *Handle) error {
-		resp := &Response{}
-		for {
-			m, err := h.Await()
-			if err != nil {
-				return nil
-			}
-			resp.Body = m.Body
-			if err := h.Respond(resp); err != nil {
-				return err
-			}
-		}
-	})}); err != nil {
+	if err := kb.Start(Spec{ID: pid("echo:bench:test"), Public: true, Capabilities: []Capability{netCap}, Process: benchEcho}); err != nil {
 		b.Fatal(err)
 	}
 	target := Address{Node: "node-b", Process: pid("echo:bench:test")}
@@ -75,25 +63,7 @@ func BenchmarkRemoteRoundTrip(b *testing.B) {
 	err = ka.Start(Spec{
 		ID:           pid("client:bench:test"),
 		Capabilities: []Capability{netCap},
-		Process: ProcessFunc(func(ctx context.Context, h *Handle) error {
-			defer close(done)
-			req := &Request{Target: target, Body: body, ExpectsResponse: time.Minute}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, err := h.Send(req); err != nil {
-					b.Error(err)
-					return err
-				}
-				m, err := h.Await()
-				if err != nil || m.Kind != KindResponse {
-					b.Errorf("await: %v %v", m, err)
-					return err
-				}
-			}
-			b.StopTimer()
-			return nil
-		}),
+		Process:      benchClient(b, &Request{Target: target, Body: body, ExpectsResponse: time.Minute}, done),
 	})
 	if err != nil {
 		b.Fatal(err)

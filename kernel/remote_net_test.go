@@ -244,6 +244,29 @@ func (d *driven) call(t *testing.T, r *Request) (*Message, error) {
 	return m, err
 }
 
+// callAsync makes a Call from h on a goroutine of its own; its error comes
+// on the channel returned (answered).
+func callAsync(h *Handle, ctx context.Context, r *Request) chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Call(ctx, r)
+		done <- err
+	}()
+	return done
+}
+
+// answered waits for the error of a callAsync.
+func answered(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer within 10 s")
+		return nil
+	}
+}
+
 // ctxTimeout is a context for a test step that must not hang.
 func ctxTimeout(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

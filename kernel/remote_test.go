@@ -112,14 +112,10 @@ func TestRemoteCallAndOperator(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.Call(ctx, &Request{Target: b.addr("slow:app:test"), ExpectsResponse: time.Minute})
-		done <- err
-	}()
+	done := callAsync(h, ctx, &Request{Target: b.addr("slow:app:test"), ExpectsResponse: time.Minute})
 	slow.next(t)
 	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
+	if err := answered(t, done); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled Call: %v", err)
 	}
 	if got := a.k.OutstandingRemote(); got != 0 {
@@ -127,13 +123,14 @@ func TestRemoteCallAndOperator(t *testing.T) {
 	}
 	// The operator's wait, given up, leaves nothing indexed either.
 	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan error, 1)
 	go func() {
 		_, err := a.k.Send(ctx, &Request{Target: b.addr("slow:app:test"), ExpectsResponse: time.Minute})
 		done <- err
 	}()
 	slow.next(t)
 	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
+	if err := answered(t, done); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled operator send: %v", err)
 	}
 	if got := a.k.OutstandingRemote(); got != 0 {
@@ -191,20 +188,11 @@ func TestRemoteTimeoutOnTargetSide(t *testing.T) {
 	_, silent := b.e.inbox("silent:app:test", true, networked)
 	_, client := a.e.inbox("client:app:test", false, networked)
 
-	done := make(chan error, 1)
-	go func() {
-		_, err := client.handle(t).Call(context.Background(), &Request{Target: b.addr("silent:app:test"), ExpectsResponse: time.Minute})
-		done <- err
-	}()
+	done := callAsync(client.handle(t), context.Background(), &Request{Target: b.addr("silent:app:test"), ExpectsResponse: time.Minute})
 	silent.next(t)
 	fc.WaitTimer(t, time.Minute)
 	fc.Advance(time.Minute)
-	select {
-	case err := <-done:
-		wantKind(t, err, ErrTimeout)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no answer from the target's node within 10 s")
-	}
+	wantKind(t, answered(t, done), ErrTimeout)
 	// The target's answer after its node timed the request out is late
 	// there, and nothing more goes to A.
 	sent := a.count()
@@ -227,23 +215,13 @@ func TestRemoteKilled(t *testing.T) {
 	b := n.node(t, "node-b")
 	victim, in := b.e.inbox("victim:app:test", true, networked)
 	_, client := a.e.inbox("client:app:test", false, networked)
-	done := make(chan error, 1)
-	go func() {
-		_, err := client.handle(t).Call(context.Background(), &Request{Target: b.addr("victim:app:test"), ExpectsResponse: time.Minute})
-		done <- err
-	}()
+	done := callAsync(client.handle(t), context.Background(), &Request{Target: b.addr("victim:app:test"), ExpectsResponse: time.Minute})
 	in.next(t)
 	if err := b.k.Kill(ctxTimeout(t), victim); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		se := wantKind(t, err, ErrKilled)
-		if se.Target != b.addr("victim:app:test") {
-			t.Errorf("killed error names %s", se.Target)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no killed error within 10 s")
+	if se := wantKind(t, answered(t, done), ErrKilled); se.Target != b.addr("victim:app:test") {
+		t.Errorf("killed error names %s", se.Target)
 	}
 }
 
@@ -531,11 +509,7 @@ func TestRemoteForgedResponseCapability(t *testing.T) {
 		mu.Unlock()
 		return true, nil
 	})
-	done := make(chan error, 1)
-	go func() {
-		_, err := client.handle(t).Call(context.Background(), &Request{Target: b.addr("silent:app:test"), ExpectsResponse: time.Minute})
-		done <- err
-	}()
+	done := callAsync(client.handle(t), context.Background(), &Request{Target: b.addr("silent:app:test"), ExpectsResponse: time.Minute})
 	silent.next(t)
 	mu.Lock()
 	id := wire
@@ -545,7 +519,7 @@ func TestRemoteForgedResponseCapability(t *testing.T) {
 	if err := a.k.Receive("node-b", &RemoteMessage{Kind: KindResponse, ID: id, Source: b.addr("silent:app:test"), Target: a.addr("client:app:test"), Capabilities: []SignedCapability{forged}}); err == nil {
 		t.Error("Receive of a response with a forged capability: no error")
 	}
-	wantKind(t, <-done, ErrNoCapability)
+	wantKind(t, answered(t, done), ErrNoCapability)
 	if client.handle(t).Has(c) {
 		t.Error("the forged capability was granted")
 	}

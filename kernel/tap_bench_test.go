@@ -61,19 +61,7 @@ func benchKernel(b *testing.B, lim Limits) *Kernel {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { k.Close(context.Background()) })
-	err = k.Start(Spec{ID: pid("echo:bench:test"), Public: true, Process: ProcessFunc(func(ctx context.Context, h *Handle) error {
-		resp := &Response{}
-		for {
-			m, err := h.Await()
-			if err != nil {
-				return nil
-			}
-			resp.Body = m.Body
-			if err := h.Respond(resp); err != nil {
-				return err
-			}
-		}
-	})})
+	err = k.Start(Spec{ID: pid("echo:bench:test"), Public: true, Process: benchEcho})
 	if err != nil {
 		b.Fatal(err)
 	}
