@@ -768,7 +768,12 @@ func (k *Kernel) receiveAnswer(from string, m *RemoteMessage) error {
 		return nil
 	}
 	req, rsvp := e.req, e.rsvp
-	target := *req.dst
+	// The process that answered: the target, or the end of a chain the
+	// target handed the request on to.
+	target := m.Source
+	if target.Validate() != nil {
+		target = *req.dst
+	}
 	fail := func(kind ErrorKind, detail string) error {
 		se := k.sendErr(kind, target, req, detail)
 		k.answer(rsvp, &Message{ID: req.ID, Kind: KindError, src: &rsvp.addr, dst: &se.Target, Error: se}, nil)
@@ -810,10 +815,7 @@ func (k *Kernel) receiveAnswer(from string, m *RemoteMessage) error {
 		}
 		k.capMu.Unlock()
 	}
-	src := m.Source
-	if src.Validate() != nil {
-		src = target
-	}
+	src := target
 	ans := &Message{
 		ID:           req.ID,
 		Kind:         KindResponse,
@@ -855,7 +857,7 @@ func (k *Kernel) Undelivered(m *RemoteMessage, kind ErrorKind, detail string) {
 	}
 	if m.Kind == KindRequest && m.ExpectsResponse > 0 {
 		if e, ok := k.takeOutstanding(m.Target.Node, m.ID); ok {
-			k.fail(e.rsvp, e.req.ID, k.sendErr(kind, *e.req.dst, e.req, detail))
+			k.fail(e.rsvp, e.req.ID, k.sendErr(kind, m.Target, e.req, detail))
 		}
 		return
 	}

@@ -594,6 +594,50 @@ func TestRemoteInheritChainError(t *testing.T) {
 	}
 }
 
+// TestRemoteInheritChainUndelivered: when the onward hop of a chain is
+// reported undelivered, the original requester gets that error, naming
+// the hop's target.
+func TestRemoteInheritChainUndelivered(t *testing.T) {
+	n := newMemNet(t)
+	a := n.node(t, "node-a")
+	b := n.node(t, "node-b")
+	c := n.node(t, "node-c")
+	c.e.start("echo:app:test", true, echo, networked)
+	b.e.start("mid:app:test", true, func(h *Handle) error {
+		for {
+			if _, err := h.Await(); err != nil {
+				return nil
+			}
+			if _, err := h.Send(&Request{Target: c.addr("echo:app:test"), Inherit: true}); err != nil {
+				return err
+			}
+		}
+	}, networked)
+	held := make(chan *RemoteMessage, 1)
+	b.setIntercept(func(m *RemoteMessage) (bool, error) {
+		if m.Target.Node == "node-c" {
+			held <- m
+			return false, nil
+		}
+		return true, nil
+	})
+	_, client := a.e.inbox("client:app:test", false, networked)
+	done := callAsync(client.handle(t), context.Background(), &Request{Target: b.addr("mid:app:test"), ExpectsResponse: time.Minute})
+	var m *RemoteMessage
+	select {
+	case m = <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("B sent nothing to C within 10 s")
+	}
+	if m.ExpectsResponse <= 0 || m.ExpectsResponse > time.Minute {
+		t.Errorf("the onward hop carries timeout %v, want what is left of A's minute", m.ExpectsResponse)
+	}
+	b.k.Undelivered(m, ErrOffline, "node-c was not reached")
+	if se := wantKind(t, answered(t, done), ErrOffline); se.Target != c.addr("echo:app:test") {
+		t.Errorf("error names %s, want %s", se.Target, c.addr("echo:app:test"))
+	}
+}
+
 // TestRemoteLocalChainThroughRemoteRequest: a request from another node
 // handed on locally with inherit is answered by the local end of the
 // chain.
