@@ -1076,3 +1076,52 @@ func TestAliasDefaultNodeIDCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteHammer: many concurrent calls across nodes, some given up by
+// their context at once, leave nothing pending or indexed on either side
+// once every answer has come back (answered or counted late).
+func TestRemoteHammer(t *testing.T) {
+	n := newMemNet(t)
+	a := n.node(t, "node-a")
+	b := n.node(t, "node-b")
+	b.e.start("echo:app:test", true, echo, networked)
+	const clients, calls = 8, 100
+	var wg sync.WaitGroup
+	for i := range clients {
+		_, in := a.e.inbox(fmt.Sprintf("client-%d:app:test", i), false, networked)
+		h := in.handle(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range calls {
+				ctx, cancel := context.WithCancel(context.Background())
+				if j%3 == 0 {
+					cancel()
+				}
+				m, err := h.Call(ctx, &Request{Target: b.addr("echo:app:test"), Body: []byte{byte(j)}, ExpectsResponse: time.Minute})
+				cancel()
+				switch {
+				case err == nil && (len(m.Body) != 1 || m.Body[0] != byte(j)):
+					t.Errorf("call %d got %v", j, m.Body)
+				case err != nil && !errors.Is(err, context.Canceled):
+					t.Errorf("call %d: %v", j, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Every request reached B (a cancelled Call has sent its request
+	// already) and every one is answered back.
+	a.waitReceived(t, clients*calls)
+	if got := a.k.OutstandingRemote(); got != 0 {
+		t.Errorf("%d requests still indexed on A", got)
+	}
+	if got := b.k.rm.proc.info().Pending; got != 0 {
+		t.Errorf("%d requests from A still pending on B", got)
+	}
+	for i := range clients {
+		if in, _ := a.k.Process(pid(fmt.Sprintf("client-%d:app:test", i))); in.Pending != 0 {
+			t.Errorf("client %d has %d pending", i, in.Pending)
+		}
+	}
+}
