@@ -49,6 +49,7 @@ var codes = []struct {
 	{kernel.ErrNotHeld, connect.CodeFailedPrecondition},
 	{kernel.ErrNotPermitted, connect.CodePermissionDenied},
 	{kernel.ErrForged, connect.CodePermissionDenied},
+	{kernel.ErrRevoked, connect.CodePermissionDenied},
 	{kernel.ErrLimit, connect.CodeResourceExhausted},
 	{kernel.ErrClosed, connect.CodeUnavailable},
 	{kernel.ErrStopped, connect.CodeUnavailable},

@@ -42,6 +42,7 @@ func TestErrorCodes(t *testing.T) {
 		{wrap(kernel.ErrNotHeld), connect.CodeFailedPrecondition, "not held"},
 		{wrap(kernel.ErrNotPermitted), connect.CodePermissionDenied, "not permitted"},
 		{wrap(kernel.ErrForged), connect.CodePermissionDenied, "does not verify"},
+		{wrap(kernel.ErrRevoked), connect.CodePermissionDenied, "revoked"},
 		{wrap(kernel.ErrLimit), connect.CodeResourceExhausted, "limit"},
 		{kernel.ErrClosed, connect.CodeUnavailable, "closed"},
 		{fmt.Errorf("driver %q: %w", "x", plugins.ErrUnknown), connect.CodeNotFound, `driver "x": no such driver`},
