@@ -406,10 +406,10 @@ func (k *Kernel) sendRemote(p *proc, gen uint64, r *Request, target Address, syn
 }
 
 // transportErr turns an error of Transport.Send into the *SendError a
-// sender gets, counted.
+// sender gets, counted: the transport's own, or offline.
 func (k *Kernel) transportErr(err error, target Address) error {
 	var se *SendError
-	if errors.As(err, &se) {
+	if errors.As(err, &se) && se.Kind.valid() {
 		k.stats.errors[se.Kind].Add(1)
 		if se.Target == (Address{}) {
 			c := *se
@@ -662,7 +662,7 @@ func (k *Kernel) sendAnswer(rm *RemoteMessage) {
 	if err := tr.Send(rm); err != nil {
 		kind := ErrOffline
 		var se *SendError
-		if errors.As(err, &se) {
+		if errors.As(err, &se) && se.Kind.valid() {
 			kind = se.Kind
 		}
 		k.stats.errors[kind].Add(1)

@@ -262,9 +262,14 @@ func TestRemoteUndelivered(t *testing.T) {
 	target := b.addr("echo:app:test")
 
 	a.setIntercept(func(m *RemoteMessage) (bool, error) {
-		return false, &SendError{Kind: ErrTooLarge, Detail: "over the frame limit"}
+		return false, errors.New("queue closed")
 	})
 	_, err := client.call(t, &Request{Target: target, ExpectsResponse: 5 * time.Second})
+	wantKind(t, err, ErrOffline) // an error that is no SendError: offline
+	a.setIntercept(func(m *RemoteMessage) (bool, error) {
+		return false, &SendError{Kind: ErrTooLarge, Detail: "over the frame limit"}
+	})
+	_, err = client.call(t, &Request{Target: target, ExpectsResponse: 5 * time.Second})
 	se := wantKind(t, err, ErrTooLarge)
 	if se.Target != target {
 		t.Errorf("error names %s, want %s", se.Target, target)
