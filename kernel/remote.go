@@ -541,12 +541,11 @@ func (k *Kernel) receiveRequest(from string, m *RemoteMessage) error {
 	for _, sc := range m.Capabilities {
 		rec, err := k.admitLocked(sc)
 		if err != nil {
-			for _, r := range attach {
-				k.collectLocked(r)
-			}
+			k.unpinLocked(attach)
 			k.capMu.Unlock()
 			return k.refuse(m, k.sendErr(ErrNoCapability, target, nil, "attached "+err.Error()))
 		}
+		rec.pins++ // until it is granted
 		attach = append(attach, rec)
 	}
 	attached := make([]Capability, 0, len(attach))
@@ -574,7 +573,7 @@ func (k *Kernel) receiveRequest(from string, m *RemoteMessage) error {
 		rp.mu.Lock()
 		if n := k.rm.perNode[from]; n >= inboundPerNode*k.lim.MaxPendingRequests {
 			rp.mu.Unlock()
-			k.collect(attach)
+			k.unpin(attach)
 			return k.refuse(m, k.sendErr(ErrMailboxFull, target, nil, fmt.Sprintf("node %s has %d requests awaiting answers here (%d × max_pending_requests)", from, n, inboundPerNode)))
 		}
 		lm.deadline = k.now() + int64(m.ExpectsResponse)
@@ -587,6 +586,7 @@ func (k *Kernel) receiveRequest(from string, m *RemoteMessage) error {
 	var granted []*capRecord
 	if len(attach) > 0 {
 		granted = k.grantAll(attach, t)
+		k.unpin(attach)
 	}
 	if err := k.deliverRequest(t, lm); err != nil {
 		if m.ExpectsResponse > 0 {
@@ -804,12 +804,11 @@ func (k *Kernel) receiveAnswer(from string, m *RemoteMessage) error {
 		for _, sc := range m.Capabilities {
 			rec, err := k.admitLocked(sc)
 			if err != nil {
-				for _, r := range recs {
-					k.collectLocked(r)
-				}
+				k.unpinLocked(recs)
 				k.capMu.Unlock()
 				return fail(ErrNoCapability, "the response from node "+from+" attaches a capability that is refused: "+err.Error())
 			}
+			rec.pins++ // until it is granted or passed on
 			recs = append(recs, rec)
 			caps = append(caps, rec.cap)
 		}
@@ -828,20 +827,28 @@ func (k *Kernel) receiveAnswer(from string, m *RemoteMessage) error {
 		Blob:         m.Blob,
 	}
 	k.answer(rsvp, ans, recs)
+	k.unpin(recs)
 	return nil
 }
 
-// collect forgets those of recs that nobody holds or pins: records
-// admitted for a message that was then refused or passed on.
-func (k *Kernel) collect(recs []*capRecord) {
+// unpin releases the pins that kept recs, admitted from another node,
+// while they were on their way to a holder (a process here, or the next
+// node), and forgets those that nobody holds now.
+func (k *Kernel) unpin(recs []*capRecord) {
 	if len(recs) == 0 {
 		return
 	}
 	k.capMu.Lock()
+	k.unpinLocked(recs)
+	k.capMu.Unlock()
+}
+
+// unpinLocked is unpin with k.capMu held.
+func (k *Kernel) unpinLocked(recs []*capRecord) {
 	for _, r := range recs {
+		r.pins--
 		k.collectLocked(r)
 	}
-	k.capMu.Unlock()
 }
 
 // Undelivered tells the kernel the transport could not deliver m (the node

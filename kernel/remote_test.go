@@ -419,7 +419,16 @@ func TestRemoteForgedCapability(t *testing.T) {
 	forged := SignedCapability{Capability: Capability{Issuer: c.Issuer, Params: `{"door":2}`}, Signature: good.Signature}
 	req := &RemoteMessage{Kind: KindRequest, ID: 1, Source: a.addr("client:app:test"), Target: b.addr("target:app:test"), ExpectsResponse: time.Second,
 		Capabilities: []SignedCapability{good, forged}}
+	records := func() int {
+		b.k.capMu.Lock()
+		defer b.k.capMu.Unlock()
+		return len(b.k.caps)
+	}
+	before := records()
 	wantKind(t, b.k.Receive("node-a", req), ErrNoCapability)
+	if got := records(); got != before {
+		t.Errorf("%d capability records after a refused request, %d before: the good one admitted for it stays", got, before)
+	}
 	if info, _ := b.k.Process(pid("target:app:test")); info.MailboxDepth != 0 {
 		t.Fatal("a request with a forged capability was delivered")
 	}
