@@ -52,7 +52,10 @@ type RemoteMessage struct {
 // every request to another node and for every answer to a request that
 // came from one; the transport hands what arrives to Kernel.Receive and
 // Kernel.ReceiveRevocation, and what it could not deliver to
-// Kernel.Undelivered. Its methods must not block on the network.
+// Kernel.Undelivered. Its methods must not block on the network. The
+// kernel calls them holding none of its locks, so a transport may hand a
+// message to a kernel's Receive before it returns (as the tests' in-memory
+// one may).
 type Transport interface {
 	// Send queues m for node m.Target.Node and returns without waiting
 	// for it to travel. An error returned is a *SendError (offline when
