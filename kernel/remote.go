@@ -54,8 +54,8 @@ type RemoteMessage struct {
 // Kernel.ReceiveRevocation, and what it could not deliver to
 // Kernel.Undelivered. Its methods must not block on the network. The
 // kernel calls them holding none of its locks, so a transport may hand a
-// message to a kernel's Receive before it returns (as the tests' in-memory
-// one may).
+// message to the other kernel's Receive before it returns (the kernel's
+// BenchmarkRemoteRoundTrip does).
 type Transport interface {
 	// Send queues m for node m.Target.Node and returns without waiting
 	// for it to travel. An error returned is a *SendError (offline when
