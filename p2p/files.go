@@ -18,6 +18,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/weftos/weft/internal/dirsync"
+	"github.com/weftos/weft/internal/echoed"
 )
 
 // The files this package keeps in the data directory.
@@ -84,30 +85,40 @@ func loadAddrBook(dir string) (*addrBook, error) {
 	if err != nil {
 		return nil, err
 	}
-	var f peersFile
-	if err := strictUnmarshal(data, &f); err != nil {
+	if err := b.parse(data); err != nil {
 		return nil, fmt.Errorf("p2p: %s: %w", b.path, err)
 	}
+	return b, nil
+}
+
+// parse adds the peers of a peers.json to b. It refuses anything but what
+// save writes: unknown fields, another version, a node that is not a node
+// id, an address that is not a multiaddr.
+func (b *addrBook) parse(data []byte) error {
+	var f peersFile
+	if err := strictUnmarshal(data, &f); err != nil {
+		return err
+	}
 	if f.Version != peersFileVersion {
-		return nil, fmt.Errorf("p2p: %s: version %d, want %d", b.path, f.Version, peersFileVersion)
+		return fmt.Errorf("version %d, want %d", f.Version, peersFileVersion)
 	}
 	for _, e := range f.Peers {
 		id, err := PeerID(e.Node)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", b.path, err)
+			return err
 		}
 		var addrs []ma.Multiaddr
 		for _, s := range e.Addrs {
 			a, err := ma.NewMultiaddr(s)
 			if err != nil {
-				return nil, fmt.Errorf("p2p: %s: node %s: address %q: %w", b.path, e.Node, s, err)
+				return fmt.Errorf("node %s: address %q: %s", e.Node, echoed.Truncate(s), echoed.Truncate(err.Error()))
 			}
 			addrs = append(addrs, a)
 		}
 		b.merge(id, addrs, e.Seen)
 	}
 	b.changed = false
-	return b, nil
+	return nil
 }
 
 // put records addresses of id, seen now.

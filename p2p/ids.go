@@ -10,6 +10,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/weftos/weft/identity"
+	"github.com/weftos/weft/internal/echoed"
 )
 
 // PeerID returns the libp2p peer id of a node id. It refuses anything
@@ -71,16 +72,18 @@ func formatAddr(a ma.Multiaddr) string {
 // peer's id and its address without the /p2p/ part. what names the
 // address in errors (a config field, or "address").
 func parsePeerAddr(what, s string) (peer.AddrInfo, error) {
+	q := echoed.Truncate(s)
 	a, err := ma.NewMultiaddr(s)
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("p2p: %s %q: %w", what, s, err)
+		// go-multiaddr's errors repeat the input: shorten them too.
+		return peer.AddrInfo{}, fmt.Errorf("p2p: %s %q: %s", what, q, echoed.Truncate(err.Error()))
 	}
 	ai, err := peer.AddrInfoFromP2pAddr(a)
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("p2p: %s %q: want a full address ending in /p2p/NODEID: %w", what, s, err)
+		return peer.AddrInfo{}, fmt.Errorf("p2p: %s %q: want a full address ending in /p2p/NODEID: %s", what, q, echoed.Truncate(err.Error()))
 	}
 	if _, err := NodeID(ai.ID); err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("p2p: %s %q: %w", what, s, err)
+		return peer.AddrInfo{}, fmt.Errorf("p2p: %s %q: %w", what, q, err)
 	}
 	return *ai, nil
 }

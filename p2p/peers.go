@@ -13,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/weftos/weft/internal/echoed"
 )
 
 // PeerInfo describes a connected peer.
@@ -43,11 +45,11 @@ func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
 	}
 	node, _ := NodeID(ai.ID)
 	if ai.ID == n.h.ID() {
-		return "", fmt.Errorf("p2p: connect %s: that is this node", addr)
+		return "", fmt.Errorf("p2p: connect %s: that is this node", echoed.Truncate(addr))
 	}
 	n.clearBackoff(ai.ID)
 	if err := n.h.Connect(network.WithAllowLimitedConn(ctx, "weft connect"), ai); err != nil {
-		return "", fmt.Errorf("p2p: connect %s: %w", addr, err)
+		return "", fmt.Errorf("p2p: connect %s: %w", echoed.Truncate(addr), err)
 	}
 	n.book.put(ai.ID, ai.Addrs)
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, knownAddrTTL)
