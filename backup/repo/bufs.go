@@ -6,19 +6,26 @@ import (
 )
 
 // Buffers a backup goes through once per chunk (its copy, its sealed
-// form) and once per pack are recycled rather than left to the garbage
-// collector: a run otherwise allocates four times the data it reads, and
-// on a machine where page faults are dear that is a tenth of its time
-// (docs/performance.md). A buffer is given back only where nothing can
-// still read it.
+// form) and a restore once per range and blob are recycled rather than
+// left to the garbage collector: a run otherwise allocates four times the
+// data it reads, and on a machine where page faults are dear that is a
+// tenth of its time (docs/performance.md). A buffer is given back only
+// where nothing can still read it. What is kept for reuse is bounded
+// (maxKept bytes in all), so that the recycling never holds more than a
+// run in flight needs.
 
-// chunkBufs holds buffers by size class: class k has capacity 1<<k.
-var chunkBufs [bits.UintSize]sync.Pool
-
+// Buffers come in size classes: class k has capacity 1<<k.
 const (
 	minBufClass = 16 // 64 KiB: smaller buffers are not worth keeping
 	maxBufClass = 27 // 128 MiB: more than maxBlob sealed
+	maxKept     = 16 << 20
 )
+
+var bufs struct {
+	mu   sync.Mutex
+	kept int // bytes in free
+	free [maxBufClass + 1][][]byte
+}
 
 // getBuf returns an empty buffer with room for n bytes.
 func getBuf(n int) []byte {
@@ -26,20 +33,34 @@ func getBuf(n int) []byte {
 	if k > maxBufClass {
 		return make([]byte, 0, n)
 	}
-	if v, ok := chunkBufs[k].Get().(*[]byte); ok {
-		return (*v)[:0]
+	bufs.mu.Lock()
+	if f := bufs.free[k]; len(f) > 0 {
+		b := f[len(f)-1]
+		bufs.free[k] = f[:len(f)-1]
+		bufs.kept -= cap(b)
+		bufs.mu.Unlock()
+		return b[:0]
 	}
+	bufs.mu.Unlock()
 	return make([]byte, 0, 1<<k)
 }
 
 // putBuf gives back a buffer from getBuf, which its caller no longer
-// reads or writes.
+// reads or writes. It is kept for reuse while fewer than maxKept bytes
+// are.
 func putBuf(b []byte) {
 	c := cap(b)
 	if c == 0 || c&(c-1) != 0 {
 		return // not one of getBuf's
 	}
-	if k := bits.Len(uint(c)) - 1; k >= minBufClass && k <= maxBufClass {
-		chunkBufs[k].Put(&b)
+	k := bits.Len(uint(c)) - 1
+	if k < minBufClass || k > maxBufClass {
+		return
 	}
+	bufs.mu.Lock()
+	if bufs.kept+c <= maxKept {
+		bufs.free[k] = append(bufs.free[k], b[:0])
+		bufs.kept += c
+	}
+	bufs.mu.Unlock()
 }

@@ -155,7 +155,10 @@ var (
 	// One encoder and one decoder per core: EncodeAll and DecodeAll each
 	// take one for the call, so with fewer the sealers of a backup and
 	// the ranges of a restore would wait for each other.
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(zstd.SpeedFastest))
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(zstd.SpeedFastest),
+		// A 1 MiB window: chunks are 1 MiB on average, and the default (8
+		// MiB) would hold 16 MiB of history per encoder for nothing.
+		zstd.WithWindowSize(1<<20))
 	// zdec decodes no more than the capacity of the buffer it is given,
 	// the plaintext length the index records.
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(maxBlob),
