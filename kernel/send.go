@@ -252,12 +252,16 @@ func (k *Kernel) buildResponse(p *proc, pm *Message, r *Response) (*Message, []*
 		ID:           pm.ID,
 		Kind:         KindResponse,
 		src:          &p.addr,
-		dst:          &to,
+		dst:          &pm.rsvp.addr,
 		Inherit:      r.Inherit,
 		Body:         r.Body,
 		Metadata:     r.Metadata,
 		Capabilities: attached,
 		Blob:         r.Blob,
+	}
+	if pm.rsvp == k.rm.proc {
+		dst := to // the requester on another node
+		resp.dst = &dst
 	}
 	if resp.Blob == nil && r.Inherit {
 		resp.Blob = pm.Blob
