@@ -45,6 +45,10 @@
 // kernel.Undelivered. A frame over wire.MaxFrameBytes of this node's
 // limits fails too_large at once; one over the receiver's smaller limits
 // is reset by the receiver with a code the sender turns into too_large.
+// The receiver reserves the memory of a frame in the stream's resource
+// scope as it reads it, so frames being read count against the peer's
+// and the node's memory limits; one that does not fit is reset with a
+// code the sender turns into mailbox_full.
 // A frame that is accepted but lost with its connection is not reported:
 // its request ends as timeout, as one to a process that never answers.
 //

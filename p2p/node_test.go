@@ -679,3 +679,30 @@ func TestCloseFailsQueued(t *testing.T) {
 		t.Fatalf("request queued when the node closed: %v, want offline", err)
 	}
 }
+
+// A frame is read only as far as the resource manager grants the sending
+// peer memory; past that the receiver refuses it and the sender's request
+// fails mailbox_full.
+func TestInboundFrameMemoryLimited(t *testing.T) {
+	b := startNode(t, func(c *Config) { c.Limits.MemoryPerPeer = 4 << 20 })
+	a := startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := a.k.Send(ctx, &kernel.Request{Target: b.echoAt(), ExpectsResponse: time.Minute, Body: []byte("big"), Blob: &kernel.Blob{Mime: "application/octet-stream", Bytes: make([]byte, 12<<20)}})
+	if kind := sendErrKind(t, err); kind != kernel.ErrMailboxFull || !strings.Contains(err.Error(), "no memory") {
+		t.Fatalf("a frame over the peer's memory: %v, want mailbox_full saying there is no memory", err)
+	}
+	// Within the limit, the same peer is served.
+	mustEcho(t, a, b.echoAt(), "small")
+	// And a node with the default limits takes the large one.
+	c := startNode(t)
+	if _, err := a.Connect(context.Background(), c.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.k.Send(ctx, &kernel.Request{Target: c.echoAt(), ExpectsResponse: time.Minute, Body: []byte("big"), Blob: &kernel.Blob{Mime: "application/octet-stream", Bytes: make([]byte, 12<<20)}}); err != nil {
+		t.Fatalf("a 12 MiB blob to a node with the default limits: %v", err)
+	}
+}

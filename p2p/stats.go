@@ -1,10 +1,14 @@
 package p2p
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 // PeerStats counts one peer's traffic, for metrics.
@@ -63,15 +67,37 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	return k, err
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n *atomic.Uint64
+// reserveStep is how much memory frameReader reserves at a time.
+const reserveStep = 64 << 10
+
+// errNoMemory is wrapped by frameReader's refusal to read past the memory
+// the resource manager grants.
+var errNoMemory = errors.New("no memory for the frame")
+
+// frameReader reads an inbound frame: it counts the bytes, and reserves
+// the memory they will take in the stream's resource scope, a step ahead
+// of what it has read, so that the frames being read count against the
+// peer's and the node's memory limits (the scope releases it when the
+// stream ends). Past the limits, reading fails with errNoMemory.
+type frameReader struct {
+	r        io.Reader
+	scope    network.StreamScope
+	n        *atomic.Uint64
+	read     int
+	reserved int
 }
 
-func (c countingReader) Read(p []byte) (int, error) {
-	k, err := c.r.Read(p)
-	c.n.Add(uint64(k))
+func (f *frameReader) Read(p []byte) (int, error) {
+	if f.read >= f.reserved {
+		if err := f.scope.ReserveMemory(reserveStep, network.ReservationPriorityHigh); err != nil {
+			return 0, fmt.Errorf("p2p: %w after %d bytes: %w", errNoMemory, f.read, err)
+		}
+		f.reserved += reserveStep
+	}
+	p = p[:min(len(p), f.reserved-f.read)]
+	k, err := f.r.Read(p)
+	f.read += k
+	f.n.Add(uint64(k))
 	return k, err
 }
 

@@ -56,6 +56,10 @@ const (
 	resetTooLarge network.StreamErrorCode = 0x77650002
 	// resetShuttingDown: the receiver is closing.
 	resetShuttingDown network.StreamErrorCode = 0x77650003
+	// resetNoMemory: the frame does not fit in the memory the resource
+	// manager leaves the sending peer now; the sender fails the message
+	// mailbox_full, as for a receiver with no room for it.
+	resetNoMemory network.StreamErrorCode = 0x77650004
 )
 
 func maxFrameBytes(l kernel.Limits) int { return wire.MaxFrameBytes(l) }
@@ -275,9 +279,15 @@ func (n *Node) awaitClose(ps *peerState, s network.Stream, item outbound) {
 	}
 	s.Reset()
 	var se *network.StreamError
-	if errors.As(err, &se) && se.Remote && se.ErrorCode == resetTooLarge {
-		n.undelivered(ps, item, kernel.ErrTooLarge, fmt.Sprintf("node %s refused the message: its frame is over that node's size limit", ps.node))
-		return
+	if errors.As(err, &se) && se.Remote {
+		switch se.ErrorCode {
+		case resetTooLarge:
+			n.undelivered(ps, item, kernel.ErrTooLarge, fmt.Sprintf("node %s refused the message: its frame is over that node's size limit", ps.node))
+			return
+		case resetNoMemory:
+			n.undelivered(ps, item, kernel.ErrMailboxFull, fmt.Sprintf("node %s has no memory for the message now (its resource limits)", ps.node))
+			return
+		}
 	}
 	ps.stats.errors.Add(1)
 	n.log.Debug("p2p: peer did not take a message", "node", ps.node, "err", err)
@@ -341,13 +351,16 @@ func (n *Node) handleStream(s network.Stream) {
 		return
 	}
 	s.SetReadDeadline(time.Now().Add(n.cfg.WriteTimeout))
-	f, err := wire.ReadFrame(countingReader{s, &ps.stats.bytesIn}, n.maxFrame)
+	f, err := wire.ReadFrame(&frameReader{r: s, scope: s.Scope(), n: &ps.stats.bytesIn}, n.maxFrame)
 	if err != nil {
 		ps.stats.errors.Add(1)
 		n.log.Warn("p2p: bad frame from peer", "node", node, "err", err)
 		code := resetBadFrame
-		if errors.Is(err, wire.ErrTooLarge) {
+		switch {
+		case errors.Is(err, wire.ErrTooLarge):
 			code = resetTooLarge
+		case errors.Is(err, errNoMemory):
+			code = resetNoMemory
 		}
 		s.ResetWithError(code)
 		return
