@@ -57,7 +57,8 @@ type Node struct {
 	wg     sync.WaitGroup // every goroutine the Node starts
 
 	mu    sync.Mutex
-	peers map[peer.ID]*peerState
+	peers map[peer.ID]*peerState // nil once closing
+	ids   map[string]peer.ID     // node id → peer id, of the peers in peers
 
 	closeOnce sync.Once
 	closeErr  error
@@ -100,6 +101,7 @@ func New(cfg Config) (*Node, error) {
 		book:     book,
 		aliases:  aliases,
 		peers:    map[peer.ID]*peerState{},
+		ids:      map[string]peer.ID{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.relays = newRelayClient(n, staticRelays)

@@ -72,7 +72,7 @@ func maxFrameBytes(l kernel.Limits) int { return wire.MaxFrameBytes(l) }
 // on a stream of its own; what they cannot deliver they hand back to
 // kernel.Undelivered as offline.
 func (n *Node) Send(m *kernel.RemoteMessage) error {
-	id, err := PeerID(m.Target.Node)
+	id, err := n.peerID(m.Target.Node)
 	if err != nil {
 		return n.sendErr(kernel.ErrOffline, m, err.Error())
 	}
@@ -142,8 +142,21 @@ func (n *Node) state(id peer.ID, node string) *peerState {
 	if ps == nil {
 		ps = &peerState{id: id, node: node, limit: newBucket(n.cfg.InboundRate, n.cfg.InboundBurst)}
 		n.peers[id] = ps
+		n.ids[node] = id
 	}
 	return ps
+}
+
+// peerID is PeerID, without decoding the node id again for a peer with
+// state.
+func (n *Node) peerID(node string) (peer.ID, error) {
+	n.mu.Lock()
+	id, ok := n.ids[node]
+	n.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	return PeerID(node)
 }
 
 // peerIfKnown returns the state of id if there is one.
@@ -167,6 +180,7 @@ func (n *Node) forgetIdle(id peer.ID) {
 	if ps.workers == 0 && len(ps.queue) == 0 {
 		ps.gone = true
 		delete(n.peers, id)
+		delete(n.ids, ps.node)
 	}
 }
 
@@ -339,17 +353,20 @@ func failQueued(n *Node, peers map[peer.ID]*peerState, detail string) {
 // is reset.
 func (n *Node) handleStream(s network.Stream) {
 	id := s.Conn().RemotePeer()
-	node, err := NodeID(id)
-	if err != nil {
-		n.log.Debug("p2p: stream from a peer that is not a node", "peer", id, "err", err)
-		s.Reset()
-		return
-	}
-	ps := n.state(id, node)
+	ps := n.peerIfKnown(id)
 	if ps == nil {
-		s.ResetWithError(resetShuttingDown)
-		return
+		node, err := NodeID(id)
+		if err != nil {
+			n.log.Debug("p2p: stream from a peer that is not a node", "peer", id, "err", err)
+			s.Reset()
+			return
+		}
+		if ps = n.state(id, node); ps == nil {
+			s.ResetWithError(resetShuttingDown)
+			return
+		}
 	}
+	node := ps.node
 	s.SetReadDeadline(time.Now().Add(n.cfg.WriteTimeout))
 	f, err := wire.ReadFrame(&frameReader{r: s, scope: s.Scope(), n: &ps.stats.bytesIn}, n.maxFrame)
 	if err != nil {
