@@ -400,8 +400,8 @@ func TestPeersPingDisconnect(t *testing.T) {
 	}
 	mustEcho(t, a, b.echoAt(), "count me")
 	peers := a.Peers()
-	if len(peers) != 1 || peers[0].Node != b.NodeID() || peers[0].Relayed || len(peers[0].Addrs) == 0 || peers[0].ConnectedSince.IsZero() {
-		t.Fatalf("a's peers: %+v, want b, direct, with its address and since when", peers)
+	if len(peers) != 1 || peers[0].Node != b.NodeID() || peers[0].Relayed || len(peers[0].Addrs) == 0 || peers[0].ConnectedSince.IsZero() || peers[0].Latency <= 0 {
+		t.Fatalf("a's peers: %+v, want b, direct, with its address, since when and the latency the ping measured", peers)
 	}
 	tr := peers[0].Traffic
 	if tr.MessagesOut != 1 || tr.MessagesIn != 1 || tr.BytesOut == 0 || tr.BytesIn == 0 {
