@@ -267,12 +267,21 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 		}
 	}
 	if err != nil {
-		s.Reset()
-		kind := kernel.ErrOffline
 		if errors.Is(err, wire.ErrTooLarge) {
-			kind = kernel.ErrTooLarge
+			s.Reset()
+			n.undelivered(ps, item, kernel.ErrTooLarge, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
+			return
 		}
-		n.undelivered(ps, item, kind, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
+		// The receiver may have reset the stream, saying why; a read
+		// tells (the errors of CloseWrite do not), at once since the
+		// deadline has passed.
+		s.SetReadDeadline(time.Now())
+		var b [1]byte
+		_, rerr := s.Read(b[:])
+		s.Reset()
+		if !n.refused(ps, item, rerr) {
+			n.undelivered(ps, item, kernel.ErrOffline, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
+		}
 		return
 	}
 	ps.stats.messagesOut.Add(1)
@@ -281,8 +290,7 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 
 // awaitClose waits for the receiver to close the stream, which it does
 // once it has read the frame and handed it to its kernel. A reset means it
-// refused the frame: counted, and a message over the receiver's frame
-// limit fails too_large.
+// refused the frame (refused).
 func (n *Node) awaitClose(ps *peerState, s network.Stream, item outbound) {
 	s.SetReadDeadline(time.Now().Add(n.cfg.WriteTimeout))
 	var b [1]byte
@@ -292,19 +300,30 @@ func (n *Node) awaitClose(ps *peerState, s network.Stream, item outbound) {
 		return
 	}
 	s.Reset()
-	var se *network.StreamError
-	if errors.As(err, &se) && se.Remote {
-		switch se.ErrorCode {
-		case resetTooLarge:
-			n.undelivered(ps, item, kernel.ErrTooLarge, fmt.Sprintf("node %s refused the message: its frame is over that node's size limit", ps.node))
-			return
-		case resetNoMemory:
-			n.undelivered(ps, item, kernel.ErrMailboxFull, fmt.Sprintf("node %s has no memory for the message now (its resource limits)", ps.node))
-			return
-		}
+	if !n.refused(ps, item, err) {
+		ps.stats.errors.Add(1)
+		n.log.Debug("p2p: peer did not take a message", "node", ps.node, "err", err)
 	}
-	ps.stats.errors.Add(1)
-	n.log.Debug("p2p: peer did not take a message", "node", ps.node, "err", err)
+}
+
+// refused reports whether err, from reading a stream, is the receiver's
+// refusal of the frame with a code that fails the message: too_large for a
+// frame over the receiver's size limit, mailbox_full for one over the
+// memory it grants now. It then reports the message undelivered.
+func (n *Node) refused(ps *peerState, item outbound, err error) bool {
+	var se *network.StreamError
+	if !errors.As(err, &se) || !se.Remote {
+		return false
+	}
+	switch se.ErrorCode {
+	case resetTooLarge:
+		n.undelivered(ps, item, kernel.ErrTooLarge, fmt.Sprintf("node %s refused the message: its frame is over that node's size limit", ps.node))
+	case resetNoMemory:
+		n.undelivered(ps, item, kernel.ErrMailboxFull, fmt.Sprintf("node %s has no memory for the message now (its resource limits)", ps.node))
+	default:
+		return false
+	}
+	return true
 }
 
 // undelivered reports a frame that could not be sent: a message to the
