@@ -263,9 +263,6 @@ func (n *Node) goRun(f func()) {
 // NodeID returns this node's id.
 func (n *Node) NodeID() string { return n.node }
 
-// Host returns the libp2p host, for what this package does not wrap.
-func (n *Node) Host() host.Host { return n.h }
-
 // Close stops the node: the kernel loses its transport (every other node
 // is then offline), messages still queued are reported undelivered, the
 // known peers are saved, and the host and its connections close.
