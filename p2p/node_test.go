@@ -708,3 +708,24 @@ func TestInboundFrameMemoryLimited(t *testing.T) {
 		t.Fatalf("a 12 MiB blob to a node with the default limits: %v", err)
 	}
 }
+
+// A reservation is renewed before it expires, and the node stays
+// reachable through the relay.
+func TestRelayReservationRenewed(t *testing.T) {
+	r := startNode(t, func(c *Config) { c.RelayService.Enabled = true; c.RelayService.ReservationTTL = 4 * time.Second })
+	b := startNode(t, func(c *Config) { c.Listen = nil; c.StaticRelays = []string{r.addr(t, "/tcp/")} })
+	expiry := func() time.Time {
+		b.relays.mu.Lock()
+		defer b.relays.mu.Unlock()
+		return b.relays.expires[r.h.ID()]
+	}
+	waitUntil(t, "b to reserve a slot", func() bool { return !expiry().IsZero() })
+	first := expiry()
+	waitUntil(t, "b to renew its reservation", func() bool { return expiry().After(first) })
+	a := startNode(t)
+	circuit := r.addr(t, "/tcp/") + "/p2p-circuit/p2p/" + b.NodeID()
+	if _, err := a.Connect(context.Background(), circuit); err != nil {
+		t.Fatal(err)
+	}
+	mustEcho(t, a, b.echoAt(), "still there")
+}

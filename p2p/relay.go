@@ -20,12 +20,13 @@ type relayClient struct {
 	n      *Node
 	relays []peer.AddrInfo
 
-	mu     sync.Mutex
-	active map[peer.ID]bool
+	mu      sync.Mutex
+	active  map[peer.ID]bool
+	expires map[peer.ID]time.Time // of the reservation held on each relay
 }
 
 func newRelayClient(n *Node, relays []peer.AddrInfo) *relayClient {
-	return &relayClient{n: n, relays: relays, active: map[peer.ID]bool{}}
+	return &relayClient{n: n, relays: relays, active: map[peer.ID]bool{}, expires: map[peer.ID]time.Time{}}
 }
 
 func (rc *relayClient) start() {
@@ -107,6 +108,9 @@ func (rc *relayClient) keepReserved(ai peer.AddrInfo) {
 		}
 		b = backoff{}
 		rc.setActive(ai.ID, true)
+		rc.mu.Lock()
+		rc.expires[ai.ID] = rsvp.Expiration
+		rc.mu.Unlock()
 		n.log.Info("p2p: reserved a slot on relay", "relay", node, "until", rsvp.Expiration)
 		renew := time.NewTimer(time.Until(rsvp.Expiration) * 3 / 4)
 		ok := n.waitLost(sub, ai.ID, renew.C)
