@@ -8,7 +8,8 @@
 // The host speaks TCP and QUIC, secured by Noise or TLS, with yamux over
 // TCP, under the libp2p resource manager (Limits: connections, streams and
 // memory, in all and per peer) and a connection manager that never closes
-// bootstrap peers or relays. Hole punching (DCUtR) is on, so two nodes
+// bootstrap peers or relays; a connection gater lets only nodes (peers
+// with Ed25519 keys) past the security handshake. Hole punching (DCUtR) is on, so two nodes
 // that met through a relay try to connect directly; it needs real NATs,
 // which the tests here do not have.
 //

@@ -729,3 +729,27 @@ func TestRelayReservationRenewed(t *testing.T) {
 	}
 	mustEcho(t, a, b.echoAt(), "still there")
 }
+
+// A libp2p peer whose key is not Ed25519 is no node: its connection is
+// refused at the security handshake.
+func TestOnlyNodesConnect(t *testing.T) {
+	b := startNode(t)
+	sk, _, err := crypto.GenerateSecp256k1Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.Identity(sk), libp2p.NoListenAddrs, libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The dialler may finish its side of the handshake before b drops the
+	// connection, so its Connect may succeed; b never keeps it.
+	h.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()})
+	waitUntil(t, "the connection to be dropped", func() bool { return h.Network().Connectedness(b.h.ID()) == network.NotConnected })
+	if n := len(b.h.Network().ConnsToPeer(h.ID())); n != 0 {
+		t.Fatalf("b holds %d connections to a secp256k1 peer", n)
+	}
+}
