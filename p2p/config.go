@@ -92,7 +92,8 @@ type Limits struct {
 }
 
 // RelayService configures the circuit relay v2 service. Zero fields take
-// the defaults documented on each.
+// the defaults documented on each. As in libp2p, at most 8 reservations
+// come from one IP address and 32 from one autonomous system.
 type RelayService struct {
 	// Enabled turns the service on. Default off.
 	Enabled bool

@@ -113,16 +113,16 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.h = h
 	if cfg.RelayService.Enabled {
+		// libp2p's resources (at most 8 reservations from one IP address
+		// and 32 from one AS), with cfg's limits.
 		rs := cfg.RelayService
-		n.relay, err = relayv2.New(h, relayv2.WithResources(relayv2.Resources{
-			Limit:                 &relayv2.RelayLimit{Duration: rs.CircuitDuration, Data: rs.CircuitBytes},
-			ReservationTTL:        rs.ReservationTTL,
-			MaxReservations:       rs.MaxReservations,
-			MaxCircuits:           rs.MaxCircuits,
-			BufferSize:            32 << 10,
-			MaxReservationsPerIP:  rs.MaxReservations,
-			MaxReservationsPerASN: rs.MaxReservations,
-		}))
+		res := relayv2.DefaultResources()
+		res.Limit = &relayv2.RelayLimit{Duration: rs.CircuitDuration, Data: rs.CircuitBytes}
+		res.ReservationTTL = rs.ReservationTTL
+		res.MaxReservations = rs.MaxReservations
+		res.MaxCircuits = rs.MaxCircuits
+		res.BufferSize = 32 << 10
+		n.relay, err = relayv2.New(h, relayv2.WithResources(res))
 		if err != nil {
 			n.cancel()
 			h.Close()
