@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -752,4 +753,90 @@ func TestOnlyNodesConnect(t *testing.T) {
 	if n := len(b.h.Network().ConnsToPeer(h.ID())); n != 0 {
 		t.Fatalf("b holds %d connections to a secp256k1 peer", n)
 	}
+}
+
+// Three nodes send to each other from many goroutines at once; every
+// request gets its answer.
+func TestHammer(t *testing.T) {
+	nodes := []*testNode{startNode(t), startNode(t), startNode(t)}
+	for i, a := range nodes {
+		for _, b := range nodes[i+1:] {
+			if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const perPair = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nodes)*len(nodes)*perPair)
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a == b {
+				continue
+			}
+			for i := range perPair {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					body := a.NodeID()[:12] + "→" + b.NodeID()[:12] + "#" + strconv.Itoa(i)
+					m, err := a.call(b.echoAt(), body, 30*time.Second)
+					if err == nil && string(m.Body) != body {
+						err = errors.New("answer " + string(m.Body) + " to " + body)
+					}
+					if err != nil {
+						errs <- err
+					}
+				}()
+			}
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, a := range nodes {
+		for node, st := range a.Stats() {
+			if st.Errors != 0 || st.Spoofed != 0 || st.RateLimited != 0 {
+				t.Errorf("node %s counted for %s: %+v", a.NodeID(), node, st)
+			}
+		}
+	}
+}
+
+// Requests sent while their peer's connection is cut again and again each
+// end, answered or failed with a SendError, and the node serves afterwards.
+func TestSendWhileDisconnecting(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	var wg sync.WaitGroup
+	results := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := a.call(b.echoAt(), "churn "+strconv.Itoa(i), 3*time.Second)
+			results <- err
+		}()
+	}
+	for range 5 {
+		if err := a.Disconnect(b.NodeID()); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Wait()
+	close(results)
+	var answered int
+	for err := range results {
+		if err == nil {
+			answered++
+			continue
+		}
+		sendErrKind(t, err)
+	}
+	t.Logf("%d of %d answered while disconnecting", answered, n)
+	mustEcho(t, a, b.echoAt(), "after the churn")
 }
