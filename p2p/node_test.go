@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/weftos/weft/identity"
@@ -839,4 +840,65 @@ func TestSendWhileDisconnecting(t *testing.T) {
 	}
 	t.Logf("%d of %d answered while disconnecting", answered, n)
 	mustEcho(t, a, b.echoAt(), "after the churn")
+}
+
+// A message that finds this node's streams to its peer all in use (the
+// resource manager's limit) fails mailbox_full: the peer is busy, not
+// gone.
+func TestStreamLimitIsMailboxFull(t *testing.T) {
+	const limit = 8
+	a := startNode(t, func(c *Config) { c.Limits.StreamsPerPeer = limit })
+	b := startNode(t)
+	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
+		t.Fatal(err)
+	}
+	const hold protocol.ID = "/weft/test-hold/1"
+	release := make(chan struct{})
+	var mu sync.Mutex
+	running := 0
+	b.h.SetStreamHandler(hold, func(s network.Stream) {
+		mu.Lock()
+		running++
+		mu.Unlock()
+		<-release
+		s.Reset()
+		mu.Lock()
+		running--
+		mu.Unlock()
+	})
+	// b's identify push tells a of the new protocol; until a knows it,
+	// NewStream negotiates, which the held handler would block.
+	waitUntil(t, "a to learn b's new protocol", func() bool {
+		ps, _ := a.h.Peerstore().SupportsProtocols(b.h.ID(), hold)
+		return len(ps) == 1
+	})
+	ctx := context.Background()
+	var streams []network.Stream
+	for {
+		s, err := a.h.NewStream(ctx, b.h.ID(), hold)
+		if err != nil {
+			if !errors.Is(err, network.ErrResourceLimitExceeded) {
+				t.Fatal(err)
+			}
+			break
+		}
+		streams = append(streams, s)
+		if len(streams) > limit {
+			t.Fatalf("opened %d streams to a peer, over the limit of %d", len(streams), limit)
+		}
+	}
+	_, err := a.call(b.echoAt(), "no room", time.Minute)
+	close(release)
+	for _, s := range streams {
+		s.Reset()
+	}
+	waitUntil(t, "b's handlers to end", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return running == 0
+	})
+	if kind := sendErrKind(t, err); kind != kernel.ErrMailboxFull {
+		t.Fatalf("request with every stream to the peer in use: %v, want mailbox_full", err)
+	}
+	mustEcho(t, a, b.echoAt(), "room again")
 }

@@ -257,7 +257,12 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 	}
 	s, err := n.h.NewStream(ctx, ps.id, ProtocolID)
 	if err != nil {
-		n.undelivered(ps, item, kernel.ErrOffline, fmt.Sprintf("node %s: open a stream: %v", ps.node, err))
+		kind := kernel.ErrOffline
+		if errors.Is(err, network.ErrResourceLimitExceeded) {
+			// This node's own limits: busy, not gone.
+			kind = kernel.ErrMailboxFull
+		}
+		n.undelivered(ps, item, kind, fmt.Sprintf("node %s: open a stream: %v", ps.node, err))
 		return
 	}
 	if err := s.SetWriteDeadline(time.Now().Add(n.cfg.WriteTimeout)); err == nil {
