@@ -46,6 +46,8 @@
 // kernel.Undelivered. A frame over wire.MaxFrameBytes of this node's
 // limits fails too_large at once; one over the receiver's smaller limits
 // is reset by the receiver with a code the sender turns into too_large.
+// A message that finds this node's streams to the node all in use (the
+// resource manager's limit) fails mailbox_full: busy, not gone.
 // The receiver reserves the memory of a frame in the stream's resource
 // scope as it reads it, so frames being read count against the peer's
 // and the node's memory limits; one that does not fit is reset with a
