@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +274,79 @@ func TestChatNeedsNetworking(t *testing.T) {
 	var se *kernel.SendError
 	if !errors.As(err, &se) || se.Kind != kernel.ErrNoCapability {
 		t.Errorf("B's echo without networking, from A: %v, want no_capability", err)
+	}
+}
+
+// TestChatBothWays: two chats sending to each other at the same moment
+// both get their answers, since neither waits for its own send while the
+// other's line arrives.
+func TestChatBothWays(t *testing.T) {
+	a, b := newP2PNode(t), newP2PNode(t)
+	for _, p := range []*p2pNode{a, b} {
+		p.install(t, "chat", true)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	defer cancel()
+	if _, err := a.n.Connect(ctx, b.n.ListenAddrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		body []byte
+		err  error
+	}
+	const rounds = 20
+	results := make(chan result, 2*rounds)
+	for i := range rounds {
+		for _, pair := range [][2]*p2pNode{{a, b}, {b, a}} {
+			from, to := pair[0], pair[1]
+			body := `{"to":"` + to.k.NodeID() + `","text":"line ` + strconv.Itoa(i) + `"}`
+			go func() {
+				m, err := from.k.Send(ctx, &kernel.Request{Target: from.k.Address(chatProc), Body: []byte(body), ExpectsResponse: 20 * time.Second})
+				if err != nil {
+					results <- result{err: err}
+					return
+				}
+				results <- result{body: m.Body}
+			}()
+		}
+	}
+	for range 2 * rounds {
+		r := <-results
+		if r.err != nil || !chatmsg.Accepted(r.body) {
+			t.Errorf("a line answered %q, %v", r.body, r.err)
+		}
+	}
+	for _, p := range []*p2pNode{a, b} {
+		if got := p.history(t); len(got) != 2*rounds {
+			t.Errorf("a history of %d lines, want %d sent and received", len(got), 2*rounds)
+		}
+	}
+}
+
+// TestChatHistoryIsBounded: past chatmsg.MaxHistory lines, the oldest
+// goes; history answers the newest, oldest first.
+func TestChatHistoryIsBounded(t *testing.T) {
+	p := newP2PNode(t)
+	p.install(t, "chat", true)
+	const n = chatmsg.MaxHistory + 3
+	for i := range n {
+		var ans answer
+		p.chat(t, `{"text":"`+strconv.Itoa(i)+`"}`, &ans)
+		if !ans.OK {
+			t.Fatalf("line %d: %+v", i, ans)
+		}
+	}
+	got := p.history(t)
+	if len(got) != chatmsg.MaxHistory || got[0].Text != "3" || got[len(got)-1].Text != strconv.Itoa(n-1) {
+		t.Fatalf("history of %d lines from %q to %q; want %d, from 3 to %d", len(got), got[0].Text, got[len(got)-1].Text, chatmsg.MaxHistory, n-1)
+	}
+	var lines []chatmsg.Entry
+	p.chat(t, `{"history":true,"last":2}`, &lines)
+	if len(lines) != 2 || lines[0].Text != strconv.Itoa(n-2) || lines[1].Text != strconv.Itoa(n-1) || lines[0].From != p.k.NodeID() {
+		t.Errorf("the last 2 lines: %+v", lines)
+	}
+	p.chat(t, `{"history":true}`, &lines)
+	if len(lines) != chatmsg.DefaultLast || lines[0].Text != strconv.Itoa(n-chatmsg.DefaultLast) {
+		t.Errorf("history: %d lines from %+v", len(lines), lines[0])
 	}
 }
