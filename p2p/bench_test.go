@@ -2,20 +2,73 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"io"
+	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
+// inFlight runs a benchmark's b.N round trips from workers goroutines at
+// once: worker w makes n of them, one after another, with run(w, n) (the
+// shares add up to b.N). It reports the round trips per second as msgs/s
+// and fails the benchmark with the first error.
+func inFlight(b *testing.B, workers int, run func(w, n int) error) {
+	b.Helper()
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := range workers {
+		n := b.N / workers
+		if w == 0 {
+			n += b.N % workers
+		}
+		if n == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(w, n); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// inFlightName names the sub-benchmark of n round trips in flight.
+func inFlightName(n int) string {
+	if n == 1 {
+		return "serial"
+	}
+	return strconv.Itoa(n) + "-in-flight"
+}
+
+// times repeats op n times, stopping at its first error.
+func times(n int, op func() error) error {
+	for range n {
+		if err := op(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // BenchmarkRemoteEcho is a request from node A's operator to the echo
-// process on node B and its response back, over TCP on loopback: one at a
-// time, and 64 in flight. Each message is a stream of its own.
+// process on node B (a Go process) and its response back, over TCP on
+// loopback: one at a time, and 64 in flight. Each message is a stream of
+// its own.
 func BenchmarkRemoteEcho(b *testing.B) {
 	a, bn := startNode(b), startNode(b)
 	if _, err := a.Connect(context.Background(), bn.addr(b, "/tcp/")); err != nil {
@@ -23,75 +76,152 @@ func BenchmarkRemoteEcho(b *testing.B) {
 	}
 	target := bn.echoAt()
 	mustEcho(b, a, target, "warm")
-
-	b.Run("serial", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := a.call(target, "hello", 10*time.Second); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	})
-	b.Run("64-in-flight", func(b *testing.B) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		errs := make(chan error, 64)
-		b.ResetTimer()
-		for range 64 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(b.N) {
-					if _, err := a.call(target, "hello", 10*time.Second); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		b.StopTimer()
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	})
+	call := func() error {
+		_, err := a.call(target, "hello", 10*time.Second)
+		return err
+	}
+	for _, n := range []int{1, 64} {
+		b.Run(inFlightName(n), func(b *testing.B) {
+			inFlight(b, n, func(_, n int) error { return times(n, call) })
+		})
+	}
 }
 
-// BenchmarkLibp2pFloor is the floor under BenchmarkRemoteEcho: between the
-// same two hosts (TCP, Noise or TLS, yamux, the same resource manager), a
-// new stream, 5 bytes written, echoed and read back. It is also the cost
-// of a stream per message: a message pays a new stream, not a round trip
-// more, since the protocol is negotiated lazily with the first write.
+// BenchmarkLibp2pFloor is the floor under BenchmarkRemoteEcho and
+// BenchmarkRemoteRoundTrip: between two hosts set up as nodes' are (TCP,
+// Noise or TLS, yamux, the same resource manager and scopes), 5 bytes
+// sent, echoed and read back. It also prices the choice of a stream per
+// message (the package doc):
+//
+//   - serial, 64-in-flight: a new stream per round trip, the request and
+//     its echo on it (the protocol is negotiated lazily with the first
+//     write, so a new stream costs no round trip more);
+//   - two-streams, two-streams-64-in-flight: a new stream each way, the
+//     request on one from A, the echo on one B opens back, as a weft
+//     request and its response travel;
+//   - reuse: one stream kept open, 5 bytes each way per round trip, what a
+//     message would cost on a long-lived stream per peer.
 func BenchmarkLibp2pFloor(b *testing.B) {
 	a, bn := startNode(b), startNode(b)
-	const proto protocol.ID = "/weft/bench-echo/1"
-	bn.h.SetStreamHandler(proto, func(s network.Stream) {
+	// The echo takes /weft/msg/1's place on the hosts, so that its streams
+	// fall in the same resource manager scopes as messages' (another
+	// protocol gets libp2p's default limit of 64 inbound streams a peer).
+	const proto = ProtocolID
+	ctx := context.Background()
+	if err := a.h.Connect(ctx, peer.AddrInfo{ID: bn.h.ID(), Addrs: bn.h.Addrs()}); err != nil {
+		b.Fatal(err)
+	}
+	echoOn := func(s network.Stream) {
 		defer s.Close()
+		var buf [5]byte
+		for {
+			if _, err := io.ReadFull(s, buf[:]); err != nil {
+				if err != io.EOF {
+					s.Reset()
+				}
+				return
+			}
+			if _, err := s.Write(buf[:]); err != nil {
+				s.Reset()
+				return
+			}
+		}
+	}
+	roundTrip := func(s network.Stream) error {
+		var buf [5]byte
+		if _, err := s.Write([]byte("hello")); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(s, buf[:])
+		return err
+	}
+	streamTrip := func() error {
+		s, err := a.h.NewStream(ctx, bn.h.ID(), proto)
+		if err != nil {
+			return err
+		}
+		if err := roundTrip(s); err != nil {
+			s.Reset()
+			return err
+		}
+		return s.Close()
+	}
+	for _, n := range []int{1, 64} {
+		b.Run(inFlightName(n), func(b *testing.B) {
+			bn.h.SetStreamHandler(proto, echoOn)
+			inFlight(b, n, func(_, n int) error { return times(n, streamTrip) })
+		})
+	}
+
+	// send writes 5 bytes on a new stream from one host to a peer and
+	// closes it.
+	send := func(from *testNode, to peer.ID) error {
+		s, err := from.h.NewStream(ctx, to, proto)
+		if err != nil {
+			return err
+		}
+		if _, err := s.Write([]byte("hello")); err != nil {
+			s.Reset()
+			return err
+		}
+		return s.Close()
+	}
+	// receive reads the 5 bytes of a stream send opened, then gives them
+	// to got.
+	receive := func(s network.Stream, got func() error) {
 		var buf [5]byte
 		if _, err := io.ReadFull(s, buf[:]); err != nil {
 			s.Reset()
 			return
 		}
-		s.Write(buf[:])
-	})
-	ctx := context.Background()
-	if err := a.h.Connect(ctx, peer.AddrInfo{ID: bn.h.ID(), Addrs: bn.h.Addrs()}); err != nil {
-		b.Fatal(err)
+		s.Close()
+		if err := got(); err != nil {
+			b.Error(err)
+		}
 	}
-	var buf [5]byte
-	for b.Loop() {
+	answers := make(chan struct{}, 64)
+	for _, n := range []int{1, 64} {
+		name := "two-streams"
+		if n > 1 {
+			name += "-" + inFlightName(n)
+		}
+		b.Run(name, func(b *testing.B) {
+			bn.h.SetStreamHandler(proto, func(s network.Stream) {
+				receive(s, func() error { return send(bn, a.h.ID()) })
+			})
+			a.h.SetStreamHandler(proto, func(s network.Stream) {
+				receive(s, func() error { answers <- struct{}{}; return nil })
+			})
+			// Each worker sends one request and waits for one answer (any
+			// worker's: they are alike), so n are in flight at most.
+			inFlight(b, n, func(_, n int) error {
+				return times(n, func() error {
+					if err := send(a, bn.h.ID()); err != nil {
+						return err
+					}
+					select {
+					case <-answers:
+						return nil
+					case <-time.After(10 * time.Second):
+						return errors.New("no answer within 10 s")
+					}
+				})
+			})
+		})
+	}
+
+	b.Run("reuse", func(b *testing.B) {
+		bn.h.SetStreamHandler(proto, echoOn)
 		s, err := a.h.NewStream(ctx, bn.h.ID(), proto)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.Write([]byte("hello")); err != nil {
-			b.Fatal(err)
+		defer s.Close()
+		for b.Loop() {
+			if err := roundTrip(s); err != nil {
+				b.Fatal(err)
+			}
 		}
-		if _, err := io.ReadFull(s, buf[:]); err != nil {
-			b.Fatal(err)
-		}
-		s.Close()
-	}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
 }
