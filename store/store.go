@@ -72,13 +72,16 @@ var (
 	bucketMeta      = []byte("meta")      // schemaKey → 8-byte big-endian version
 	bucketState     = []byte("state")     // process id → state value
 	bucketProcTable = []byte("proctable") // process id → kernel's record
+	bucketRevoked   = []byte("revoked")   // SHA-256 of a mark → the mark (revocations.go)
 	schemaKey       = []byte("schema")
 	// bucketKV ("kv", kv.go) holds the key-value databases: a nested
 	// bucket per package, in it a nested bucket per database.
 )
 
 // dataBuckets are the buckets initSchema creates besides meta.
-var dataBuckets = [][]byte{bucketState, bucketProcTable, bucketKV}
+// A bucket added here is created in a database made by an older weft
+// when it opens, with no change of schema version.
+var dataBuckets = [][]byte{bucketState, bucketProcTable, bucketKV, bucketRevoked}
 
 // Options tunes Open. The zero value is ready to use.
 type Options struct {
