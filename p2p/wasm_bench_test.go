@@ -93,35 +93,43 @@ func guestCall(n *testNode, client kernel.ProcessId, target kernel.Address, coun
 
 // BenchmarkRemoteRoundTrip is a request from the C bench guest on node A
 // to the C bench guest on node B (public, with the network capability;
-// addressed by B's node id) and its response back, over TCP on loopback.
-// The loop runs inside the client guest (send_and_await), so an op is one
-// round trip. serial: one client; 64-in-flight: 64 client processes on A,
-// each sending its share of b.N one after another.
+// addressed by B's node id) and its response back, on loopback. The loop
+// runs inside the client guest (send_and_await), so an op is one round
+// trip. serial: one client; 64-in-flight: 64 client processes on A, each
+// sending its share of b.N one after another. Over TCP (yamux), beside
+// BenchmarkLibp2pFloor; the quic- ones over QUIC.
 func BenchmarkRemoteRoundTrip(b *testing.B) {
 	mod := benchModule(b)
-	a, bn := startNode(b), startNode(b)
-	if _, err := a.Connect(context.Background(), bn.addr(b, "/tcp/")); err != nil {
-		b.Fatal(err)
-	}
-	startGuest(b, bn, mod, benchServer, true)
-	target := bn.k.Address(benchServer)
-	if !strings.HasPrefix(target.String(), bn.NodeID()+"@") {
-		b.Fatalf("server address %s does not name B's node %s", target, bn.NodeID())
-	}
-	clients := make([]kernel.ProcessId, 64)
-	for i := range clients {
-		clients[i] = benchClient
-		clients[i].Name += strconv.Itoa(i)
-		startGuest(b, a, mod, clients[i], false)
-	}
-	if err := guestCall(a, clients[0], target, 1000); err != nil { // warm up
-		b.Fatal(err)
-	}
-	for _, n := range []int{1, 64} {
-		b.Run(inFlightName(n), func(b *testing.B) {
-			b.ReportAllocs()
-			inFlight(b, n, func(w, n int) error { return guestCall(a, clients[w], target, n) })
-		})
+	for _, tr := range []struct{ prefix, listen string }{{"", "/tcp/"}, {"quic-", "/quic-v1"}} {
+		listen := tcpListen
+		if tr.listen != "/tcp/" {
+			listen = quicListen
+		}
+		a := startNode(b, func(c *Config) { c.Listen = listen })
+		bn := startNode(b, func(c *Config) { c.Listen = listen })
+		if _, err := a.Connect(context.Background(), bn.addr(b, tr.listen)); err != nil {
+			b.Fatal(err)
+		}
+		startGuest(b, bn, mod, benchServer, true)
+		target := bn.k.Address(benchServer)
+		if !strings.HasPrefix(target.String(), bn.NodeID()+"@") {
+			b.Fatalf("server address %s does not name B's node %s", target, bn.NodeID())
+		}
+		clients := make([]kernel.ProcessId, 64)
+		for i := range clients {
+			clients[i] = benchClient
+			clients[i].Name += strconv.Itoa(i)
+			startGuest(b, a, mod, clients[i], false)
+		}
+		if err := guestCall(a, clients[0], target, 1000); err != nil { // warm up
+			b.Fatal(err)
+		}
+		for _, n := range []int{1, 64} {
+			b.Run(tr.prefix+inFlightName(n), func(b *testing.B) {
+				b.ReportAllocs()
+				inFlight(b, n, func(w, n int) error { return guestCall(a, clients[w], target, n) })
+			})
+		}
 	}
 }
 
