@@ -699,15 +699,29 @@ func TestInboundFrameMemoryLimited(t *testing.T) {
 	if kind := sendErrKind(t, err); kind != kernel.ErrMailboxFull || !strings.Contains(err.Error(), "no memory") {
 		t.Fatalf("a frame over the peer's memory: %v, want mailbox_full saying there is no memory", err)
 	}
-	// Within the limit, the same peer is served.
+	// Within the limit, the same peer is served, once the refused
+	// stream's memory is released (the stream's scope ends a moment after
+	// its reset).
+	aID, _ := PeerID(a.NodeID())
+	waitUntil(t, "the refused frame's memory to be released", func() bool {
+		var mem int64
+		b.h.Network().ResourceManager().ViewPeer(aID, func(s network.PeerScope) error {
+			mem = s.Stat().Memory
+			return nil
+		})
+		return mem == 0
+	})
 	mustEcho(t, a, b.echoAt(), "small")
-	// And a node with the default limits takes the large one.
+	// And a node with the default limits takes the largest blob the
+	// kernel allows, beyond libp2p's default memory for a stream.
 	c := startNode(t)
 	if _, err := a.Connect(context.Background(), c.addr(t, "/tcp/")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.k.Send(ctx, &kernel.Request{Target: c.echoAt(), ExpectsResponse: time.Minute, Body: []byte("big"), Blob: &kernel.Blob{Mime: "application/octet-stream", Bytes: make([]byte, 12<<20)}}); err != nil {
-		t.Fatalf("a 12 MiB blob to a node with the default limits: %v", err)
+	const mime = "application/octet-stream"
+	largest := &kernel.Blob{Mime: mime, Bytes: make([]byte, a.k.Limits().MaxBlobBytes-len(mime))}
+	if _, err := a.k.Send(ctx, &kernel.Request{Target: c.echoAt(), ExpectsResponse: time.Minute, Body: []byte("big"), Blob: largest}); err != nil {
+		t.Fatalf("the largest blob to a node with the default limits: %v", err)
 	}
 }
 
