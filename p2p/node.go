@@ -224,9 +224,15 @@ func resourceLimits(l Limits) rcmgr.ConcreteLimitConfig {
 		Streams: rcmgr.LimitVal(l.StreamsPerPeer), StreamsInbound: rcmgr.LimitVal(l.StreamsPerPeer), StreamsOutbound: rcmgr.LimitVal(l.StreamsPerPeer),
 		Memory: rcmgr.LimitVal64(l.MemoryPerPeer),
 	}
+	// A stream holds its frame and yamux's receive window, which grows
+	// to 16 MiB on a slow reader: libp2p's default for a stream (16 MiB
+	// in all) would refuse a frame near the largest once the window had
+	// grown. The peer's scope bounds a stream instead.
+	stream := rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(l.MemoryPerPeer)}
 	partial := rcmgr.PartialLimitConfig{
 		System:       total,
 		Transient:    transient,
+		Stream:       stream,
 		PeerDefault:  perPeer,
 		Protocol:     map[protocol.ID]rcmgr.ResourceLimits{ProtocolID: total},
 		ProtocolPeer: map[protocol.ID]rcmgr.ResourceLimits{ProtocolID: perPeer},
