@@ -34,6 +34,11 @@ var mutating = map[string]bool{
 	weftv1connect.BackupServicePruneBackupsProcedure:         true,
 	weftv1connect.BackupServiceAddBackupKeyProcedure:         true,
 	weftv1connect.BackupServiceRemoveBackupKeyProcedure:      true,
+	weftv1connect.PeerServiceConnectPeerProcedure:            true,
+	weftv1connect.PeerServiceDisconnectPeerProcedure:         true,
+	weftv1connect.PeerServicePingPeerProcedure:               true,
+	weftv1connect.PeerServiceSetAliasProcedure:               true,
+	weftv1connect.PeerServiceRemoveAliasProcedure:            true,
 }
 
 // auditInterceptor writes one line at Info, message "audit", for every
@@ -183,6 +188,20 @@ func auditArgs(req, res any) []slog.Attr {
 		return []slog.Attr{echoAttr("recipient", m.GetRecipient())}
 	case *weftv1.RemoveBackupKeyRequest:
 		return []slog.Attr{echoAttr("target", m.GetTarget()), echoAttr("id", m.GetId())}
+	case *weftv1.ConnectPeerRequest:
+		attrs := []slog.Attr{echoAttr("addr", m.GetAddr())}
+		if r, ok := res.(*weftv1.ConnectPeerResponse); ok {
+			attrs = append(attrs, slog.String("node", r.GetNodeId()))
+		}
+		return attrs
+	case *weftv1.DisconnectPeerRequest:
+		return []slog.Attr{echoAttr("node", m.GetNode())}
+	case *weftv1.PingPeerRequest:
+		return []slog.Attr{echoAttr("node", m.GetNode())}
+	case *weftv1.SetAliasRequest:
+		return []slog.Attr{echoAttr("alias", m.GetName()), echoAttr("node", m.GetNode())}
+	case *weftv1.RemoveAliasRequest:
+		return []slog.Attr{echoAttr("alias", m.GetName())}
 	case *weftv1.RevokeCapabilityRequest:
 		return []slog.Attr{
 			echoAttr("issuer", m.GetCapability().GetIssuer()),

@@ -51,6 +51,10 @@ type Config struct {
 	// no target is declared, makes every BackupService call fail with
 	// CodeFailedPrecondition.
 	Backups Backups
+	// Network is the node on the network (a *p2p.Node); nil, when the
+	// network is off, makes every PeerService call fail with
+	// CodeFailedPrecondition and GetInfo say so.
+	Network Network
 	// Version is weftd's version, as GetInfo reports it.
 	Version string
 	// Started is when the node started; zero is when New was called.
@@ -70,7 +74,7 @@ type Config struct {
 	Interceptors []connect.Interceptor
 }
 
-// server implements the eight services.
+// server implements the nine services.
 type server struct {
 	k        *kernel.Kernel
 	reg      *install.Registry
@@ -78,6 +82,7 @@ type server struct {
 	drives   *store.Drives
 	drivers  Drivers
 	backups  Backups
+	net      Network
 	ps       *procstore.Service // deletes databases and drives with their capabilities
 	version  string
 	started  time.Time
@@ -85,7 +90,7 @@ type server struct {
 	stopping <-chan struct{}
 }
 
-// New returns the control API as one http.Handler: the eight services
+// New returns the control API as one http.Handler: the nine services
 // over Connect, gRPC and gRPC-Web, and gRPC server reflection (v1 and
 // v1alpha). Serve it with ConnContext as the server's ConnContext so that
 // the audit log can name callers.
@@ -101,7 +106,7 @@ func New(cfg Config) (http.Handler, error) {
 	if started.IsZero() {
 		started = time.Now()
 	}
-	s := &server{k: cfg.Kernel, reg: cfg.Packages, st: cfg.Store, drives: cfg.Drives, drivers: cfg.Drivers, backups: cfg.Backups, version: cfg.Version, started: started, log: log, stopping: cfg.Stopping}
+	s := &server{k: cfg.Kernel, reg: cfg.Packages, st: cfg.Store, drives: cfg.Drives, drivers: cfg.Drivers, backups: cfg.Backups, net: cfg.Network, version: cfg.Version, started: started, log: log, stopping: cfg.Stopping}
 	s.ps = procstore.New(cfg.Kernel, cfg.Store, cfg.Drives, log)
 
 	// Outermost first: the daemon's interceptors, the audit log (which
@@ -131,6 +136,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle(weftv1connect.NewStoreServiceHandler(s, opts...))
 	mux.Handle(weftv1connect.NewDriverServiceHandler(s, opts...))
 	mux.Handle(weftv1connect.NewBackupServiceHandler(s, opts...))
+	mux.Handle(weftv1connect.NewPeerServiceHandler(s, opts...))
 	reflector := grpcreflect.NewStaticReflector(
 		weftv1connect.NodeServiceName,
 		weftv1connect.PackageServiceName,
@@ -140,6 +146,7 @@ func New(cfg Config) (http.Handler, error) {
 		weftv1connect.StoreServiceName,
 		weftv1connect.DriverServiceName,
 		weftv1connect.BackupServiceName,
+		weftv1connect.PeerServiceName,
 	)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, opts...))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, opts...))

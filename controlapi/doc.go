@@ -1,5 +1,5 @@
 // Package controlapi owns the control API of a weft node: the Connect RPC
-// handlers of its seven services (over Connect, gRPC and gRPC-Web, with gRPC
+// handlers of its nine services (over Connect, gRPC and gRPC-Web, with gRPC
 // server reflection), authentication by bearer token, the audit log of
 // every call that changes the node, and the mapping of domain errors to
 // Connect codes (errors.go, the only place that knows it).

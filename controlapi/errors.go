@@ -90,6 +90,14 @@ var codes = []struct {
 	// that refuses the credentials waits for the operator to fix them.
 	{object.ErrUnavailable, connect.CodeUnavailable},
 	{object.ErrDenied, connect.CodeFailedPrecondition},
+	// The PeerService's (peers.go): a node that could not be reached is
+	// UNAVAILABLE and its message names the node (weft tells a node's
+	// answer from a weftd that is not there); one not connected, with no
+	// address known, or an alias not set, NOT_FOUND; a node whose
+	// network is off waits for the operator.
+	{errNetworkOff, connect.CodeFailedPrecondition},
+	{errUnknownPeer, connect.CodeNotFound},
+	{errUnreachable, connect.CodeUnavailable},
 }
 
 // driveError marks an error of the store's drives. Their fs.ErrNotExist

@@ -23,6 +23,7 @@ import (
 	"github.com/weftos/weft/controlapi"
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/p2p"
 	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/plugins"
 	"github.com/weftos/weft/procstore"
@@ -59,8 +60,10 @@ type node struct {
 	stor weftv1connect.StoreServiceClient
 	drv  weftv1connect.DriverServiceClient
 	bak  weftv1connect.BackupServiceClient
+	peer weftv1connect.PeerServiceClient
 
 	backups *backup.Engine // with nodeOptions.backupTargets
+	net     *p2p.Node      // with nodeOptions.network
 }
 
 type nodeOptions struct {
@@ -79,6 +82,9 @@ type nodeOptions struct {
 	// backupTargets, when not nil, are the targets of a backup engine
 	// given as Config.Backups.
 	backupTargets []backup.Target
+	// network puts the node on the network: a p2p.Node on a free TCP
+	// port of 127.0.0.1, given as Config.Network.
+	network bool
 }
 
 func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *node {
@@ -164,6 +170,19 @@ func newNode(t *testing.T, o nodeOptions, clientOpts ...connect.ClientOption) *n
 	if o.noStorage {
 		cfg.Store, cfg.Drives = nil, nil
 	}
+	if o.network {
+		n.net, err = p2p.New(p2p.Config{Kernel: k, Key: key, DataDir: filepath.Join(dataDir, "p2p"), Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Before the kernel closes: cleanups run last registered first.
+		t.Cleanup(func() {
+			if err := n.net.Close(); err != nil {
+				t.Errorf("close the p2p node: %v", err)
+			}
+		})
+		cfg.Network = n.net
+	}
 	if n.drivers != nil { // never a nil *Manager in the interface
 		cfg.Drivers = n.drivers
 	}
@@ -242,6 +261,7 @@ func (n *node) clients(hc *http.Client, opts ...connect.ClientOption) {
 	n.stor = weftv1connect.NewStoreServiceClient(hc, baseURL, opts...)
 	n.drv = weftv1connect.NewDriverServiceClient(hc, baseURL, opts...)
 	n.bak = weftv1connect.NewBackupServiceClient(hc, baseURL, opts...)
+	n.peer = weftv1connect.NewPeerServiceClient(hc, baseURL, opts...)
 }
 
 // echo answers every request that expects a response with "echo:" and

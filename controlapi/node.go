@@ -39,7 +39,13 @@ func (s *server) GetInfo(_ context.Context, _ *connect.Request[weftv1.GetInfoReq
 	if s.backups != nil {
 		backups = targetStatuses(s.backups.Status())
 	}
+	var listen []string
+	if s.net != nil {
+		listen = s.net.ListenAddrs()
+	}
 	return connect.NewResponse(&weftv1.GetInfoResponse{
+		Network:          s.net != nil,
+		ListenAddrs:      listen,
 		Backups:          backups,
 		NodeId:           s.k.NodeID(),
 		Version:          s.version,

@@ -200,7 +200,15 @@ type GetInfoResponse struct {
 	Restarts uint64 `protobuf:"varint,10,opt,name=restarts,proto3" json:"restarts,omitempty"`
 	// Each backup target's last runs (as BackupService.GetBackupStatus
 	// has them); empty when no target is declared.
-	Backups       []*BackupTargetStatus `protobuf:"bytes,11,rep,name=backups,proto3" json:"backups,omitempty"`
+	Backups []*BackupTargetStatus `protobuf:"bytes,11,rep,name=backups,proto3" json:"backups,omitempty"`
+	// Whether the node is on the network ([network] enabled = false, or
+	// weftd --p2p-listen none, turns it off; every other node is then
+	// offline).
+	Network bool `protobuf:"varint,12,opt,name=network,proto3" json:"network,omitempty"`
+	// The full multiaddrs other nodes reach this one at, each ending in
+	// /p2p/NODE_ID, relayed ones (RELAY/p2p-circuit/p2p/NODE_ID) included;
+	// empty when the network is off.
+	ListenAddrs   []string `protobuf:"bytes,13,rep,name=listen_addrs,json=listenAddrs,proto3" json:"listen_addrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -308,6 +316,20 @@ func (x *GetInfoResponse) GetRestarts() uint64 {
 func (x *GetInfoResponse) GetBackups() []*BackupTargetStatus {
 	if x != nil {
 		return x.Backups
+	}
+	return nil
+}
+
+func (x *GetInfoResponse) GetNetwork() bool {
+	if x != nil {
+		return x.Network
+	}
+	return false
+}
+
+func (x *GetInfoResponse) GetListenAddrs() []string {
+	if x != nil {
+		return x.ListenAddrs
 	}
 	return nil
 }
@@ -5538,12 +5560,820 @@ func (x *BackupTargetStatus) GetUploadedBytes() uint64 {
 	return 0
 }
 
+type ListPeersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPeersRequest) Reset() {
+	*x = ListPeersRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPeersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPeersRequest) ProtoMessage() {}
+
+func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
+func (*ListPeersRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{90}
+}
+
+type ListPeersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By node id.
+	Peers         []*Peer `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPeersResponse) Reset() {
+	*x = ListPeersResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPeersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPeersResponse) ProtoMessage() {}
+
+func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
+func (*ListPeersResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *ListPeersResponse) GetPeers() []*Peer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+// Peer is one connected node.
+type Peer struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The aliases this node has for it, sorted; empty when none.
+	Aliases []string `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// The remote addresses of the connections to it, sorted.
+	Addrs []string `protobuf:"bytes,3,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	// Every connection to it goes through a relay.
+	Relayed bool `protobuf:"varint,4,opt,name=relayed,proto3" json:"relayed,omitempty"`
+	// The moving average of its round trips; unset before one was measured.
+	Latency *durationpb.Duration `protobuf:"bytes,5,opt,name=latency,proto3" json:"latency,omitempty"`
+	// When its oldest open connection opened.
+	ConnectedSince *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=connected_since,json=connectedSince,proto3" json:"connected_since,omitempty"`
+	// Since it connected: frame bytes and messages read from it (in) and
+	// written to it (out), frames that failed, frames that claimed another
+	// node as their source (dropped), and requests over its rate limit.
+	BytesIn       uint64 `protobuf:"varint,7,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	BytesOut      uint64 `protobuf:"varint,8,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	MessagesIn    uint64 `protobuf:"varint,9,opt,name=messages_in,json=messagesIn,proto3" json:"messages_in,omitempty"`
+	MessagesOut   uint64 `protobuf:"varint,10,opt,name=messages_out,json=messagesOut,proto3" json:"messages_out,omitempty"`
+	Errors        uint64 `protobuf:"varint,11,opt,name=errors,proto3" json:"errors,omitempty"`
+	Spoofed       uint64 `protobuf:"varint,12,opt,name=spoofed,proto3" json:"spoofed,omitempty"`
+	RateLimited   uint64 `protobuf:"varint,13,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Peer) Reset() {
+	*x = Peer{}
+	mi := &file_weft_v1_control_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Peer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Peer) ProtoMessage() {}
+
+func (x *Peer) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Peer.ProtoReflect.Descriptor instead.
+func (*Peer) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *Peer) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Peer) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *Peer) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *Peer) GetRelayed() bool {
+	if x != nil {
+		return x.Relayed
+	}
+	return false
+}
+
+func (x *Peer) GetLatency() *durationpb.Duration {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+func (x *Peer) GetConnectedSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConnectedSince
+	}
+	return nil
+}
+
+func (x *Peer) GetBytesIn() uint64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *Peer) GetBytesOut() uint64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *Peer) GetMessagesIn() uint64 {
+	if x != nil {
+		return x.MessagesIn
+	}
+	return 0
+}
+
+func (x *Peer) GetMessagesOut() uint64 {
+	if x != nil {
+		return x.MessagesOut
+	}
+	return 0
+}
+
+func (x *Peer) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *Peer) GetSpoofed() uint64 {
+	if x != nil {
+		return x.Spoofed
+	}
+	return 0
+}
+
+func (x *Peer) GetRateLimited() uint64 {
+	if x != nil {
+		return x.RateLimited
+	}
+	return 0
+}
+
+type ConnectPeerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A full multiaddr ending in /p2p/NODE_ID, such as
+	// /ip4/203.0.113.7/tcp/4801/p2p/k51....
+	Addr          string `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectPeerRequest) Reset() {
+	*x = ConnectPeerRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectPeerRequest) ProtoMessage() {}
+
+func (x *ConnectPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectPeerRequest.ProtoReflect.Descriptor instead.
+func (*ConnectPeerRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *ConnectPeerRequest) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+type ConnectPeerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node connected to.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectPeerResponse) Reset() {
+	*x = ConnectPeerResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectPeerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectPeerResponse) ProtoMessage() {}
+
+func (x *ConnectPeerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectPeerResponse.ProtoReflect.Descriptor instead.
+func (*ConnectPeerResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *ConnectPeerResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type DisconnectPeerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A node id or an alias.
+	Node          string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectPeerRequest) Reset() {
+	*x = DisconnectPeerRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectPeerRequest) ProtoMessage() {}
+
+func (x *DisconnectPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectPeerRequest.ProtoReflect.Descriptor instead.
+func (*DisconnectPeerRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *DisconnectPeerRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type DisconnectPeerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectPeerResponse) Reset() {
+	*x = DisconnectPeerResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectPeerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectPeerResponse) ProtoMessage() {}
+
+func (x *DisconnectPeerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectPeerResponse.ProtoReflect.Descriptor instead.
+func (*DisconnectPeerResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *DisconnectPeerResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type PingPeerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A node id or an alias.
+	Node          string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingPeerRequest) Reset() {
+	*x = PingPeerRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingPeerRequest) ProtoMessage() {}
+
+func (x *PingPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingPeerRequest.ProtoReflect.Descriptor instead.
+func (*PingPeerRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *PingPeerRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type PingPeerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Rtt           *durationpb.Duration   `protobuf:"bytes,2,opt,name=rtt,proto3" json:"rtt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingPeerResponse) Reset() {
+	*x = PingPeerResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingPeerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingPeerResponse) ProtoMessage() {}
+
+func (x *PingPeerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingPeerResponse.ProtoReflect.Descriptor instead.
+func (*PingPeerResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *PingPeerResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *PingPeerResponse) GetRtt() *durationpb.Duration {
+	if x != nil {
+		return x.Rtt
+	}
+	return nil
+}
+
+type SetAliasRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A node id.
+	Node          string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAliasRequest) Reset() {
+	*x = SetAliasRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAliasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAliasRequest) ProtoMessage() {}
+
+func (x *SetAliasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAliasRequest.ProtoReflect.Descriptor instead.
+func (*SetAliasRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *SetAliasRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetAliasRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type SetAliasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAliasResponse) Reset() {
+	*x = SetAliasResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAliasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAliasResponse) ProtoMessage() {}
+
+func (x *SetAliasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAliasResponse.ProtoReflect.Descriptor instead.
+func (*SetAliasResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{100}
+}
+
+type RemoveAliasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAliasRequest) Reset() {
+	*x = RemoveAliasRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAliasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAliasRequest) ProtoMessage() {}
+
+func (x *RemoveAliasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAliasRequest.ProtoReflect.Descriptor instead.
+func (*RemoveAliasRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *RemoveAliasRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveAliasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAliasResponse) Reset() {
+	*x = RemoveAliasResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAliasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAliasResponse) ProtoMessage() {}
+
+func (x *RemoveAliasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAliasResponse.ProtoReflect.Descriptor instead.
+func (*RemoveAliasResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{102}
+}
+
+type ListAliasesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAliasesRequest) Reset() {
+	*x = ListAliasesRequest{}
+	mi := &file_weft_v1_control_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAliasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAliasesRequest) ProtoMessage() {}
+
+func (x *ListAliasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAliasesRequest.ProtoReflect.Descriptor instead.
+func (*ListAliasesRequest) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{103}
+}
+
+type ListAliasesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Aliases       []*Alias               `protobuf:"bytes,1,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAliasesResponse) Reset() {
+	*x = ListAliasesResponse{}
+	mi := &file_weft_v1_control_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAliasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAliasesResponse) ProtoMessage() {}
+
+func (x *ListAliasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAliasesResponse.ProtoReflect.Descriptor instead.
+func (*ListAliasesResponse) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *ListAliasesResponse) GetAliases() []*Alias {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+type Alias struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Alias) Reset() {
+	*x = Alias{}
+	mi := &file_weft_v1_control_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alias) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alias) ProtoMessage() {}
+
+func (x *Alias) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_v1_control_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alias.ProtoReflect.Descriptor instead.
+func (*Alias) Descriptor() ([]byte, []int) {
+	return file_weft_v1_control_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *Alias) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Alias) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 var File_weft_v1_control_proto protoreflect.FileDescriptor
 
 const file_weft_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"\x15weft/v1/control.proto\x12\aweft.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13weft/v1/types.proto\"\x10\n" +
-	"\x0eGetInfoRequest\"\x9a\x04\n" +
+	"\x0eGetInfoRequest\"\xd7\x04\n" +
 	"\x0fGetInfoResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x124\n" +
@@ -5557,7 +6387,9 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"sendErrors\x12\x1a\n" +
 	"\brestarts\x18\n" +
 	" \x01(\x04R\brestarts\x125\n" +
-	"\abackups\x18\v \x03(\v2\x1b.weft.v1.BackupTargetStatusR\abackups\x1a=\n" +
+	"\abackups\x18\v \x03(\v2\x1b.weft.v1.BackupTargetStatusR\abackups\x12\x18\n" +
+	"\anetwork\x18\f \x01(\bR\anetwork\x12!\n" +
+	"\flisten_addrs\x18\r \x03(\tR\vlistenAddrs\x1a=\n" +
 	"\x0fSendErrorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\"\n" +
@@ -5924,7 +6756,52 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\x04runs\x18\b \x01(\x04R\x04runs\x12\x1a\n" +
 	"\bfailures\x18\t \x01(\x04R\bfailures\x12%\n" +
 	"\x0euploaded_bytes\x18\n" +
-	" \x01(\x04R\ruploadedBytes*\x9a\x01\n" +
+	" \x01(\x04R\ruploadedBytes\"\x12\n" +
+	"\x10ListPeersRequest\"8\n" +
+	"\x11ListPeersResponse\x12#\n" +
+	"\x05peers\x18\x01 \x03(\v2\r.weft.v1.PeerR\x05peers\"\xb4\x03\n" +
+	"\x04Peer\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\x12\x14\n" +
+	"\x05addrs\x18\x03 \x03(\tR\x05addrs\x12\x18\n" +
+	"\arelayed\x18\x04 \x01(\bR\arelayed\x123\n" +
+	"\alatency\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12C\n" +
+	"\x0fconnected_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0econnectedSince\x12\x19\n" +
+	"\bbytes_in\x18\a \x01(\x04R\abytesIn\x12\x1b\n" +
+	"\tbytes_out\x18\b \x01(\x04R\bbytesOut\x12\x1f\n" +
+	"\vmessages_in\x18\t \x01(\x04R\n" +
+	"messagesIn\x12!\n" +
+	"\fmessages_out\x18\n" +
+	" \x01(\x04R\vmessagesOut\x12\x16\n" +
+	"\x06errors\x18\v \x01(\x04R\x06errors\x12\x18\n" +
+	"\aspoofed\x18\f \x01(\x04R\aspoofed\x12!\n" +
+	"\frate_limited\x18\r \x01(\x04R\vrateLimited\"(\n" +
+	"\x12ConnectPeerRequest\x12\x12\n" +
+	"\x04addr\x18\x01 \x01(\tR\x04addr\".\n" +
+	"\x13ConnectPeerResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"+\n" +
+	"\x15DisconnectPeerRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"1\n" +
+	"\x16DisconnectPeerResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"%\n" +
+	"\x0fPingPeerRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"X\n" +
+	"\x10PingPeerResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12+\n" +
+	"\x03rtt\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03rtt\"9\n" +
+	"\x0fSetAliasRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\"\x12\n" +
+	"\x10SetAliasResponse\"(\n" +
+	"\x12RemoveAliasRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
+	"\x13RemoveAliasResponse\"\x14\n" +
+	"\x12ListAliasesRequest\"?\n" +
+	"\x13ListAliasesResponse\x12(\n" +
+	"\aaliases\x18\x01 \x03(\v2\x0e.weft.v1.AliasR\aaliases\"4\n" +
+	"\x05Alias\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId*\x9a\x01\n" +
 	"\fProcessState\x12\x1d\n" +
 	"\x19PROCESS_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PROCESS_STATE_RUNNING\x10\x01\x12\x1c\n" +
@@ -5979,7 +6856,15 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\x0eListBackupKeys\x12\x1e.weft.v1.ListBackupKeysRequest\x1a\x1f.weft.v1.ListBackupKeysResponse\"\x03\x90\x02\x01\x12K\n" +
 	"\fAddBackupKey\x12\x1c.weft.v1.AddBackupKeyRequest\x1a\x1d.weft.v1.AddBackupKeyResponse\x12T\n" +
 	"\x0fRemoveBackupKey\x12\x1f.weft.v1.RemoveBackupKeyRequest\x1a .weft.v1.RemoveBackupKeyResponse\x12Y\n" +
-	"\x0fGetBackupStatus\x12\x1f.weft.v1.GetBackupStatusRequest\x1a .weft.v1.GetBackupStatusResponse\"\x03\x90\x02\x01B*Z(github.com/weftos/weft/api/weftv1;weftv1b\x06proto3"
+	"\x0fGetBackupStatus\x12\x1f.weft.v1.GetBackupStatusRequest\x1a .weft.v1.GetBackupStatusResponse\"\x03\x90\x02\x012\x8e\x04\n" +
+	"\vPeerService\x12G\n" +
+	"\tListPeers\x12\x19.weft.v1.ListPeersRequest\x1a\x1a.weft.v1.ListPeersResponse\"\x03\x90\x02\x01\x12H\n" +
+	"\vConnectPeer\x12\x1b.weft.v1.ConnectPeerRequest\x1a\x1c.weft.v1.ConnectPeerResponse\x12Q\n" +
+	"\x0eDisconnectPeer\x12\x1e.weft.v1.DisconnectPeerRequest\x1a\x1f.weft.v1.DisconnectPeerResponse\x12?\n" +
+	"\bPingPeer\x12\x18.weft.v1.PingPeerRequest\x1a\x19.weft.v1.PingPeerResponse\x12?\n" +
+	"\bSetAlias\x12\x18.weft.v1.SetAliasRequest\x1a\x19.weft.v1.SetAliasResponse\x12H\n" +
+	"\vRemoveAlias\x12\x1b.weft.v1.RemoveAliasRequest\x1a\x1c.weft.v1.RemoveAliasResponse\x12M\n" +
+	"\vListAliases\x12\x1b.weft.v1.ListAliasesRequest\x1a\x1c.weft.v1.ListAliasesResponse\"\x03\x90\x02\x01B*Z(github.com/weftos/weft/api/weftv1;weftv1b\x06proto3"
 
 var (
 	file_weft_v1_control_proto_rawDescOnce sync.Once
@@ -5994,7 +6879,7 @@ func file_weft_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_weft_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
+var file_weft_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 107)
 var file_weft_v1_control_proto_goTypes = []any{
 	(ProcessState)(0),                // 0: weft.v1.ProcessState
 	(EnvelopeKind)(0),                // 1: weft.v1.EnvelopeKind
@@ -6088,24 +6973,40 @@ var file_weft_v1_control_proto_goTypes = []any{
 	(*GetBackupStatusRequest)(nil),   // 89: weft.v1.GetBackupStatusRequest
 	(*GetBackupStatusResponse)(nil),  // 90: weft.v1.GetBackupStatusResponse
 	(*BackupTargetStatus)(nil),       // 91: weft.v1.BackupTargetStatus
-	nil,                              // 92: weft.v1.GetInfoResponse.SendErrorsEntry
-	(*timestamppb.Timestamp)(nil),    // 93: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 94: google.protobuf.Duration
-	(*Capability)(nil),               // 95: weft.v1.Capability
-	(*Request)(nil),                  // 96: weft.v1.Request
-	(*Blob)(nil),                     // 97: weft.v1.Blob
-	(*Response)(nil),                 // 98: weft.v1.Response
-	(*SendError)(nil),                // 99: weft.v1.SendError
-	(SendErrorKind)(0),               // 100: weft.v1.SendErrorKind
+	(*ListPeersRequest)(nil),         // 92: weft.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),        // 93: weft.v1.ListPeersResponse
+	(*Peer)(nil),                     // 94: weft.v1.Peer
+	(*ConnectPeerRequest)(nil),       // 95: weft.v1.ConnectPeerRequest
+	(*ConnectPeerResponse)(nil),      // 96: weft.v1.ConnectPeerResponse
+	(*DisconnectPeerRequest)(nil),    // 97: weft.v1.DisconnectPeerRequest
+	(*DisconnectPeerResponse)(nil),   // 98: weft.v1.DisconnectPeerResponse
+	(*PingPeerRequest)(nil),          // 99: weft.v1.PingPeerRequest
+	(*PingPeerResponse)(nil),         // 100: weft.v1.PingPeerResponse
+	(*SetAliasRequest)(nil),          // 101: weft.v1.SetAliasRequest
+	(*SetAliasResponse)(nil),         // 102: weft.v1.SetAliasResponse
+	(*RemoveAliasRequest)(nil),       // 103: weft.v1.RemoveAliasRequest
+	(*RemoveAliasResponse)(nil),      // 104: weft.v1.RemoveAliasResponse
+	(*ListAliasesRequest)(nil),       // 105: weft.v1.ListAliasesRequest
+	(*ListAliasesResponse)(nil),      // 106: weft.v1.ListAliasesResponse
+	(*Alias)(nil),                    // 107: weft.v1.Alias
+	nil,                              // 108: weft.v1.GetInfoResponse.SendErrorsEntry
+	(*timestamppb.Timestamp)(nil),    // 109: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 110: google.protobuf.Duration
+	(*Capability)(nil),               // 111: weft.v1.Capability
+	(*Request)(nil),                  // 112: weft.v1.Request
+	(*Blob)(nil),                     // 113: weft.v1.Blob
+	(*Response)(nil),                 // 114: weft.v1.Response
+	(*SendError)(nil),                // 115: weft.v1.SendError
+	(SendErrorKind)(0),               // 116: weft.v1.SendErrorKind
 }
 var file_weft_v1_control_proto_depIdxs = []int32{
-	93,  // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
-	94,  // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
-	92,  // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
+	109, // 0: weft.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
+	110, // 1: weft.v1.GetInfoResponse.uptime:type_name -> google.protobuf.Duration
+	108, // 2: weft.v1.GetInfoResponse.send_errors:type_name -> weft.v1.GetInfoResponse.SendErrorsEntry
 	91,  // 3: weft.v1.GetInfoResponse.backups:type_name -> weft.v1.BackupTargetStatus
-	95,  // 4: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
+	111, // 4: weft.v1.RequestedCapability.capability:type_name -> weft.v1.Capability
 	5,   // 5: weft.v1.PackageInfo.requested:type_name -> weft.v1.RequestedCapability
-	93,  // 6: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
+	109, // 6: weft.v1.PackageInfo.installed:type_name -> google.protobuf.Timestamp
 	5,   // 7: weft.v1.PackageInfo.approved:type_name -> weft.v1.RequestedCapability
 	4,   // 8: weft.v1.InspectPackageRequest.archive:type_name -> weft.v1.PackageArchive
 	6,   // 9: weft.v1.InspectPackageResponse.package:type_name -> weft.v1.PackageInfo
@@ -6114,36 +7015,36 @@ var file_weft_v1_control_proto_depIdxs = []int32{
 	6,   // 12: weft.v1.InstallPackageResponse.package:type_name -> weft.v1.PackageInfo
 	6,   // 13: weft.v1.ListPackagesResponse.packages:type_name -> weft.v1.PackageInfo
 	0,   // 14: weft.v1.ProcessInfo.state:type_name -> weft.v1.ProcessState
-	93,  // 15: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
+	109, // 15: weft.v1.ProcessInfo.started:type_name -> google.protobuf.Timestamp
 	15,  // 16: weft.v1.ListProcessesResponse.processes:type_name -> weft.v1.ProcessInfo
 	15,  // 17: weft.v1.KillProcessResponse.process:type_name -> weft.v1.ProcessInfo
 	15,  // 18: weft.v1.RestartProcessResponse.process:type_name -> weft.v1.ProcessInfo
-	96,  // 19: weft.v1.SendRequest.request:type_name -> weft.v1.Request
-	97,  // 20: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
-	98,  // 21: weft.v1.SendResponse.response:type_name -> weft.v1.Response
-	99,  // 22: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
-	97,  // 23: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
-	93,  // 24: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
+	112, // 19: weft.v1.SendRequest.request:type_name -> weft.v1.Request
+	113, // 20: weft.v1.SendRequest.blob:type_name -> weft.v1.Blob
+	114, // 21: weft.v1.SendResponse.response:type_name -> weft.v1.Response
+	115, // 22: weft.v1.SendResponse.error:type_name -> weft.v1.SendError
+	113, // 23: weft.v1.SendResponse.blob:type_name -> weft.v1.Blob
+	109, // 24: weft.v1.Envelope.time:type_name -> google.protobuf.Timestamp
 	1,   // 25: weft.v1.Envelope.kind:type_name -> weft.v1.EnvelopeKind
-	94,  // 26: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
-	100, // 27: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
+	110, // 26: weft.v1.Envelope.expects_response:type_name -> google.protobuf.Duration
+	116, // 27: weft.v1.Envelope.error_kind:type_name -> weft.v1.SendErrorKind
 	25,  // 28: weft.v1.TapResponse.envelope:type_name -> weft.v1.Envelope
-	95,  // 29: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
-	95,  // 30: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
-	95,  // 31: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
-	95,  // 32: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
+	111, // 29: weft.v1.ListCapabilitiesResponse.capabilities:type_name -> weft.v1.Capability
+	111, // 30: weft.v1.GrantCapabilityRequest.capability:type_name -> weft.v1.Capability
+	111, // 31: weft.v1.GrantCapabilityResponse.capability:type_name -> weft.v1.Capability
+	111, // 32: weft.v1.RevokeCapabilityRequest.capability:type_name -> weft.v1.Capability
 	44,  // 33: weft.v1.KVScanResponse.pairs:type_name -> weft.v1.KVPair
-	93,  // 34: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
+	109, // 34: weft.v1.DirEntry.modified:type_name -> google.protobuf.Timestamp
 	51,  // 35: weft.v1.ReadDirResponse.entries:type_name -> weft.v1.DirEntry
 	0,   // 36: weft.v1.DriverInfo.state:type_name -> weft.v1.ProcessState
-	93,  // 37: weft.v1.DriverInfo.started:type_name -> google.protobuf.Timestamp
+	109, // 37: weft.v1.DriverInfo.started:type_name -> google.protobuf.Timestamp
 	55,  // 38: weft.v1.ListDriversResponse.drivers:type_name -> weft.v1.DriverInfo
 	55,  // 39: weft.v1.RestartDriverResponse.driver:type_name -> weft.v1.DriverInfo
 	62,  // 40: weft.v1.InitBackupsResponse.targets:type_name -> weft.v1.InitBackupsResult
 	65,  // 41: weft.v1.RunBackupEvent.targets:type_name -> weft.v1.BackupTargetProgress
 	66,  // 42: weft.v1.RunBackupEvent.results:type_name -> weft.v1.BackupRunResult
 	67,  // 43: weft.v1.BackupRunResult.snapshot:type_name -> weft.v1.BackupSnapshot
-	93,  // 44: weft.v1.BackupSnapshot.time:type_name -> google.protobuf.Timestamp
+	109, // 44: weft.v1.BackupSnapshot.time:type_name -> google.protobuf.Timestamp
 	70,  // 45: weft.v1.ListSnapshotsResponse.targets:type_name -> weft.v1.TargetSnapshots
 	67,  // 46: weft.v1.TargetSnapshots.snapshots:type_name -> weft.v1.BackupSnapshot
 	73,  // 47: weft.v1.VerifyBackupsResponse.targets:type_name -> weft.v1.VerifyBackupsResult
@@ -6157,86 +7058,105 @@ var file_weft_v1_control_proto_depIdxs = []int32{
 	84,  // 55: weft.v1.AddBackupKeyResponse.targets:type_name -> weft.v1.TargetBackupKeys
 	91,  // 56: weft.v1.GetBackupStatusResponse.targets:type_name -> weft.v1.BackupTargetStatus
 	64,  // 57: weft.v1.GetBackupStatusResponse.progress:type_name -> weft.v1.RunBackupEvent
-	93,  // 58: weft.v1.GetBackupStatusResponse.next_run:type_name -> google.protobuf.Timestamp
-	94,  // 59: weft.v1.GetBackupStatusResponse.interval:type_name -> google.protobuf.Duration
-	94,  // 60: weft.v1.GetBackupStatusResponse.after_write:type_name -> google.protobuf.Duration
-	93,  // 61: weft.v1.BackupTargetStatus.last_attempt:type_name -> google.protobuf.Timestamp
-	93,  // 62: weft.v1.BackupTargetStatus.last_success:type_name -> google.protobuf.Timestamp
-	2,   // 63: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
-	7,   // 64: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
-	9,   // 65: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
-	11,  // 66: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
-	13,  // 67: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
-	16,  // 68: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
-	18,  // 69: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
-	20,  // 70: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
-	22,  // 71: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
-	24,  // 72: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
-	27,  // 73: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
-	29,  // 74: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
-	31,  // 75: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
-	33,  // 76: weft.v1.StoreService.ListDatabases:input_type -> weft.v1.ListDatabasesRequest
-	35,  // 77: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
-	37,  // 78: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
-	39,  // 79: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
-	41,  // 80: weft.v1.StoreService.DropDatabase:input_type -> weft.v1.DropDatabaseRequest
-	43,  // 81: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
-	46,  // 82: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
-	48,  // 83: weft.v1.StoreService.RemoveDrive:input_type -> weft.v1.RemoveDriveRequest
-	50,  // 84: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
-	53,  // 85: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
-	56,  // 86: weft.v1.DriverService.ListDrivers:input_type -> weft.v1.ListDriversRequest
-	58,  // 87: weft.v1.DriverService.RestartDriver:input_type -> weft.v1.RestartDriverRequest
-	60,  // 88: weft.v1.BackupService.InitBackups:input_type -> weft.v1.InitBackupsRequest
-	63,  // 89: weft.v1.BackupService.RunBackup:input_type -> weft.v1.RunBackupRequest
-	68,  // 90: weft.v1.BackupService.ListSnapshots:input_type -> weft.v1.ListSnapshotsRequest
-	71,  // 91: weft.v1.BackupService.VerifyBackups:input_type -> weft.v1.VerifyBackupsRequest
-	75,  // 92: weft.v1.BackupService.ForgetSnapshots:input_type -> weft.v1.ForgetSnapshotsRequest
-	78,  // 93: weft.v1.BackupService.PruneBackups:input_type -> weft.v1.PruneBackupsRequest
-	82,  // 94: weft.v1.BackupService.ListBackupKeys:input_type -> weft.v1.ListBackupKeysRequest
-	85,  // 95: weft.v1.BackupService.AddBackupKey:input_type -> weft.v1.AddBackupKeyRequest
-	87,  // 96: weft.v1.BackupService.RemoveBackupKey:input_type -> weft.v1.RemoveBackupKeyRequest
-	89,  // 97: weft.v1.BackupService.GetBackupStatus:input_type -> weft.v1.GetBackupStatusRequest
-	3,   // 98: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
-	8,   // 99: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
-	10,  // 100: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
-	12,  // 101: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
-	14,  // 102: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
-	17,  // 103: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
-	19,  // 104: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
-	21,  // 105: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
-	23,  // 106: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
-	26,  // 107: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
-	28,  // 108: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
-	30,  // 109: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
-	32,  // 110: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
-	34,  // 111: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
-	36,  // 112: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
-	38,  // 113: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
-	40,  // 114: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
-	42,  // 115: weft.v1.StoreService.DropDatabase:output_type -> weft.v1.DropDatabaseResponse
-	45,  // 116: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
-	47,  // 117: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
-	49,  // 118: weft.v1.StoreService.RemoveDrive:output_type -> weft.v1.RemoveDriveResponse
-	52,  // 119: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
-	54,  // 120: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
-	57,  // 121: weft.v1.DriverService.ListDrivers:output_type -> weft.v1.ListDriversResponse
-	59,  // 122: weft.v1.DriverService.RestartDriver:output_type -> weft.v1.RestartDriverResponse
-	61,  // 123: weft.v1.BackupService.InitBackups:output_type -> weft.v1.InitBackupsResponse
-	64,  // 124: weft.v1.BackupService.RunBackup:output_type -> weft.v1.RunBackupEvent
-	69,  // 125: weft.v1.BackupService.ListSnapshots:output_type -> weft.v1.ListSnapshotsResponse
-	72,  // 126: weft.v1.BackupService.VerifyBackups:output_type -> weft.v1.VerifyBackupsResponse
-	76,  // 127: weft.v1.BackupService.ForgetSnapshots:output_type -> weft.v1.ForgetSnapshotsResponse
-	79,  // 128: weft.v1.BackupService.PruneBackups:output_type -> weft.v1.PruneBackupsResponse
-	83,  // 129: weft.v1.BackupService.ListBackupKeys:output_type -> weft.v1.ListBackupKeysResponse
-	86,  // 130: weft.v1.BackupService.AddBackupKey:output_type -> weft.v1.AddBackupKeyResponse
-	88,  // 131: weft.v1.BackupService.RemoveBackupKey:output_type -> weft.v1.RemoveBackupKeyResponse
-	90,  // 132: weft.v1.BackupService.GetBackupStatus:output_type -> weft.v1.GetBackupStatusResponse
-	98,  // [98:133] is the sub-list for method output_type
-	63,  // [63:98] is the sub-list for method input_type
-	63,  // [63:63] is the sub-list for extension type_name
-	63,  // [63:63] is the sub-list for extension extendee
-	0,   // [0:63] is the sub-list for field type_name
+	109, // 58: weft.v1.GetBackupStatusResponse.next_run:type_name -> google.protobuf.Timestamp
+	110, // 59: weft.v1.GetBackupStatusResponse.interval:type_name -> google.protobuf.Duration
+	110, // 60: weft.v1.GetBackupStatusResponse.after_write:type_name -> google.protobuf.Duration
+	109, // 61: weft.v1.BackupTargetStatus.last_attempt:type_name -> google.protobuf.Timestamp
+	109, // 62: weft.v1.BackupTargetStatus.last_success:type_name -> google.protobuf.Timestamp
+	94,  // 63: weft.v1.ListPeersResponse.peers:type_name -> weft.v1.Peer
+	110, // 64: weft.v1.Peer.latency:type_name -> google.protobuf.Duration
+	109, // 65: weft.v1.Peer.connected_since:type_name -> google.protobuf.Timestamp
+	110, // 66: weft.v1.PingPeerResponse.rtt:type_name -> google.protobuf.Duration
+	107, // 67: weft.v1.ListAliasesResponse.aliases:type_name -> weft.v1.Alias
+	2,   // 68: weft.v1.NodeService.GetInfo:input_type -> weft.v1.GetInfoRequest
+	7,   // 69: weft.v1.PackageService.InspectPackage:input_type -> weft.v1.InspectPackageRequest
+	9,   // 70: weft.v1.PackageService.InstallPackage:input_type -> weft.v1.InstallPackageRequest
+	11,  // 71: weft.v1.PackageService.ListPackages:input_type -> weft.v1.ListPackagesRequest
+	13,  // 72: weft.v1.PackageService.UninstallPackage:input_type -> weft.v1.UninstallPackageRequest
+	16,  // 73: weft.v1.ProcessService.ListProcesses:input_type -> weft.v1.ListProcessesRequest
+	18,  // 74: weft.v1.ProcessService.KillProcess:input_type -> weft.v1.KillProcessRequest
+	20,  // 75: weft.v1.ProcessService.RestartProcess:input_type -> weft.v1.RestartProcessRequest
+	22,  // 76: weft.v1.MessageService.Send:input_type -> weft.v1.SendRequest
+	24,  // 77: weft.v1.MessageService.Tap:input_type -> weft.v1.TapRequest
+	27,  // 78: weft.v1.CapabilityService.ListCapabilities:input_type -> weft.v1.ListCapabilitiesRequest
+	29,  // 79: weft.v1.CapabilityService.GrantCapability:input_type -> weft.v1.GrantCapabilityRequest
+	31,  // 80: weft.v1.CapabilityService.RevokeCapability:input_type -> weft.v1.RevokeCapabilityRequest
+	33,  // 81: weft.v1.StoreService.ListDatabases:input_type -> weft.v1.ListDatabasesRequest
+	35,  // 82: weft.v1.StoreService.KVGet:input_type -> weft.v1.KVGetRequest
+	37,  // 83: weft.v1.StoreService.KVSet:input_type -> weft.v1.KVSetRequest
+	39,  // 84: weft.v1.StoreService.KVDelete:input_type -> weft.v1.KVDeleteRequest
+	41,  // 85: weft.v1.StoreService.DropDatabase:input_type -> weft.v1.DropDatabaseRequest
+	43,  // 86: weft.v1.StoreService.KVScan:input_type -> weft.v1.KVScanRequest
+	46,  // 87: weft.v1.StoreService.ListDrives:input_type -> weft.v1.ListDrivesRequest
+	48,  // 88: weft.v1.StoreService.RemoveDrive:input_type -> weft.v1.RemoveDriveRequest
+	50,  // 89: weft.v1.StoreService.ReadDir:input_type -> weft.v1.ReadDirRequest
+	53,  // 90: weft.v1.StoreService.ReadFile:input_type -> weft.v1.ReadFileRequest
+	56,  // 91: weft.v1.DriverService.ListDrivers:input_type -> weft.v1.ListDriversRequest
+	58,  // 92: weft.v1.DriverService.RestartDriver:input_type -> weft.v1.RestartDriverRequest
+	60,  // 93: weft.v1.BackupService.InitBackups:input_type -> weft.v1.InitBackupsRequest
+	63,  // 94: weft.v1.BackupService.RunBackup:input_type -> weft.v1.RunBackupRequest
+	68,  // 95: weft.v1.BackupService.ListSnapshots:input_type -> weft.v1.ListSnapshotsRequest
+	71,  // 96: weft.v1.BackupService.VerifyBackups:input_type -> weft.v1.VerifyBackupsRequest
+	75,  // 97: weft.v1.BackupService.ForgetSnapshots:input_type -> weft.v1.ForgetSnapshotsRequest
+	78,  // 98: weft.v1.BackupService.PruneBackups:input_type -> weft.v1.PruneBackupsRequest
+	82,  // 99: weft.v1.BackupService.ListBackupKeys:input_type -> weft.v1.ListBackupKeysRequest
+	85,  // 100: weft.v1.BackupService.AddBackupKey:input_type -> weft.v1.AddBackupKeyRequest
+	87,  // 101: weft.v1.BackupService.RemoveBackupKey:input_type -> weft.v1.RemoveBackupKeyRequest
+	89,  // 102: weft.v1.BackupService.GetBackupStatus:input_type -> weft.v1.GetBackupStatusRequest
+	92,  // 103: weft.v1.PeerService.ListPeers:input_type -> weft.v1.ListPeersRequest
+	95,  // 104: weft.v1.PeerService.ConnectPeer:input_type -> weft.v1.ConnectPeerRequest
+	97,  // 105: weft.v1.PeerService.DisconnectPeer:input_type -> weft.v1.DisconnectPeerRequest
+	99,  // 106: weft.v1.PeerService.PingPeer:input_type -> weft.v1.PingPeerRequest
+	101, // 107: weft.v1.PeerService.SetAlias:input_type -> weft.v1.SetAliasRequest
+	103, // 108: weft.v1.PeerService.RemoveAlias:input_type -> weft.v1.RemoveAliasRequest
+	105, // 109: weft.v1.PeerService.ListAliases:input_type -> weft.v1.ListAliasesRequest
+	3,   // 110: weft.v1.NodeService.GetInfo:output_type -> weft.v1.GetInfoResponse
+	8,   // 111: weft.v1.PackageService.InspectPackage:output_type -> weft.v1.InspectPackageResponse
+	10,  // 112: weft.v1.PackageService.InstallPackage:output_type -> weft.v1.InstallPackageResponse
+	12,  // 113: weft.v1.PackageService.ListPackages:output_type -> weft.v1.ListPackagesResponse
+	14,  // 114: weft.v1.PackageService.UninstallPackage:output_type -> weft.v1.UninstallPackageResponse
+	17,  // 115: weft.v1.ProcessService.ListProcesses:output_type -> weft.v1.ListProcessesResponse
+	19,  // 116: weft.v1.ProcessService.KillProcess:output_type -> weft.v1.KillProcessResponse
+	21,  // 117: weft.v1.ProcessService.RestartProcess:output_type -> weft.v1.RestartProcessResponse
+	23,  // 118: weft.v1.MessageService.Send:output_type -> weft.v1.SendResponse
+	26,  // 119: weft.v1.MessageService.Tap:output_type -> weft.v1.TapResponse
+	28,  // 120: weft.v1.CapabilityService.ListCapabilities:output_type -> weft.v1.ListCapabilitiesResponse
+	30,  // 121: weft.v1.CapabilityService.GrantCapability:output_type -> weft.v1.GrantCapabilityResponse
+	32,  // 122: weft.v1.CapabilityService.RevokeCapability:output_type -> weft.v1.RevokeCapabilityResponse
+	34,  // 123: weft.v1.StoreService.ListDatabases:output_type -> weft.v1.ListDatabasesResponse
+	36,  // 124: weft.v1.StoreService.KVGet:output_type -> weft.v1.KVGetResponse
+	38,  // 125: weft.v1.StoreService.KVSet:output_type -> weft.v1.KVSetResponse
+	40,  // 126: weft.v1.StoreService.KVDelete:output_type -> weft.v1.KVDeleteResponse
+	42,  // 127: weft.v1.StoreService.DropDatabase:output_type -> weft.v1.DropDatabaseResponse
+	45,  // 128: weft.v1.StoreService.KVScan:output_type -> weft.v1.KVScanResponse
+	47,  // 129: weft.v1.StoreService.ListDrives:output_type -> weft.v1.ListDrivesResponse
+	49,  // 130: weft.v1.StoreService.RemoveDrive:output_type -> weft.v1.RemoveDriveResponse
+	52,  // 131: weft.v1.StoreService.ReadDir:output_type -> weft.v1.ReadDirResponse
+	54,  // 132: weft.v1.StoreService.ReadFile:output_type -> weft.v1.ReadFileResponse
+	57,  // 133: weft.v1.DriverService.ListDrivers:output_type -> weft.v1.ListDriversResponse
+	59,  // 134: weft.v1.DriverService.RestartDriver:output_type -> weft.v1.RestartDriverResponse
+	61,  // 135: weft.v1.BackupService.InitBackups:output_type -> weft.v1.InitBackupsResponse
+	64,  // 136: weft.v1.BackupService.RunBackup:output_type -> weft.v1.RunBackupEvent
+	69,  // 137: weft.v1.BackupService.ListSnapshots:output_type -> weft.v1.ListSnapshotsResponse
+	72,  // 138: weft.v1.BackupService.VerifyBackups:output_type -> weft.v1.VerifyBackupsResponse
+	76,  // 139: weft.v1.BackupService.ForgetSnapshots:output_type -> weft.v1.ForgetSnapshotsResponse
+	79,  // 140: weft.v1.BackupService.PruneBackups:output_type -> weft.v1.PruneBackupsResponse
+	83,  // 141: weft.v1.BackupService.ListBackupKeys:output_type -> weft.v1.ListBackupKeysResponse
+	86,  // 142: weft.v1.BackupService.AddBackupKey:output_type -> weft.v1.AddBackupKeyResponse
+	88,  // 143: weft.v1.BackupService.RemoveBackupKey:output_type -> weft.v1.RemoveBackupKeyResponse
+	90,  // 144: weft.v1.BackupService.GetBackupStatus:output_type -> weft.v1.GetBackupStatusResponse
+	93,  // 145: weft.v1.PeerService.ListPeers:output_type -> weft.v1.ListPeersResponse
+	96,  // 146: weft.v1.PeerService.ConnectPeer:output_type -> weft.v1.ConnectPeerResponse
+	98,  // 147: weft.v1.PeerService.DisconnectPeer:output_type -> weft.v1.DisconnectPeerResponse
+	100, // 148: weft.v1.PeerService.PingPeer:output_type -> weft.v1.PingPeerResponse
+	102, // 149: weft.v1.PeerService.SetAlias:output_type -> weft.v1.SetAliasResponse
+	104, // 150: weft.v1.PeerService.RemoveAlias:output_type -> weft.v1.RemoveAliasResponse
+	106, // 151: weft.v1.PeerService.ListAliases:output_type -> weft.v1.ListAliasesResponse
+	110, // [110:152] is the sub-list for method output_type
+	68,  // [68:110] is the sub-list for method input_type
+	68,  // [68:68] is the sub-list for extension type_name
+	68,  // [68:68] is the sub-list for extension extendee
+	0,   // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_weft_v1_control_proto_init() }
@@ -6256,9 +7176,9 @@ func file_weft_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weft_v1_control_proto_rawDesc), len(file_weft_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   91,
+			NumMessages:   107,
 			NumExtensions: 0,
-			NumServices:   8,
+			NumServices:   9,
 		},
 		GoTypes:           file_weft_v1_control_proto_goTypes,
 		DependencyIndexes: file_weft_v1_control_proto_depIdxs,

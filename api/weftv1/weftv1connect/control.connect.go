@@ -47,6 +47,8 @@ const (
 	DriverServiceName = "weft.v1.DriverService"
 	// BackupServiceName is the fully-qualified name of the BackupService service.
 	BackupServiceName = "weft.v1.BackupService"
+	// PeerServiceName is the fully-qualified name of the PeerService service.
+	PeerServiceName = "weft.v1.PeerService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -151,6 +153,21 @@ const (
 	// BackupServiceGetBackupStatusProcedure is the fully-qualified name of the BackupService's
 	// GetBackupStatus RPC.
 	BackupServiceGetBackupStatusProcedure = "/weft.v1.BackupService/GetBackupStatus"
+	// PeerServiceListPeersProcedure is the fully-qualified name of the PeerService's ListPeers RPC.
+	PeerServiceListPeersProcedure = "/weft.v1.PeerService/ListPeers"
+	// PeerServiceConnectPeerProcedure is the fully-qualified name of the PeerService's ConnectPeer RPC.
+	PeerServiceConnectPeerProcedure = "/weft.v1.PeerService/ConnectPeer"
+	// PeerServiceDisconnectPeerProcedure is the fully-qualified name of the PeerService's
+	// DisconnectPeer RPC.
+	PeerServiceDisconnectPeerProcedure = "/weft.v1.PeerService/DisconnectPeer"
+	// PeerServicePingPeerProcedure is the fully-qualified name of the PeerService's PingPeer RPC.
+	PeerServicePingPeerProcedure = "/weft.v1.PeerService/PingPeer"
+	// PeerServiceSetAliasProcedure is the fully-qualified name of the PeerService's SetAlias RPC.
+	PeerServiceSetAliasProcedure = "/weft.v1.PeerService/SetAlias"
+	// PeerServiceRemoveAliasProcedure is the fully-qualified name of the PeerService's RemoveAlias RPC.
+	PeerServiceRemoveAliasProcedure = "/weft.v1.PeerService/RemoveAlias"
+	// PeerServiceListAliasesProcedure is the fully-qualified name of the PeerService's ListAliases RPC.
+	PeerServiceListAliasesProcedure = "/weft.v1.PeerService/ListAliases"
 )
 
 // NodeServiceClient is a client for the weft.v1.NodeService service.
@@ -1591,4 +1608,264 @@ func (UnimplementedBackupServiceHandler) RemoveBackupKey(context.Context, *conne
 
 func (UnimplementedBackupServiceHandler) GetBackupStatus(context.Context, *connect.Request[weftv1.GetBackupStatusRequest]) (*connect.Response[weftv1.GetBackupStatusResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.BackupService.GetBackupStatus is not implemented"))
+}
+
+// PeerServiceClient is a client for the weft.v1.PeerService service.
+type PeerServiceClient interface {
+	// ListPeers lists the connected nodes.
+	ListPeers(context.Context, *connect.Request[weftv1.ListPeersRequest]) (*connect.Response[weftv1.ListPeersResponse], error)
+	// ConnectPeer connects to the node at a full multiaddr ending in
+	// /p2p/NODE_ID (possibly through a relay), and keeps the address in the
+	// book of known peers (peers.json in the data dir).
+	ConnectPeer(context.Context, *connect.Request[weftv1.ConnectPeerRequest]) (*connect.Response[weftv1.ConnectPeerResponse], error)
+	// DisconnectPeer closes every connection to a node. A node that is
+	// not connected is NOT_FOUND. The node may be dialled again when a
+	// message is sent to it.
+	DisconnectPeer(context.Context, *connect.Request[weftv1.DisconnectPeerRequest]) (*connect.Response[weftv1.DisconnectPeerResponse], error)
+	// PingPeer measures one round trip to a node, connecting to it first
+	// if needed.
+	PingPeer(context.Context, *connect.Request[weftv1.PingPeerRequest]) (*connect.Response[weftv1.PingPeerResponse], error)
+	// SetAlias makes name ([a-z0-9.-], neither "our" nor a node id) stand
+	// for a node in addresses (name@proc:pkg:pub), in this node's
+	// processes and in this API, until RemoveAlias; it replaces an alias of
+	// that name. Aliases are kept in aliases.json in the data dir.
+	SetAlias(context.Context, *connect.Request[weftv1.SetAliasRequest]) (*connect.Response[weftv1.SetAliasResponse], error)
+	// RemoveAlias forgets an alias; one that does not exist is NOT_FOUND.
+	RemoveAlias(context.Context, *connect.Request[weftv1.RemoveAliasRequest]) (*connect.Response[weftv1.RemoveAliasResponse], error)
+	// ListAliases lists the aliases, by name.
+	ListAliases(context.Context, *connect.Request[weftv1.ListAliasesRequest]) (*connect.Response[weftv1.ListAliasesResponse], error)
+}
+
+// NewPeerServiceClient constructs a client for the weft.v1.PeerService service. By default, it uses
+// the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) PeerServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	peerServiceMethods := weftv1.File_weft_v1_control_proto.Services().ByName("PeerService").Methods()
+	return &peerServiceClient{
+		listPeers: connect.NewClient[weftv1.ListPeersRequest, weftv1.ListPeersResponse](
+			httpClient,
+			baseURL+PeerServiceListPeersProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("ListPeers")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		connectPeer: connect.NewClient[weftv1.ConnectPeerRequest, weftv1.ConnectPeerResponse](
+			httpClient,
+			baseURL+PeerServiceConnectPeerProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("ConnectPeer")),
+			connect.WithClientOptions(opts...),
+		),
+		disconnectPeer: connect.NewClient[weftv1.DisconnectPeerRequest, weftv1.DisconnectPeerResponse](
+			httpClient,
+			baseURL+PeerServiceDisconnectPeerProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("DisconnectPeer")),
+			connect.WithClientOptions(opts...),
+		),
+		pingPeer: connect.NewClient[weftv1.PingPeerRequest, weftv1.PingPeerResponse](
+			httpClient,
+			baseURL+PeerServicePingPeerProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("PingPeer")),
+			connect.WithClientOptions(opts...),
+		),
+		setAlias: connect.NewClient[weftv1.SetAliasRequest, weftv1.SetAliasResponse](
+			httpClient,
+			baseURL+PeerServiceSetAliasProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("SetAlias")),
+			connect.WithClientOptions(opts...),
+		),
+		removeAlias: connect.NewClient[weftv1.RemoveAliasRequest, weftv1.RemoveAliasResponse](
+			httpClient,
+			baseURL+PeerServiceRemoveAliasProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("RemoveAlias")),
+			connect.WithClientOptions(opts...),
+		),
+		listAliases: connect.NewClient[weftv1.ListAliasesRequest, weftv1.ListAliasesResponse](
+			httpClient,
+			baseURL+PeerServiceListAliasesProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("ListAliases")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// peerServiceClient implements PeerServiceClient.
+type peerServiceClient struct {
+	listPeers      *connect.Client[weftv1.ListPeersRequest, weftv1.ListPeersResponse]
+	connectPeer    *connect.Client[weftv1.ConnectPeerRequest, weftv1.ConnectPeerResponse]
+	disconnectPeer *connect.Client[weftv1.DisconnectPeerRequest, weftv1.DisconnectPeerResponse]
+	pingPeer       *connect.Client[weftv1.PingPeerRequest, weftv1.PingPeerResponse]
+	setAlias       *connect.Client[weftv1.SetAliasRequest, weftv1.SetAliasResponse]
+	removeAlias    *connect.Client[weftv1.RemoveAliasRequest, weftv1.RemoveAliasResponse]
+	listAliases    *connect.Client[weftv1.ListAliasesRequest, weftv1.ListAliasesResponse]
+}
+
+// ListPeers calls weft.v1.PeerService.ListPeers.
+func (c *peerServiceClient) ListPeers(ctx context.Context, req *connect.Request[weftv1.ListPeersRequest]) (*connect.Response[weftv1.ListPeersResponse], error) {
+	return c.listPeers.CallUnary(ctx, req)
+}
+
+// ConnectPeer calls weft.v1.PeerService.ConnectPeer.
+func (c *peerServiceClient) ConnectPeer(ctx context.Context, req *connect.Request[weftv1.ConnectPeerRequest]) (*connect.Response[weftv1.ConnectPeerResponse], error) {
+	return c.connectPeer.CallUnary(ctx, req)
+}
+
+// DisconnectPeer calls weft.v1.PeerService.DisconnectPeer.
+func (c *peerServiceClient) DisconnectPeer(ctx context.Context, req *connect.Request[weftv1.DisconnectPeerRequest]) (*connect.Response[weftv1.DisconnectPeerResponse], error) {
+	return c.disconnectPeer.CallUnary(ctx, req)
+}
+
+// PingPeer calls weft.v1.PeerService.PingPeer.
+func (c *peerServiceClient) PingPeer(ctx context.Context, req *connect.Request[weftv1.PingPeerRequest]) (*connect.Response[weftv1.PingPeerResponse], error) {
+	return c.pingPeer.CallUnary(ctx, req)
+}
+
+// SetAlias calls weft.v1.PeerService.SetAlias.
+func (c *peerServiceClient) SetAlias(ctx context.Context, req *connect.Request[weftv1.SetAliasRequest]) (*connect.Response[weftv1.SetAliasResponse], error) {
+	return c.setAlias.CallUnary(ctx, req)
+}
+
+// RemoveAlias calls weft.v1.PeerService.RemoveAlias.
+func (c *peerServiceClient) RemoveAlias(ctx context.Context, req *connect.Request[weftv1.RemoveAliasRequest]) (*connect.Response[weftv1.RemoveAliasResponse], error) {
+	return c.removeAlias.CallUnary(ctx, req)
+}
+
+// ListAliases calls weft.v1.PeerService.ListAliases.
+func (c *peerServiceClient) ListAliases(ctx context.Context, req *connect.Request[weftv1.ListAliasesRequest]) (*connect.Response[weftv1.ListAliasesResponse], error) {
+	return c.listAliases.CallUnary(ctx, req)
+}
+
+// PeerServiceHandler is an implementation of the weft.v1.PeerService service.
+type PeerServiceHandler interface {
+	// ListPeers lists the connected nodes.
+	ListPeers(context.Context, *connect.Request[weftv1.ListPeersRequest]) (*connect.Response[weftv1.ListPeersResponse], error)
+	// ConnectPeer connects to the node at a full multiaddr ending in
+	// /p2p/NODE_ID (possibly through a relay), and keeps the address in the
+	// book of known peers (peers.json in the data dir).
+	ConnectPeer(context.Context, *connect.Request[weftv1.ConnectPeerRequest]) (*connect.Response[weftv1.ConnectPeerResponse], error)
+	// DisconnectPeer closes every connection to a node. A node that is
+	// not connected is NOT_FOUND. The node may be dialled again when a
+	// message is sent to it.
+	DisconnectPeer(context.Context, *connect.Request[weftv1.DisconnectPeerRequest]) (*connect.Response[weftv1.DisconnectPeerResponse], error)
+	// PingPeer measures one round trip to a node, connecting to it first
+	// if needed.
+	PingPeer(context.Context, *connect.Request[weftv1.PingPeerRequest]) (*connect.Response[weftv1.PingPeerResponse], error)
+	// SetAlias makes name ([a-z0-9.-], neither "our" nor a node id) stand
+	// for a node in addresses (name@proc:pkg:pub), in this node's
+	// processes and in this API, until RemoveAlias; it replaces an alias of
+	// that name. Aliases are kept in aliases.json in the data dir.
+	SetAlias(context.Context, *connect.Request[weftv1.SetAliasRequest]) (*connect.Response[weftv1.SetAliasResponse], error)
+	// RemoveAlias forgets an alias; one that does not exist is NOT_FOUND.
+	RemoveAlias(context.Context, *connect.Request[weftv1.RemoveAliasRequest]) (*connect.Response[weftv1.RemoveAliasResponse], error)
+	// ListAliases lists the aliases, by name.
+	ListAliases(context.Context, *connect.Request[weftv1.ListAliasesRequest]) (*connect.Response[weftv1.ListAliasesResponse], error)
+}
+
+// NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
+// on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	peerServiceMethods := weftv1.File_weft_v1_control_proto.Services().ByName("PeerService").Methods()
+	peerServiceListPeersHandler := connect.NewUnaryHandler(
+		PeerServiceListPeersProcedure,
+		svc.ListPeers,
+		connect.WithSchema(peerServiceMethods.ByName("ListPeers")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServiceConnectPeerHandler := connect.NewUnaryHandler(
+		PeerServiceConnectPeerProcedure,
+		svc.ConnectPeer,
+		connect.WithSchema(peerServiceMethods.ByName("ConnectPeer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServiceDisconnectPeerHandler := connect.NewUnaryHandler(
+		PeerServiceDisconnectPeerProcedure,
+		svc.DisconnectPeer,
+		connect.WithSchema(peerServiceMethods.ByName("DisconnectPeer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServicePingPeerHandler := connect.NewUnaryHandler(
+		PeerServicePingPeerProcedure,
+		svc.PingPeer,
+		connect.WithSchema(peerServiceMethods.ByName("PingPeer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServiceSetAliasHandler := connect.NewUnaryHandler(
+		PeerServiceSetAliasProcedure,
+		svc.SetAlias,
+		connect.WithSchema(peerServiceMethods.ByName("SetAlias")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServiceRemoveAliasHandler := connect.NewUnaryHandler(
+		PeerServiceRemoveAliasProcedure,
+		svc.RemoveAlias,
+		connect.WithSchema(peerServiceMethods.ByName("RemoveAlias")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServiceListAliasesHandler := connect.NewUnaryHandler(
+		PeerServiceListAliasesProcedure,
+		svc.ListAliases,
+		connect.WithSchema(peerServiceMethods.ByName("ListAliases")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/weft.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case PeerServiceListPeersProcedure:
+			peerServiceListPeersHandler.ServeHTTP(w, r)
+		case PeerServiceConnectPeerProcedure:
+			peerServiceConnectPeerHandler.ServeHTTP(w, r)
+		case PeerServiceDisconnectPeerProcedure:
+			peerServiceDisconnectPeerHandler.ServeHTTP(w, r)
+		case PeerServicePingPeerProcedure:
+			peerServicePingPeerHandler.ServeHTTP(w, r)
+		case PeerServiceSetAliasProcedure:
+			peerServiceSetAliasHandler.ServeHTTP(w, r)
+		case PeerServiceRemoveAliasProcedure:
+			peerServiceRemoveAliasHandler.ServeHTTP(w, r)
+		case PeerServiceListAliasesProcedure:
+			peerServiceListAliasesHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedPeerServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedPeerServiceHandler struct{}
+
+func (UnimplementedPeerServiceHandler) ListPeers(context.Context, *connect.Request[weftv1.ListPeersRequest]) (*connect.Response[weftv1.ListPeersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.PeerService.ListPeers is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) ConnectPeer(context.Context, *connect.Request[weftv1.ConnectPeerRequest]) (*connect.Response[weftv1.ConnectPeerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.PeerService.ConnectPeer is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) DisconnectPeer(context.Context, *connect.Request[weftv1.DisconnectPeerRequest]) (*connect.Response[weftv1.DisconnectPeerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.PeerService.DisconnectPeer is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) PingPeer(context.Context, *connect.Request[weftv1.PingPeerRequest]) (*connect.Response[weftv1.PingPeerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.PeerService.PingPeer is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) SetAlias(context.Context, *connect.Request[weftv1.SetAliasRequest]) (*connect.Response[weftv1.SetAliasResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.PeerService.SetAlias is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) RemoveAlias(context.Context, *connect.Request[weftv1.RemoveAliasRequest]) (*connect.Response[weftv1.RemoveAliasResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.PeerService.RemoveAlias is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) ListAliases(context.Context, *connect.Request[weftv1.ListAliasesRequest]) (*connect.Response[weftv1.ListAliasesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weft.v1.PeerService.ListAliases is not implemented"))
 }
