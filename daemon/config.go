@@ -53,6 +53,7 @@ type Config struct {
 	DriversDir      string         `toml:"drivers_dir"`
 	Drivers         []DriverConfig `toml:"drivers"`
 	Backup          BackupConfig   `toml:"backup"`
+	Network         NetworkConfig  `toml:"network"`
 
 	// ConfigFile is the file the config was read from ("" for none), for
 	// backups to hold. It is set by the binary, not read from a file.
@@ -77,6 +78,7 @@ func DefaultConfig() Config {
 		DriversDir:      DefaultDriversDir,
 		Drivers:         DefaultDrivers(),
 		Backup:          DefaultBackupConfig(),
+		Network:         DefaultNetworkConfig(),
 		Version:         "dev",
 	}
 }
@@ -160,6 +162,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Backup.validate(); err != nil {
+		return err
+	}
+	if err := c.Network.validate(); err != nil {
 		return err
 	}
 	if err := c.API.validate(); err != nil {

@@ -1,8 +1,9 @@
 // Package daemon wires one weft node and owns its lifecycle: its
 // configuration, its data directory, the node key, the store, the kernel,
-// the Wasm host and the installed packages, the control API's listeners
-// (Unix socket, optional TCP with TLS and a token, systemd socket
-// activation), metrics, and systemd's notify and watchdog protocol. It
+// the node on the network (p2p), the Wasm host and the installed
+// packages, the control API's listeners (Unix socket, optional TCP with
+// TLS and a token, systemd socket activation), metrics, and systemd's
+// notify and watchdog protocol. It
 // starts them in order and stops them in reverse. It is the one place that
 // knows every layer; nothing imports it but cmd/weftd.
 package daemon
@@ -30,6 +31,7 @@ import (
 	"github.com/weftos/weft/daemon/metrics"
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/p2p"
 	"github.com/weftos/weft/packages/install"
 	"github.com/weftos/weft/plugins"
 	"github.com/weftos/weft/procstore"
@@ -137,6 +139,7 @@ type node struct {
 	drives   *store.Drives
 	host     *wasm.Host
 	k        *kernel.Kernel
+	net      *p2p.Node // nil when the network is off
 	drivers  *plugins.Manager
 	reg      *install.Registry
 	backups  *backup.Engine // nil when no target is declared
@@ -159,6 +162,7 @@ func (n *node) parts() []part {
 		{"drives", n.openDrives, n.closeDrives},
 		{"Wasm host", n.startHost, n.closeHost},
 		{"kernel", n.startKernel, n.stopKernel},
+		{"network", n.startNetwork, n.stopNetwork},
 		{"drivers", n.startDrivers, n.stopDrivers},
 		{"packages", n.restorePackages, nil},
 		{"backups", n.startBackups, n.stopBackups},
@@ -300,8 +304,10 @@ func (n *node) startKernel(context.Context) error {
 		Keyring: n.key,
 		State:   n.st,
 		Table:   n.st,
-		Limits:  n.cfg.Limits,
-		Logger:  n.log,
+		// Revocations outlive a restart (docs/capabilities.md).
+		Revocations: revocations{n.st},
+		Limits:      n.cfg.Limits,
+		Logger:      n.log,
 	})
 	if err != nil {
 		return err
@@ -354,7 +360,11 @@ func (n *node) serveAPI(ctx context.Context) error {
 	n.stopTaps = func() { once.Do(func() { close(stopping) }) }
 	n.srvs = &servers{log: n.log}
 	n.bodies = newBodyBudget(n.cfg.API.MaxRequestBytesInFlight, n.log)
-	n.met = metrics.New(n.k, metrics.WithDrivers(n.drivers))
+	opts := []metrics.Option{metrics.WithDrivers(n.drivers)}
+	if n.net != nil {
+		opts = append(opts, metrics.WithPeers(n.net))
+	}
+	n.met = metrics.New(n.k, opts...)
 	n.backupMetrics()
 	n.met.GaugeFunc("weft_api_request_bytes_in_flight", "Bytes of control API request bodies held (reserved) now.", nil,
 		func() float64 { return float64(n.bodies.used.Load()) })
@@ -367,6 +377,7 @@ func (n *node) serveAPI(ctx context.Context) error {
 		Drives:       n.drives,
 		Drivers:      n.drivers,
 		Backups:      n.backupsAPI(),
+		Network:      n.networkAPI(),
 		Version:      n.cfg.Version,
 		Started:      started,
 		Logger:       n.log,

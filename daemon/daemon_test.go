@@ -86,6 +86,10 @@ func startErr(t *testing.T, dir string) (*node, error) {
 	return startWith(t, dir, nil)
 }
 
+// loopbackListen is where a test's node listens for other nodes: a free
+// TCP port of 127.0.0.1, never the default port on every interface.
+var loopbackListen = []string{"/ip4/127.0.0.1/tcp/0"}
+
 // startWith is startErr with the config edited by edit.
 func startWith(t *testing.T, dir string, edit func(*daemon.Config)) (*node, error) {
 	t.Helper()
@@ -93,6 +97,7 @@ func startWith(t *testing.T, dir string, edit func(*daemon.Config)) (*node, erro
 	cfg.DataDir = dir
 	cfg.Socket = filepath.Join(shortDir(t), "weftd.sock")
 	cfg.Version = "test"
+	cfg.Network.Listen = loopbackListen
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -240,7 +245,7 @@ func TestRunStartsAndStops(t *testing.T) {
 
 // nodeParts are the daemon's parts in the order they start: processes stop
 // before their runtime and their data, the API before the kernel.
-var nodeParts = []string{"data dir", "node key", "store", "drives", "Wasm host", "kernel", "drivers", "packages", "backups", "control API"}
+var nodeParts = []string{"data dir", "node key", "store", "drives", "Wasm host", "kernel", "network", "drivers", "packages", "backups", "control API"}
 
 // withStop is parts less those with nothing to stop.
 func withStop(parts []string) []string {
@@ -272,6 +277,7 @@ func TestAFailedPartStopsThoseBefore(t *testing.T) {
 	cfg := daemon.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Socket = filepath.Join(blocker, "weftd.sock")
+	cfg.Network.Listen = loopbackListen
 	logs := &syncBuffer{}
 	logger, err := daemon.NewLogger(logs, slog.LevelDebug, "json")
 	if err != nil {
@@ -404,6 +410,7 @@ func TestRunTwice(t *testing.T) {
 	cfg := daemon.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Socket = filepath.Join(shortDir(t), "weftd.sock")
+	cfg.Network.Listen = loopbackListen
 	d := daemon.New(cfg, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // Run starts, sees ctx done, and stops without becoming ready.

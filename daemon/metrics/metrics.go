@@ -1,7 +1,8 @@
 // Package metrics exposes a node's counters in the Prometheus text format:
 // processes by state, messages routed, send errors by kind, mailbox depth,
 // restarts, control API calls and, when given, the native drivers' calls,
-// failures and restarts. weftd serves it on a separate loopback address
+// failures and restarts and each peer's traffic, errors and spoofed
+// frames. weftd serves it on a separate loopback address
 // when configured (off by default).
 package metrics
 
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/p2p"
 	"github.com/weftos/weft/plugins"
 )
 
@@ -47,6 +49,28 @@ func WithDrivers(d DriverLister) Option {
 	return func(m *Metrics) {
 		if d != nil {
 			m.reg.MustRegister(newDriverCollector(d))
+		}
+	}
+}
+
+// PeerStatser is what the peer metrics read of the node on the network;
+// *p2p.Node is one. Stats is called at every scrape.
+type PeerStatser interface {
+	// Stats returns each peer's counters, by node id.
+	Stats() map[string]p2p.PeerStats
+}
+
+// WithPeers adds the counters of every peer p has state for (connected,
+// or with messages queued), read at scrape time and labelled by node id:
+// weft_peer_bytes_total and weft_peer_messages_total (by direction, in
+// or out), weft_peer_errors_total, weft_peer_spoofed_frames_total and
+// weft_peer_rate_limited_total. A peer's counters start again at zero
+// when it connects after its state was dropped, which Prometheus reads as
+// a counter reset. A nil p adds nothing.
+func WithPeers(p PeerStatser) Option {
+	return func(m *Metrics) {
+		if p != nil {
+			m.reg.MustRegister(newPeerCollector(p))
 		}
 	}
 }
@@ -249,6 +273,48 @@ func (c *driverCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(in.Failures), in.Name)
 		ch <- prometheus.MustNewConstMetric(c.refusedOps, prometheus.CounterValue, float64(in.RefusedOps), in.Name)
 		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(in.Process.Restarts), in.Name)
+	}
+}
+
+// peerCollector reads the peers' counters at scrape time.
+type peerCollector struct {
+	p                            PeerStatser
+	bytes, messages              *prometheus.Desc
+	errors, spoofed, rateLimited *prometheus.Desc
+}
+
+func newPeerCollector(p PeerStatser) *peerCollector {
+	byNode, byDir := []string{"node"}, []string{"node", "direction"}
+	return &peerCollector{
+		p: p,
+		bytes: prometheus.NewDesc("weft_peer_bytes_total",
+			"Frame bytes read from (in) and written to (out) the node since it connected.", byDir, nil),
+		messages: prometheus.NewDesc("weft_peer_messages_total",
+			"Frames read from (in) and written to (out) the node since it connected.", byDir, nil),
+		errors: prometheus.NewDesc("weft_peer_errors_total",
+			"Frames to or from the node that failed: not written, not read, or refused by the kernel for another reason than spoofing.", byNode, nil),
+		spoofed: prometheus.NewDesc("weft_peer_spoofed_frames_total",
+			"Frames from the node that claimed a source on another node; dropped.", byNode, nil),
+		rateLimited: prometheus.NewDesc("weft_peer_rate_limited_total",
+			"Requests from the node over its inbound rate limit ([network] inbound_rate).", byNode, nil),
+	}
+}
+
+func (c *peerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.bytes, c.messages, c.errors, c.spoofed, c.rateLimited} {
+		ch <- d
+	}
+}
+
+func (c *peerCollector) Collect(ch chan<- prometheus.Metric) {
+	for node, s := range c.p.Stats() {
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.BytesIn), node, "in")
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.BytesOut), node, "out")
+		ch <- prometheus.MustNewConstMetric(c.messages, prometheus.CounterValue, float64(s.MessagesIn), node, "in")
+		ch <- prometheus.MustNewConstMetric(c.messages, prometheus.CounterValue, float64(s.MessagesOut), node, "out")
+		ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(s.Errors), node)
+		ch <- prometheus.MustNewConstMetric(c.spoofed, prometheus.CounterValue, float64(s.Spoofed), node)
+		ch <- prometheus.MustNewConstMetric(c.rateLimited, prometheus.CounterValue, float64(s.RateLimited), node)
 	}
 }
 

@@ -406,7 +406,14 @@ func TestExpositionLints(t *testing.T) {
 	if err := k.Start(kernel.Spec{ID: mustID(t, "echo:metrics:test"), Process: kernel.ProcessFunc(echo)}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(metrics.New(k, metrics.WithDrivers(drivers)).Handler())
+	lint(t, metrics.New(k, metrics.WithDrivers(drivers)).Handler(), "weft_")
+}
+
+// lint fails the test for every problem promlint finds in the metrics h
+// serves whose names start with prefix.
+func lint(t *testing.T, h http.Handler, prefix string) {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	res, err := http.Get(srv.URL)
 	if err != nil {
@@ -418,7 +425,7 @@ func TestExpositionLints(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "weft_") {
+		if strings.HasPrefix(p.Metric, prefix) {
 			t.Errorf("%s: %s", p.Metric, p.Text)
 		}
 	}

@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/store"
+)
+
+// TestRevocationsInTheStore: the kernel's marks go into the store and
+// come back, equal, after it is opened again.
+func TestRevocationsInTheStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), store.FileName)
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := kernel.ParseAddress("k51qzi5uqu5dh9ihj4p2v5sl3hxvv27ryx2w0xrsv6jmmqi91t9xp8p0kyziyb@chat:chat:examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := []kernel.Capability{
+		{Issuer: issuer, Params: kernel.MessagingParams},
+		{Issuer: issuer, Params: `{"db":"index","kind":"read"}`},
+	}
+	r := revocations{st}
+	for _, c := range append(caps, caps[0]) {
+		if err := r.AddRevocation(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = store.Open(path, store.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r = revocations{st}
+	got, err := r.Revocations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !(reflect.DeepEqual(got, caps) || reflect.DeepEqual(got, []kernel.Capability{caps[1], caps[0]})) {
+		t.Fatalf("Revocations after reopening = %v, want %v", got, caps)
+	}
+	if err := r.RemoveRevocation(caps[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = r.Revocations(); err != nil || !reflect.DeepEqual(got, caps[1:]) {
+		t.Fatalf("Revocations after removing one = %v, %v; want %v", got, err, caps[1:])
+	}
+}
+
+func TestDecodeCapabilityRefuses(t *testing.T) {
+	good := kernel.EncodeCapability(kernel.Capability{Issuer: kernel.Address{Node: "node", Process: kernel.ProcessId{Name: "a", Package: "b", Publisher: "c"}}, Params: `"x"`})
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"no domain", []byte("hello"), "no weft-capability-v1 domain"},
+		{"cut in the issuer length", good[:len(capabilityDomain)+2], "cut short before its issuer length"},
+		{"issuer longer than the rest", good[:len(capabilityDomain)+6], "issuer of"},
+		{"cut in the params", good[:len(good)-1], "params of"},
+		{"trailing bytes", append(good[:len(good):len(good)], 'x'), "after its params"},
+		{"bad issuer", kernel.EncodeCapability(kernel.Capability{Issuer: kernel.Address{Node: "N", Process: kernel.ProcessId{Name: "a", Package: "b", Publisher: "c"}}, Params: `"x"`}), "issuer"},
+	} {
+		if _, err := decodeCapability(tc.b); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: decodeCapability = %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+	c, err := decodeCapability(good)
+	if err != nil || kernel.EncodeCapability(c) == nil || string(kernel.EncodeCapability(c)) != string(good) {
+		t.Errorf("decodeCapability(good) = %v, %v; want it back as encoded", c, err)
+	}
+}
+
+// FuzzDecodeCapability: decoding never panics, and what decodes encodes
+// back to the same bytes.
+func FuzzDecodeCapability(f *testing.F) {
+	f.Add(kernel.EncodeCapability(kernel.Capability{Issuer: kernel.Address{Node: "node", Process: kernel.ProcessId{Name: "a", Package: "b", Publisher: "c"}}, Params: `"messaging"`}))
+	f.Add([]byte(capabilityDomain))
+	f.Add([]byte(capabilityDomain + "\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := decodeCapability(b)
+		if err != nil {
+			return
+		}
+		if got := kernel.EncodeCapability(c); string(got) != string(b) {
+			t.Fatalf("decoded %q and encoded it again as %q", b, got)
+		}
+	})
+}
+
+func TestSetP2PListen(t *testing.T) {
+	for _, tc := range []struct {
+		values     []string
+		enabled    bool
+		listen     []string
+		wantErrHas string
+	}{
+		{nil, true, DefaultListen(), ""},
+		{[]string{"/ip4/127.0.0.1/tcp/0"}, true, []string{"/ip4/127.0.0.1/tcp/0"}, ""},
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, true, []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, ""},
+		{[]string{"none"}, false, DefaultListen(), ""},
+		{[]string{"none", "/ip4/127.0.0.1/tcp/0"}, false, nil, "cannot go with"},
+		{[]string{" "}, false, nil, "empty address"},
+	} {
+		c := DefaultConfig()
+		err := c.SetP2PListen(tc.values)
+		if tc.wantErrHas != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErrHas) {
+				t.Errorf("SetP2PListen(%q) = %v, want an error saying %q", tc.values, err, tc.wantErrHas)
+			}
+			continue
+		}
+		if err != nil || c.Network.Enabled != tc.enabled || !reflect.DeepEqual(c.Network.Listen, tc.listen) {
+			t.Errorf("SetP2PListen(%q) = %v: enabled %v, listen %q; want %v, %q", tc.values, err, c.Network.Enabled, c.Network.Listen, tc.enabled, tc.listen)
+		}
+	}
+}
+
+func TestNetworkConfigRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		file, want string
+	}{
+		{"[network]\nlisten = [\"\"]\n", "network.listen lists an empty address"},
+		{"[network]\ndial_timeout = \"0s\"\n", "network.dial_timeout"},
+		{"[network]\ninbound_rate = -1.0\n", "network.inbound_rate"},
+		{"[network.limits]\nconnections_low = 300\n", "connections_low (300) is above"},
+		{"[network.relay_service]\nmax_circuits = 0\n", "network.relay_service.max_circuits"},
+	} {
+		c := DefaultConfig()
+		if err := ParseConfig(&c, "f.toml", []byte(tc.file)); err != nil {
+			t.Fatalf("%q: %v", tc.file, err)
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: Validate = %v, want an error saying %q", tc.file, err, tc.want)
+		}
+	}
+	c := DefaultConfig()
+	if err := ParseConfig(&c, "f.toml", []byte("[network]\nmdns = true\n")); err == nil || !strings.Contains(err.Error(), "unknown key network.mdns") {
+		t.Errorf("mdns, which p2p lacks: %v, want it refused as an unknown key", err)
+	}
+}
