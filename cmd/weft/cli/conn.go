@@ -30,6 +30,7 @@ type conn struct {
 	store    weftv1connect.StoreServiceClient
 	drivers  weftv1connect.DriverServiceClient
 	backups  weftv1connect.BackupServiceClient
+	peers    weftv1connect.PeerServiceClient
 }
 
 // dial returns the runner's conn, made on first use. It fails with a
@@ -81,6 +82,7 @@ func (r *runner) dial() (*conn, error) {
 		store:    weftv1connect.NewStoreServiceClient(client, baseURL),
 		drivers:  weftv1connect.NewDriverServiceClient(client, baseURL),
 		backups:  weftv1connect.NewBackupServiceClient(client, baseURL),
+		peers:    weftv1connect.NewPeerServiceClient(client, baseURL),
 	}
 	return r.conn, nil
 }

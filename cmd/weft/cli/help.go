@@ -31,6 +31,7 @@ func init() {
 		cmdDrivers,
 		cmdBackup,
 		cmdSend, cmdTap,
+		cmdPeers,
 		cmdCaps,
 		cmdStore, cmdKv,
 		cmdHelp,

@@ -19,15 +19,19 @@ var cmdStatus = &command{
 	name:    "status",
 	usage:   "weft status",
 	summary: "show the node's id, version, uptime and counts",
-	details: `Status asks the node for its id, weftd's version, its uptime, how many
-processes and packages it has, and how many messages it has routed, failed
-sends by kind and restarts since it started; and, for each backup target,
+	details: `Status asks the node for its id, weftd's version, its uptime, the
+addresses other nodes reach it at (full multiaddrs ending in /p2p/NODE_ID,
+relayed ones included, for weft peers connect on another node; "network
+off" when weftd runs with --p2p-listen none), how many processes and
+packages it has, and how many messages it has routed, failed sends by
+kind and restarts since it started; and, for each backup target,
 its last successful run, how long ago, its snapshot and size, and the
 last run's error (weft backup status has more).
 
 Examples:
   weft status
   weft --json status | jq -r .nodeId
+  weft --json status | jq -r '.listenAddrs[]'
 `,
 	run: runStatus,
 }
@@ -57,6 +61,20 @@ func runStatus(ctx context.Context, r *runner, args []string) error {
 		fmt.Fprintf(tw, "uptime\t%s (since %s)\n", up, info.GetStarted().AsTime().Local().Format(time.RFC3339))
 	} else {
 		fmt.Fprintf(tw, "uptime\t%s\n", up)
+	}
+	switch {
+	case !info.GetNetwork():
+		fmt.Fprintf(tw, "network\toff\n")
+	case len(info.GetListenAddrs()) == 0:
+		fmt.Fprintf(tw, "network\ton, listening nowhere (dials out only)\n")
+	default:
+		for i, a := range info.GetListenAddrs() {
+			key := ""
+			if i == 0 {
+				key = "listen"
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", key, a)
+		}
 	}
 	fmt.Fprintf(tw, "processes\t%d (%d running)\n", info.GetProcesses(), info.GetProcessesRunning())
 	fmt.Fprintf(tw, "packages\t%d\n", info.GetPackages())
