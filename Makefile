@@ -100,14 +100,19 @@ examples: apt-tools ## build every example under examples/ into a package direct
 
 # `make run`'s node: its data and socket in ./.weft, every example
 # installed (a no-op when that version already is). RUN_FLAGS adds weftd
-# flags, e.g. make run RUN_FLAGS="--log-level debug".
+# flags, e.g. make run RUN_FLAGS="--log-level debug". The node listens
+# for other nodes on a free TCP port of 127.0.0.1 (weft status shows it),
+# so that it never takes an installed node's port 9047 nor shows itself
+# beyond the machine; RUN_P2P_LISTEN="/ip4/0.0.0.0/tcp/9047" or "none"
+# chooses otherwise.
 RUN_DIR := ./.weft
 RUN_FLAGS ?=
+RUN_P2P_LISTEN ?= /ip4/127.0.0.1/tcp/0
 
 .PHONY: run
 run: build ## build everything and run a node in the foreground (./.weft) with the examples installed
 	@install=(); for d in $(EXAMPLES_OUT)/*/; do install+=(--install "$${d%/}"); done; \
-	exec $(BIN)/weftd --data-dir $(RUN_DIR) --socket $(RUN_DIR)/weftd.sock --drivers-dir $(BIN)/drivers "$${install[@]}" $(RUN_FLAGS)
+	exec $(BIN)/weftd --data-dir $(RUN_DIR) --socket $(RUN_DIR)/weftd.sock --drivers-dir $(BIN)/drivers --p2p-listen $(RUN_P2P_LISTEN) "$${install[@]}" $(RUN_FLAGS)
 
 # A local S3 server for make run's backups (docs/backup.md, "Trying it
 # with make run"): versitygw on 127.0.0.1:7070, bucket "weft" in

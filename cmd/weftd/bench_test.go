@@ -102,7 +102,7 @@ func BenchmarkStartupToReady(b *testing.B) {
 	sock := filepath.Join(nsockDir, "weftd.sock")
 	buf := make([]byte, 4096)
 	for b.Loop() {
-		cmd := exec.Command(weftdBin, "--data-dir", dir, "--socket", sock, "--log-level", "error")
+		cmd := exec.Command(weftdBin, "--data-dir", dir, "--socket", sock, "--log-level", "error", loopbackP2P[0], loopbackP2P[1])
 		cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+nsock)
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)

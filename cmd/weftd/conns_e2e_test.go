@@ -249,7 +249,7 @@ func isTimeout(err error) bool {
 func TestOpenFilesLimit(t *testing.T) {
 	sock := filepath.Join(shortDir(t), "weftd.sock")
 	_, errOut, code := runTool(t, nil, "/bin/sh", "-c", `ulimit -n 1500 && exec "$0" "$@"`,
-		weftdBin, "--data-dir", t.TempDir(), "--socket", sock)
+		weftdBin, "--data-dir", t.TempDir(), "--socket", sock, loopbackP2P[0], loopbackP2P[1])
 	if code == 0 || !strings.Contains(errOut, "api.max_connections") || !strings.Contains(errOut, "LimitNOFILE") {
 		t.Errorf("weftd under ulimit -n 1500: code %d, stderr %q; want a refusal naming api.max_connections and LimitNOFILE", code, errOut)
 	}

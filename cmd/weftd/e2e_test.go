@@ -319,7 +319,7 @@ func TestSystemdNotify(t *testing.T) {
 
 	dir := t.TempDir()
 	sock := filepath.Join(shortDir(t), "weftd.sock")
-	w := &weftd{cmd: exec.Command(weftdBin, "--data-dir", dir, "--socket", sock), lines: make(chan string, 1024)}
+	w := &weftd{cmd: exec.Command(weftdBin, append([]string{"--data-dir", dir, "--socket", sock}, loopbackP2P...)...), lines: make(chan string, 1024)}
 	w.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+nsock, "WATCHDOG_USEC=200000")
 	startCmd(t, w)
 
@@ -358,7 +358,7 @@ func TestSocketActivation(t *testing.T) {
 	// LISTEN_PID must be weftd's own pid: sh sets it and execs weftd.
 	unused := filepath.Join(shortDir(t), "unused.sock")
 	w := &weftd{cmd: exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`,
-		weftdBin, "--data-dir", t.TempDir(), "--socket", unused, "--log-format", "json"), lines: make(chan string, 1024)}
+		weftdBin, "--data-dir", t.TempDir(), "--socket", unused, "--log-format", "json", loopbackP2P[0], loopbackP2P[1]), lines: make(chan string, 1024)}
 	w.cmd.ExtraFiles = []*os.File{f}
 	startCmd(t, w)
 	var ready map[string]any

@@ -48,6 +48,9 @@ Flags:
   --tls-cert FILE          the TCP listener's certificate (PEM)
   --tls-key FILE           the TCP listener's private key (PEM)
   --metrics-listen ADDR    serve Prometheus metrics on this loopback address
+  --p2p-listen MULTIADDR   listen for other nodes here instead of the config's
+                           [network] listen (repeatable; /ip4/127.0.0.1/tcp/0
+                           for a free port); "none" turns the network off
   --drivers-dir DIR        where drivers declared with a relative path are,
                            with their SHA256SUMS (default %s)
   --install PATH           install this package directory or zip at start,
@@ -72,6 +75,7 @@ Examples:
   weftd --data-dir ./.weft --socket ./.weft/weftd.sock
   weftd --config /etc/weft/weftd.toml
   weftd --data-dir ./.weft --install build/examples/echo --limit mailbox_length=64
+  weftd --data-dir ./b --socket ./b/weftd.sock --p2p-listen /ip4/127.0.0.1/tcp/0
 `
 
 // doMain runs weftd with args (without the program name) and returns its
@@ -110,6 +114,8 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	str("tls-key", func(c *daemon.Config) *string { return &c.TLSKey })
 	str("metrics-listen", func(c *daemon.Config) *string { return &c.MetricsListen })
 	str("drivers-dir", func(c *daemon.Config) *string { return &c.DriversDir })
+	var p2pListen []string
+	fs.Func("p2p-listen", "", func(v string) error { p2pListen = append(p2pListen, v); return nil })
 	later("install", func(c *daemon.Config, v string) error { c.Install = append(c.Install, v); return nil })
 	later("limit", func(c *daemon.Config, v string) error {
 		key, value, ok := strings.Cut(v, "=")
@@ -179,6 +185,10 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "weftd:", err)
 			return 2
 		}
+	}
+	if err := cfg.SetP2PListen(p2pListen); err != nil {
+		fmt.Fprintln(stderr, "weftd:", err)
+		return 2
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, "weftd:", err)

@@ -30,6 +30,10 @@ const failAfter = 30 * time.Second
 // weftdBin and weftBin are the weftd and weft binaries built by TestMain.
 var weftdBin, weftBin string
 
+// loopbackP2P are the flags that put a test's node on a free TCP port of
+// 127.0.0.1 for other nodes.
+var loopbackP2P = []string{"--p2p-listen", "/ip4/127.0.0.1/tcp/0"}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "weftd-test-")
 	if err != nil {
@@ -76,6 +80,11 @@ func startWeftd(t testing.TB, args ...string) *weftd {
 	if slices.Contains(args, "--data-dir") && !slices.Contains(args, "--socket") {
 		// Never the installed default, /run/weft/weftd.sock.
 		args = append(args, "--socket", filepath.Join(shortDir(t), "weftd.sock"))
+	}
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") && !slices.Contains(args, "--p2p-listen") {
+		// Never the default port on every interface (9047, which nodes
+		// started at once would fight for): a free port of 127.0.0.1.
+		args = append(args, loopbackP2P...)
 	}
 	w := &weftd{cmd: exec.Command(weftdBin, args...), lines: make(chan string, 1024)}
 	startCmd(t, w)
