@@ -1,11 +1,15 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/store"
 )
@@ -145,5 +149,62 @@ func TestNetworkConfigRefuses(t *testing.T) {
 	c := DefaultConfig()
 	if err := ParseConfig(&c, "f.toml", []byte("[network]\nmdns = true\n")); err == nil || !strings.Contains(err.Error(), "unknown key network.mdns") {
 		t.Errorf("mdns, which p2p lacks: %v, want it refused as an unknown key", err)
+	}
+}
+
+// TestRevocationOutlivesTheKernel: a capability revoked on a kernel whose
+// marks are kept in the store is still refused by the next kernel on the
+// same store, as after a restart of weftd.
+func TestRevocationOutlivesTheKernel(t *testing.T) {
+	key, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	idle := kernel.ProcessFunc(func(_ context.Context, h *kernel.Handle) error {
+		for {
+			if _, err := h.Await(); err != nil {
+				return nil
+			}
+		}
+	})
+	p := kernel.ProcessId{Name: "p", Package: "test", Publisher: "weft-test"}
+	open := func() *kernel.Kernel {
+		k, err := kernel.New(kernel.Config{Keyring: key, State: st, Table: st, Revocations: revocations{st}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Start(kernel.Spec{ID: p, Process: idle}); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	closeK := func(k *kernel.Kernel) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := k.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	k := open()
+	c := kernel.Capability{Issuer: k.Address(p), Params: `{"db":"index"}`}
+	sc, err := k.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Revoke(c); err != nil {
+		t.Fatal(err)
+	}
+	closeK(k)
+
+	k = open()
+	defer closeK(k)
+	if err := k.ImportCapability(p, sc); !errors.Is(err, kernel.ErrRevoked) {
+		t.Fatalf("ImportCapability of a capability revoked before the restart = %v, want ErrRevoked", err)
 	}
 }
