@@ -10,7 +10,8 @@
 #      to weftd --print-default-config), the unit enabled;
 #   3. weftd started as the unit starts it (user weft, its directories, its
 #      umask and limits; by systemd itself where systemd runs), and
-#      weft status answered for a member of group weft, refused for others;
+#      weft status answered for a member of group weft (the node on the
+#      network, listening on port 9047), refused for others;
 #   4. a newer build installed over it: the data (node key) and a local
 #      edit of the conffile survive, the new weftd serves the same node;
 #   5. dpkg -r keeps configuration and data; dpkg --purge removes them and
@@ -286,15 +287,19 @@ check_running() {
 	expect_mode /run/weft "drwxr-x--- weft:weft"
 	expect_mode /run/weft/weftd.sock "srw-rw---- weft:weft"
 	local out node
-	out=$(cd "$tmp" && as_tester weft status) || fail "weft status as $tester (group weft) failed"
+	# The package's weft, not one earlier in PATH (make puts bin/ first).
+	out=$(cd "$tmp" && as_tester /usr/bin/weft status) || fail "weft status as $tester (group weft) failed"
 	sed 's/^/  /' <<<"$out" >&2
 	grep -q "^version *$1\$" <<<"$out" || fail "weft status shows no version $1"
 	node=$(awk '$1 == "node" || $1 == "node_id" || $1 == "id" { print $2; exit }' <<<"$out")
 	[[ -n $node ]] || fail "weft status shows no node id"
+	# On the network by default: the conffile's listen, port 9047.
+	grep -Eq "^listen +/ip[46]/[^ ]+/(tcp|udp)/9047(/quic-v1)?/p2p/$node\$" <<<"$out" ||
+		fail "weft status shows no listen address on port 9047 ending in /p2p/$node"
 	# The in-tree drivers run as processes of the node, in its sandbox.
-	out=$(cd "$tmp" && as_tester weft ps) || fail "weft ps as $tester failed"
+	out=$(cd "$tmp" && as_tester /usr/bin/weft ps) || fail "weft ps as $tester failed"
 	grep -q 'timer:drivers:weft .*running' <<<"$out" || fail "weft ps shows no running timer driver: $out"
-	if (cd "$tmp" && setpriv --reuid=nobody --regid=nogroup --clear-groups weft status) >/dev/null 2>&1; then
+	if (cd "$tmp" && setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/weft status) >/dev/null 2>&1; then
 		fail "weft status succeeded for user nobody, who is not in group weft"
 	fi
 	echo "$node"
