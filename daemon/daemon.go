@@ -78,7 +78,10 @@ type Info struct {
 	// listener's; empty when off.
 	Listen      string
 	MetricsAddr string
-	Started     time.Time
+	// P2PListen are the full multiaddrs other nodes reach this one at
+	// (ending in /p2p/NODE_ID); nil when the network is off.
+	P2PListen []string
+	Started   time.Time
 }
 
 // Daemon is one node. Run it once.
@@ -196,8 +199,11 @@ func (d *Daemon) run(ctx context.Context, ready func(Info), info *Info) (err err
 
 	*info = n.api
 	info.NodeID, info.DataDir = n.key.NodeID(), dir
+	if n.net != nil {
+		info.P2PListen = n.net.ListenAddrs()
+	}
 	d.log.Info("node ready", "node_id", info.NodeID, "data_dir", dir, "socket", info.Socket,
-		"listen", info.Listen, "metrics", info.MetricsAddr,
+		"listen", info.Listen, "metrics", info.MetricsAddr, "network", n.net != nil, "p2p_listen", info.P2PListen,
 		"processes_restored", len(n.restored.Started), "processes_not_restored", len(n.restored.Failed),
 		"processes_running", countRunning(n.k), "packages", len(n.reg.List()))
 	notify(d.log, "READY=1\nSTATUS="+status(n.k, n.reg))

@@ -240,6 +240,18 @@ func printReady(w io.Writer, i daemon.Info) {
 		}
 	}
 	fmt.Fprintf(w, "weftd ready: node %s; talk to it with\n  export WEFT_SOCKET=%s\n  %s status\n", i.NodeID, i.Socket, weft)
+	if len(i.P2PListen) == 0 {
+		return
+	}
+	addr := i.P2PListen[0]
+	for _, a := range i.P2PListen {
+		// Another machine's node needs an address other than loopback.
+		if !strings.HasPrefix(a, "/ip4/127.") && !strings.HasPrefix(a, "/ip6/::1/") {
+			addr = a
+			break
+		}
+	}
+	fmt.Fprintf(w, "other nodes connect to it with\n  %s peers connect %s\n", weft, addr)
 }
 
 func fileExists(p string) bool {

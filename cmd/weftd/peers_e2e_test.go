@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,6 +61,10 @@ func TestPeersEndToEnd(t *testing.T) {
 	b := startNode(t, t.TempDir(), "--metrics-listen", "127.0.0.1:0")
 	aID, aAddr := peerAddr(t, a)
 	bID, _ := peerAddr(t, b)
+	// weftd's ready record and line say where other nodes reach it.
+	if l, _ := a.ready["p2p_listen"].([]any); a.ready["network"] != true || !slices.Contains(l, any(aAddr)) {
+		t.Errorf("A's ready record: network %v, p2p_listen %v; want on, with %s", a.ready["network"], l, aAddr)
+	}
 
 	// A tap on A, open before B's message arrives.
 	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
@@ -110,12 +115,19 @@ func TestPeersEndToEnd(t *testing.T) {
 	mustRun(t, b, []string{"removed alias alice"}, "peers", "alias", "-d", "alice")
 	b.stop(t)
 	a.stop(t)
+	// Read once weftd has exited: its stdout is then whole.
+	if out := a.stdout.String(); !strings.Contains(out, "peers connect /ip4/127.0.0.1/tcp/") || !strings.Contains(out, "/p2p/"+aID+"\n") {
+		t.Errorf("weftd's ready line: %q, want how to connect to it", out)
+	}
 }
 
 // TestNetworkOffEndToEnd: weftd --p2p-listen none is a node off the
 // network, and says so.
 func TestNetworkOffEndToEnd(t *testing.T) {
 	n := startNode(t, t.TempDir(), "--p2p-listen", "none")
+	if n.ready["network"] != false || n.ready["p2p_listen"] != nil {
+		t.Errorf("ready record: network %v, p2p_listen %v; want off, none", n.ready["network"], n.ready["p2p_listen"])
+	}
 	out := mustRun(t, n, nil, "status")
 	if !strings.Contains(strings.Join(strings.Fields(out), " "), "network off") {
 		t.Errorf("weft status printed\n%s\nwant network off", out)
