@@ -136,7 +136,18 @@ func TestPeersOnRealNodes(t *testing.T) {
 	res = weft(t, b.sock, "peers")
 	res.want(t, 0, "alice ")
 	res = weft(t, b.sock, "--json", "peers")
-	res.want(t, 0, `"nodeId": "`+a.id+`"`, `"aliases": [`, `"messagesOut": "`)
+	res.want(t, 0)
+	var list struct {
+		Peers []struct {
+			NodeID      string   `json:"nodeId"`
+			Aliases     []string `json:"aliases"`
+			MessagesOut string   `json:"messagesOut"` // protojson writes uint64 as a string
+		} `json:"peers"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || len(list.Peers) != 1 ||
+		list.Peers[0].NodeID != a.id || len(list.Peers[0].Aliases) != 1 || list.Peers[0].MessagesOut == "0" {
+		t.Errorf("weft --json peers: %v\n%s\nwant A, aliased alice, with messages out", err, res.stdout)
+	}
 
 	// Mistakes: the node's answer, not "is weftd running?".
 	other, err := identity.Generate()
