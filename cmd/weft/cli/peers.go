@@ -3,13 +3,16 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weftos/weft/api/weftv1"
+	"github.com/weftos/weft/api/weftv1/weftv1connect"
 	"github.com/weftos/weft/internal/units"
 )
 
@@ -128,27 +131,48 @@ func runPeers(ctx context.Context, r *runner, args []string) error {
 	return usagef("unknown subcommand %q: want connect, disconnect, ping or alias, or nothing to list", sub)
 }
 
-func peersList(ctx context.Context, r *runner) error {
+// peerCall makes one PeerService call (op names it in errors) and prints
+// its answer: the response as JSON with --json, else text of it.
+func peerCall[M proto.Message](ctx context.Context, r *runner, op string, call func(context.Context, weftv1connect.PeerServiceClient) (M, error), text func(M) string) error {
 	c, cctx, cancel, err := r.dialCall(ctx, 0)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	resp, err := c.peers.ListPeers(cctx, connect.NewRequest(&weftv1.ListPeersRequest{}))
+	m, err := call(cctx, c.peers)
 	if err != nil {
-		return &nodeError{op: "peers", err: err}
+		return &nodeError{op: op, err: err}
 	}
 	if r.g.json {
-		return r.printJSON(resp.Msg)
+		return r.printJSON(m)
 	}
-	tw := tabwriter.NewWriter(r.env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tVIA\tADDRESS\tLATENCY\tIN\tOUT\tERRORS")
-	for _, p := range resp.Msg.GetPeers() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", peerName(p), via(p.GetRelayed()), addrText(p.GetAddrs()),
-			latencyText(p), traffic(p.GetBytesIn(), p.GetMessagesIn()), traffic(p.GetBytesOut(), p.GetMessagesOut()),
-			errorsText(p))
+	_, err = io.WriteString(r.env.Stdout, text(m))
+	return err
+}
+
+// msg is a unary call's response message, or its error.
+func msg[M any](res *connect.Response[M], err error) (*M, error) {
+	if err != nil {
+		return nil, err
 	}
-	return tw.Flush()
+	return res.Msg, nil
+}
+
+func peersList(ctx context.Context, r *runner) error {
+	return peerCall(ctx, r, "peers", func(ctx context.Context, c weftv1connect.PeerServiceClient) (*weftv1.ListPeersResponse, error) {
+		return msg(c.ListPeers(ctx, connect.NewRequest(&weftv1.ListPeersRequest{})))
+	}, func(m *weftv1.ListPeersResponse) string {
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tVIA\tADDRESS\tLATENCY\tIN\tOUT\tERRORS")
+		for _, p := range m.GetPeers() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", peerName(p), via(p.GetRelayed()), addrText(p.GetAddrs()),
+				latencyText(p), traffic(p.GetBytesIn(), p.GetMessagesIn()), traffic(p.GetBytesOut(), p.GetMessagesOut()),
+				errorsText(p))
+		}
+		tw.Flush()
+		return b.String()
+	})
 }
 
 // peerName is a peer as the table names it: its first alias, else its id.
@@ -212,107 +236,48 @@ func errorsText(p *weftv1.Peer) string {
 }
 
 func peersConnect(ctx context.Context, r *runner, addr string) error {
-	c, cctx, cancel, err := r.dialCall(ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	resp, err := c.peers.ConnectPeer(cctx, connect.NewRequest(&weftv1.ConnectPeerRequest{Addr: addr}))
-	if err != nil {
-		return &nodeError{op: "peers connect", err: err}
-	}
-	if r.g.json {
-		return r.printJSON(resp.Msg)
-	}
-	_, err = fmt.Fprintf(r.env.Stdout, "connected to %s\n", resp.Msg.GetNodeId())
-	return err
+	return peerCall(ctx, r, "peers connect", func(ctx context.Context, c weftv1connect.PeerServiceClient) (*weftv1.ConnectPeerResponse, error) {
+		return msg(c.ConnectPeer(ctx, connect.NewRequest(&weftv1.ConnectPeerRequest{Addr: addr})))
+	}, func(m *weftv1.ConnectPeerResponse) string { return "connected to " + m.GetNodeId() + "\n" })
 }
 
 func peersDisconnect(ctx context.Context, r *runner, node string) error {
-	c, cctx, cancel, err := r.dialCall(ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	resp, err := c.peers.DisconnectPeer(cctx, connect.NewRequest(&weftv1.DisconnectPeerRequest{Node: node}))
-	if err != nil {
-		return &nodeError{op: "peers disconnect " + node, err: err}
-	}
-	if r.g.json {
-		return r.printJSON(resp.Msg)
-	}
-	_, err = fmt.Fprintf(r.env.Stdout, "disconnected from %s\n", resp.Msg.GetNodeId())
-	return err
+	return peerCall(ctx, r, "peers disconnect "+node, func(ctx context.Context, c weftv1connect.PeerServiceClient) (*weftv1.DisconnectPeerResponse, error) {
+		return msg(c.DisconnectPeer(ctx, connect.NewRequest(&weftv1.DisconnectPeerRequest{Node: node})))
+	}, func(m *weftv1.DisconnectPeerResponse) string { return "disconnected from " + m.GetNodeId() + "\n" })
 }
 
 func peersPing(ctx context.Context, r *runner, node string) error {
-	c, cctx, cancel, err := r.dialCall(ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	resp, err := c.peers.PingPeer(cctx, connect.NewRequest(&weftv1.PingPeerRequest{Node: node}))
-	if err != nil {
-		return &nodeError{op: "peers ping " + node, err: err}
-	}
-	if r.g.json {
-		return r.printJSON(resp.Msg)
-	}
-	_, err = fmt.Fprintf(r.env.Stdout, "%s: %s\n", resp.Msg.GetNodeId(), roundRTT(resp.Msg.GetRtt().AsDuration()))
-	return err
+	return peerCall(ctx, r, "peers ping "+node, func(ctx context.Context, c weftv1connect.PeerServiceClient) (*weftv1.PingPeerResponse, error) {
+		return msg(c.PingPeer(ctx, connect.NewRequest(&weftv1.PingPeerRequest{Node: node})))
+	}, func(m *weftv1.PingPeerResponse) string {
+		return fmt.Sprintf("%s: %s\n", m.GetNodeId(), roundRTT(m.GetRtt().AsDuration()))
+	})
 }
 
 func peersAlias(ctx context.Context, r *runner, name, node string) error {
-	c, cctx, cancel, err := r.dialCall(ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	resp, err := c.peers.SetAlias(cctx, connect.NewRequest(&weftv1.SetAliasRequest{Name: name, Node: node}))
-	if err != nil {
-		return &nodeError{op: "peers alias " + name, err: err}
-	}
-	if r.g.json {
-		return r.printJSON(resp.Msg)
-	}
-	_, err = fmt.Fprintf(r.env.Stdout, "%s is %s\n", name, node)
-	return err
+	return peerCall(ctx, r, "peers alias "+name, func(ctx context.Context, c weftv1connect.PeerServiceClient) (*weftv1.SetAliasResponse, error) {
+		return msg(c.SetAlias(ctx, connect.NewRequest(&weftv1.SetAliasRequest{Name: name, Node: node})))
+	}, func(*weftv1.SetAliasResponse) string { return name + " is " + node + "\n" })
 }
 
 func peersUnalias(ctx context.Context, r *runner, name string) error {
-	c, cctx, cancel, err := r.dialCall(ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	resp, err := c.peers.RemoveAlias(cctx, connect.NewRequest(&weftv1.RemoveAliasRequest{Name: name}))
-	if err != nil {
-		return &nodeError{op: "peers alias -d " + name, err: err}
-	}
-	if r.g.json {
-		return r.printJSON(resp.Msg)
-	}
-	_, err = fmt.Fprintf(r.env.Stdout, "removed alias %s\n", name)
-	return err
+	return peerCall(ctx, r, "peers alias -d "+name, func(ctx context.Context, c weftv1connect.PeerServiceClient) (*weftv1.RemoveAliasResponse, error) {
+		return msg(c.RemoveAlias(ctx, connect.NewRequest(&weftv1.RemoveAliasRequest{Name: name})))
+	}, func(*weftv1.RemoveAliasResponse) string { return "removed alias " + name + "\n" })
 }
 
 func peersAliases(ctx context.Context, r *runner) error {
-	c, cctx, cancel, err := r.dialCall(ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	resp, err := c.peers.ListAliases(cctx, connect.NewRequest(&weftv1.ListAliasesRequest{}))
-	if err != nil {
-		return &nodeError{op: "peers alias", err: err}
-	}
-	if r.g.json {
-		return r.printJSON(resp.Msg)
-	}
-	tw := tabwriter.NewWriter(r.env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ALIAS\tNODE")
-	for _, a := range resp.Msg.GetAliases() {
-		fmt.Fprintf(tw, "%s\t%s\n", a.GetName(), a.GetNodeId())
-	}
-	return tw.Flush()
+	return peerCall(ctx, r, "peers alias", func(ctx context.Context, c weftv1connect.PeerServiceClient) (*weftv1.ListAliasesResponse, error) {
+		return msg(c.ListAliases(ctx, connect.NewRequest(&weftv1.ListAliasesRequest{})))
+	}, func(m *weftv1.ListAliasesResponse) string {
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ALIAS\tNODE")
+		for _, a := range m.GetAliases() {
+			fmt.Fprintf(tw, "%s\t%s\n", a.GetName(), a.GetNodeId())
+		}
+		tw.Flush()
+		return b.String()
+	})
 }
