@@ -350,3 +350,19 @@ func TestChatHistoryIsBounded(t *testing.T) {
 		t.Errorf("history: %d lines from %+v", len(lines), lines[0])
 	}
 }
+
+// TestChatToOurNode: "to":"our" sends the line to this node's own chat,
+// which keeps it twice: received, from this node, and sent, to "our".
+func TestChatToOurNode(t *testing.T) {
+	p := newP2PNode(t)
+	p.install(t, "chat", true)
+	var ans answer
+	p.chat(t, `{"to":"our","text":"note to self"}`, &ans)
+	if !ans.OK {
+		t.Fatalf("chat to our: %+v", ans)
+	}
+	got := p.history(t)
+	if len(got) != 2 || got[0].From != p.k.NodeID() || got[1].To != "our" || got[0].Text != "note to self" || got[1].Text != "note to self" {
+		t.Errorf("history: %+v, want the line received from this node, then sent to our", got)
+	}
+}
