@@ -121,8 +121,9 @@ func BenchmarkRemoteEcho(b *testing.B) {
 // BenchmarkLibp2pFloor is the floor under BenchmarkRemoteEcho and
 // BenchmarkRemoteRoundTrip: between two hosts set up as nodes' are (TCP,
 // Noise or TLS, yamux, the same resource manager and scopes), 5 bytes
-// sent, echoed and read back. It also prices the choice of a stream per
-// message (the package doc):
+// sent, echoed and read back. It also prices the stream design (the
+// package doc): a stream per message, as messages first travelled, against
+// a kept stream, as they travel now:
 //
 //   - serial, 64-in-flight: a new stream per round trip, the request and
 //     its echo on it (the protocol is negotiated lazily with the first
@@ -130,11 +131,11 @@ func BenchmarkRemoteEcho(b *testing.B) {
 //   - two-streams, two-streams-64-in-flight: a new stream each way, the
 //     request on one from A, the echo on one B opens back, as a weft
 //     request and its response travel;
-//   - reuse: one stream kept open, 5 bytes each way per round trip, what a
-//     message would cost on a long-lived stream per peer.
+//   - reuse: one stream kept open, 5 bytes each way per round trip, as
+//     messages travel on a kept stream (without the acknowledgements).
 func BenchmarkLibp2pFloor(b *testing.B) {
 	a, bn := startNode(b), startNode(b)
-	// The echo takes /weft/msg/1's place on the hosts, so that its streams
+	// The echo takes /weft/msg/2's place on the hosts, so that its streams
 	// fall in the same resource manager scopes as messages' (another
 	// protocol gets libp2p's default limit of 64 inbound streams a peer).
 	const proto = ProtocolID

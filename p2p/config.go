@@ -46,6 +46,12 @@ type Config struct {
 	// WriteTimeout bounds writing one message to its stream once the node
 	// is reached. Default 30 s.
 	WriteTimeout time.Duration
+	// StreamIdleTimeout is how long an open stream to a peer waits for
+	// its next message: a sender closes a stream it has not used for
+	// StreamIdleTimeout (found by a sweep every half of it), and a
+	// receiver closes one on which no frame has begun for twice
+	// StreamIdleTimeout. Default 30 s.
+	StreamIdleTimeout time.Duration
 	// QueueLength bounds the messages waiting to be sent to one node;
 	// Send refuses more with offline. Default 1024.
 	QueueLength int
@@ -74,9 +80,9 @@ type Limits struct {
 	ConnsPerPeer int
 	// Streams bounds all streams. Default 16384.
 	Streams int
-	// StreamsPerPeer bounds the streams of one peer; one message is one
-	// stream, so this bounds the messages in flight with a peer.
-	// Default 2048.
+	// StreamsPerPeer bounds the streams of one peer, both ways. A node
+	// keeps at most four streams to a peer open (its senders'), and the
+	// peer as many to it. Default 2048.
 	StreamsPerPeer int
 	// Memory bounds the memory all connections and streams reserve.
 	// Default 1 GiB.
@@ -116,9 +122,11 @@ type RelayService struct {
 const (
 	DefaultDialTimeout  = 10 * time.Second
 	DefaultWriteTimeout = 30 * time.Second
-	DefaultQueueLength  = 1024
-	DefaultInboundRate  = 25000
-	DefaultInboundBurst = 5000
+	// DefaultStreamIdleTimeout is Config.StreamIdleTimeout's default.
+	DefaultStreamIdleTimeout = 30 * time.Second
+	DefaultQueueLength       = 1024
+	DefaultInboundRate       = 25000
+	DefaultInboundBurst      = 5000
 )
 
 // DefaultLimits returns the defaults documented on Limits.
@@ -142,6 +150,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.StreamIdleTimeout == 0 {
+		c.StreamIdleTimeout = DefaultStreamIdleTimeout
 	}
 	if c.QueueLength == 0 {
 		c.QueueLength = DefaultQueueLength
@@ -213,6 +224,7 @@ func (c Config) validate() error {
 	}
 	pos("DialTimeout", int64(c.DialTimeout))
 	pos("WriteTimeout", int64(c.WriteTimeout))
+	pos("StreamIdleTimeout", int64(c.StreamIdleTimeout))
 	pos("QueueLength", int64(c.QueueLength))
 	pos("InboundBurst", int64(c.InboundBurst))
 	if c.InboundRate < 0 {

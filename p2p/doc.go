@@ -16,19 +16,41 @@
 // # Messages
 //
 // Every message to another node is one frame (p2p/wire, api/p2pv1) on a
-// stream of its own of protocol /weft/msg/1: the sender opens a stream,
-// writes the frame and closes its side; the receiver reads exactly one
-// frame, hands it to its kernel, and closes the stream (or resets it with
-// a code that says why it refused the frame, see below). A stream per
-// message rather than one long stream per peer because streams on a
-// yamux or QUIC connection are independent and cheap: a large message or
-// a slow reader holds up only its own stream, never the messages behind
-// it, and nothing on the wire needs matching a reply to a request (the
-// kernel matches answers by node and request id). The cost is a stream
-// open per message, which with libp2p's lazy protocol negotiation is no
-// extra round trip (BenchmarkLibp2pFloor measures it). Two messages to
-// the same node are not guaranteed to arrive in the order they were
-// sent.
+// stream of protocol /weft/msg/2, and a stream carries one frame at a
+// time: the sender writes a frame and waits; the receiver reads it, hands
+// it to its kernel (which only queues it for the process, never waits for
+// it) and writes one byte, ackTaken, back; the sender then has the stream
+// for its next frame. A receiver refuses a frame by resetting its stream
+// with a code that says why (see below); the sender fails that message
+// with the code's kind and drops the stream.
+//
+// The streams are kept: each peer has a pool of open streams, at most one
+// per sender (four). A sender takes an idle stream (or opens one), writes
+// its frame, waits for the acknowledgement and puts the stream back. Kept
+// rather than one stream per message because opening and closing a
+// stream costs writes of its own (7 a message against 2: the frame and
+// its acknowledgement): a request and its answer on new streams took
+// 2.1–2.4 times a bare libp2p round trip on a new stream, on kept ones
+// they take 0.7–1.0 times (docs/performance.md). One frame at a time
+// on a stream, and several streams, rather than one multiplexed stream
+// per peer, because streams on a yamux or QUIC connection are independent:
+// a large message or a slow reader holds up only its own stream, never the
+// messages behind it, which other senders write on other streams; and
+// nothing on the wire needs matching a reply to a request (the kernel
+// matches answers by node and request id). A stream that carried a frame
+// over 256 KiB is closed after it rather than kept, so that the receive
+// window yamux grew for it (which counts against the peer's memory while
+// the stream lives) is given back. Two messages to the same node are not
+// guaranteed to arrive in the order they were sent.
+//
+// A sender closes a stream that has waited in its pool for
+// StreamIdleTimeout (default 30 s; a sweep every half of it finds it), and
+// a receiver closes one on which no frame has begun for twice
+// StreamIdleTimeout, so that with the same setting on both nodes a
+// receiver never closes a stream its sender still keeps. If it does (a
+// peer with a shorter setting), the sender finds the stream closed
+// without an acknowledgement, which a receiver never does to a frame it
+// read, and sends the message on another stream.
 //
 // The source node of a frame is the authenticated peer of its stream,
 // never a field of the frame: the kernel refuses a frame whose source
@@ -38,22 +60,24 @@
 // Send returns at once. A message waits in its node's queue (at most
 // QueueLength; past it Send fails offline) for one of the node's senders
 // (at most four at once), which dials the node if it is not connected and
-// opens the message's stream. Several senders, because a stream open and
-// a write cost tens of microseconds each, and because a large message
+// writes the message on a kept stream. Several senders, because each
+// waits a round trip for its acknowledgement, and because a large message
 // writing slowly under flow control must not hold up the small ones behind
 // it. A node that cannot be reached within DialTimeout (default 10 s)
 // fails the message, and everything queued behind it, offline through
 // kernel.Undelivered. A frame over wire.MaxFrameBytes of this node's
 // limits fails too_large at once; one over the receiver's smaller limits
 // is reset by the receiver with a code the sender turns into too_large.
-// A message that finds this node's streams to the node all in use (the
-// resource manager's limit) fails mailbox_full: busy, not gone.
-// The receiver reserves the memory of a frame in the stream's resource
-// scope as it reads it, so frames being read count against the peer's
+// A message that needs a new stream and finds this node's streams to the
+// node all in use (the resource manager's limit) fails mailbox_full:
+// busy, not gone. The receiver reserves the memory of a frame in the
+// stream's resource scope as it reads it, and releases it once the frame
+// is handed to its kernel, so frames being read count against the peer's
 // and the node's memory limits; one that does not fit is reset with a
-// code the sender turns into mailbox_full.
-// A frame that is accepted but lost with its connection is not reported:
-// its request ends as timeout, as one to a process that never answers.
+// code the sender turns into mailbox_full. A frame written but not
+// acknowledged (its connection lost, its stream reset without a code) is
+// not reported: it may have been taken, and its request ends as timeout,
+// as one to a process that never answers.
 //
 // Inbound requests are rate-limited per node (InboundRate, InboundBurst).
 // A request over the limit that expects a response is answered

@@ -31,7 +31,8 @@ import (
 )
 
 // ProtocolID is the protocol of weft messages between nodes
-// (p2pv1.ProtocolID): one stream carries one frame and is closed.
+// (p2pv1.ProtocolID): a stream carries frames one at a time, each
+// acknowledged before the next (see the package doc).
 const ProtocolID protocol.ID = p2pv1.ProtocolID
 
 // protectTag marks the connections the connection manager must keep.
@@ -148,6 +149,7 @@ func New(cfg Config) (*Node, error) {
 
 	n.goRun(func() { n.watchEvents(sub) })
 	n.goRun(n.saveLoop)
+	n.goRun(n.idleLoop)
 	for _, ai := range bootstrap {
 		h.ConnManager().Protect(ai.ID, protectTag)
 		n.goRun(func() { n.keepConnected(ai) })
@@ -204,7 +206,7 @@ func newHost(cfg Config, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, 
 }
 
 // resourceLimits turns Limits into the resource manager's: libp2p's
-// scaled defaults, with the system, per-peer and /weft/msg/1 scopes set
+// scaled defaults, with the system, per-peer and /weft/msg/2 scopes set
 // from l.
 func resourceLimits(l Limits) rcmgr.ConcreteLimitConfig {
 	total := rcmgr.ResourceLimits{
@@ -218,8 +220,7 @@ func resourceLimits(l Limits) rcmgr.ConcreteLimitConfig {
 		Memory: rcmgr.LimitVal64(l.MemoryPerPeer),
 	}
 	// Streams wait in the transient scope until their protocol is
-	// negotiated; with one stream per message it must hold a peer's
-	// worth.
+	// negotiated; it holds a peer's worth, as many as may open at once.
 	transient := rcmgr.ResourceLimits{
 		Streams: rcmgr.LimitVal(l.StreamsPerPeer), StreamsInbound: rcmgr.LimitVal(l.StreamsPerPeer), StreamsOutbound: rcmgr.LimitVal(l.StreamsPerPeer),
 		Memory: rcmgr.LimitVal64(l.MemoryPerPeer),

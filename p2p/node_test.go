@@ -207,25 +207,14 @@ func TestTooLarge(t *testing.T) {
 // A node with smaller limits refuses a frame over them; the sender's
 // request fails too_large rather than waiting for its timeout.
 func TestTooLargeForReceiver(t *testing.T) {
-	key := mustKey(t)
-	small := kernel.Limits{MaxBodyBytes: 1 << 10, MaxBlobBytes: 1 << 10, MaxMetadataBytes: 1 << 10, MaxContextBytes: 1 << 10}
-	k := newKernel(t, key, small)
-	b, err := New(Config{Kernel: k, Key: key, DataDir: t.TempDir(), Listen: tcpListen})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	a := startNode(t)
-	if _, err := a.Connect(context.Background(), b.ListenAddrs()[0]); err != nil {
-		t.Fatal(err)
-	}
+	a, b, k := smallReceiver(t)
 	if b.maxFrame >= a.maxFrame {
 		t.Fatalf("receiver's frame limit %d is not below the sender's %d", b.maxFrame, a.maxFrame)
 	}
 	// Just over the limit, and far over it: then the receiver refuses the
 	// frame while the sender still writes it (past yamux's window).
 	for i, size := range []int{b.maxFrame + 1, 900 << 10} {
-		_, err = a.call(k.Address(echoID), strings.Repeat("x", size), time.Minute)
+		_, err := a.call(k.Address(echoID), strings.Repeat("x", size), time.Minute)
 		if kind := sendErrKind(t, err); kind != kernel.ErrTooLarge {
 			t.Fatalf("request of %d bytes, over the receiver's limit: %v, want too_large", size, err)
 		}
@@ -245,7 +234,7 @@ func mustKey(t testing.TB) *identity.Key {
 }
 
 // rawHost is a plain libp2p host (an Ed25519 peer, so a node to weft) that
-// writes whatever a test wants on /weft/msg/1.
+// writes whatever a test wants on /weft/msg/2.
 func rawHost(t *testing.T) host.Host {
 	t.Helper()
 	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
@@ -260,9 +249,10 @@ func rawHost(t *testing.T) host.Host {
 	return h
 }
 
-// writeRaw opens a /weft/msg/1 stream from h to n, writes data, and
-// returns what reading the stream to its end gives: nil if n closed it
-// (took the frame), the reset error if it refused it.
+// writeRaw opens a /weft/msg/2 stream from h to n, writes data, and
+// returns what reading the stream to its end gives: nil if n took the
+// frame (acknowledged it, then closed the stream at its end), the reset
+// error if it refused it.
 func writeRaw(t *testing.T, h host.Host, n *testNode, data []byte) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -13,8 +13,11 @@ import (
 
 // PeerStats counts one peer's traffic, for metrics.
 type PeerStats struct {
-	BytesIn, BytesOut       uint64 // frame bytes read from and written to it
-	MessagesIn, MessagesOut uint64 // frames read from it and written to it
+	BytesIn, BytesOut uint64 // frame bytes read from and written to it
+	// MessagesIn and MessagesOut count frames read from it and written to
+	// it; a frame written on a stream the peer had already closed, and so
+	// written again on another, counts once.
+	MessagesIn, MessagesOut uint64
 	// Errors counts frames that failed: not written (unreachable, stream
 	// refused), not read (malformed, over the size limit), or refused
 	// by the kernel for another reason than spoofing.
@@ -74,31 +77,53 @@ const reserveStep = 64 << 10
 // the resource manager grants.
 var errNoMemory = errors.New("no memory for the frame")
 
-// frameReader reads an inbound frame: it counts the bytes, and reserves
-// the memory they will take in the stream's resource scope, a step ahead
-// of what it has read, so that the frames being read count against the
-// peer's and the node's memory limits (the scope releases it when the
-// stream ends). Past the limits, reading fails with errNoMemory.
+// frameReader reads the inbound frames of a stream, one after another:
+// it counts the bytes, and reserves the memory they will take in the
+// stream's resource scope, a step ahead of what it has read, so that the
+// frames being read count against the peer's and the node's memory
+// limits. done releases a frame's memory once the frame is handed to the
+// kernel (the scope releases whatever is left when the stream ends). Past
+// the limits, reading fails with errNoMemory. Once the first byte of a
+// frame has come, the rest of it must come within frameTimeout: the
+// stream's read deadline moves from the idle timeout to that.
 type frameReader struct {
-	r        io.Reader
-	scope    network.StreamScope
-	n        *atomic.Uint64
-	read     int
-	reserved int
+	s            network.Stream
+	n            *atomic.Uint64
+	frameTimeout time.Duration
+	read         int
+	reserved     int
 }
 
 func (f *frameReader) Read(p []byte) (int, error) {
-	if f.read >= f.reserved {
-		if err := f.scope.ReserveMemory(reserveStep, network.ReservationPriorityHigh); err != nil {
-			return 0, fmt.Errorf("p2p: %w after %d bytes: %w", errNoMemory, f.read, err)
+	// The first byte of a frame is read before any memory is reserved, so
+	// that a stream waiting for its next frame holds none.
+	limit := 1
+	if f.read > 0 {
+		if f.read >= f.reserved {
+			if err := f.s.Scope().ReserveMemory(reserveStep, network.ReservationPriorityHigh); err != nil {
+				return 0, fmt.Errorf("p2p: %w after %d bytes: %w", errNoMemory, f.read, err)
+			}
+			f.reserved += reserveStep
 		}
-		f.reserved += reserveStep
+		limit = f.reserved - f.read
 	}
-	p = p[:min(len(p), f.reserved-f.read)]
-	k, err := f.r.Read(p)
+	p = p[:min(len(p), limit)]
+	k, err := f.s.Read(p)
+	if k > 0 && f.read == 0 {
+		f.s.SetReadDeadline(time.Now().Add(f.frameTimeout))
+	}
 	f.read += k
 	f.n.Add(uint64(k))
 	return k, err
+}
+
+// done releases the memory reserved for the frame just read and readies f
+// for the next one.
+func (f *frameReader) done() {
+	if f.reserved > 0 {
+		f.s.Scope().ReleaseMemory(f.reserved)
+	}
+	f.read, f.reserved = 0, 0
 }
 
 // bucket is a token bucket: rate tokens a second, at most burst.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -29,9 +30,26 @@ type peerState struct {
 
 	mu      sync.Mutex
 	queue   []outbound
-	workers int  // goroutines draining queue, at most sendersPerPeer
-	gone    bool // dropped from Node.peers: enqueue finds the new one
+	workers int          // goroutines draining queue, at most sendersPerPeer
+	idle    []keptStream // open streams to the peer, no frame on them, last used last
+	gone    bool         // dropped from Node.peers: enqueue finds the new one
 }
+
+// keptStream is an outbound stream waiting for its next frame.
+type keptStream struct {
+	s     network.Stream
+	since time.Time // when its last frame was acknowledged
+}
+
+// keepMaxFrame is the largest frame after which a stream is kept: the
+// sender closes a stream that carried a larger one, so that the receive
+// window yamux grew for it, which counts against the peer's memory until
+// the stream ends, is given back.
+const keepMaxFrame = 256 << 10
+
+// ackTaken is what a receiver writes on a stream once it has handed the
+// stream's frame to its kernel.
+const ackTaken byte = 0x01
 
 // sendersPerPeer bounds the goroutines writing to one peer at once (see
 // the package doc).
@@ -46,7 +64,7 @@ type outbound struct {
 
 var _ kernel.Transport = (*Node)(nil)
 
-// The codes a receiver resets a /weft/msg/1 stream with, so that the
+// The codes a receiver resets a /weft/msg/2 stream with, so that the
 // sender knows why its frame was refused.
 const (
 	// resetBadFrame: the stream did not carry one well-formed frame.
@@ -69,8 +87,8 @@ func maxFrameBytes(l kernel.Limits) int { return wire.MaxFrameBytes(l) }
 // over the frame limit (too_large), one to a node with no known address
 // that is not connected, and one over the node's queue bound (offline).
 // The node's senders dial it (within DialTimeout) and write each message
-// on a stream of its own; what they cannot deliver they hand back to
-// kernel.Undelivered as offline.
+// on a kept stream of their own (see the package doc); what they cannot
+// deliver they hand back to kernel.Undelivered as offline.
 func (n *Node) Send(m *kernel.RemoteMessage) error {
 	id, err := n.peerID(m.Target.Node)
 	if err != nil {
@@ -181,6 +199,10 @@ func (n *Node) forgetIdle(id peer.ID) {
 		ps.gone = true
 		delete(n.peers, id)
 		delete(n.ids, ps.node)
+		for _, k := range ps.idle {
+			k.s.Reset()
+		}
+		ps.idle = nil
 	}
 }
 
@@ -231,9 +253,9 @@ func (n *Node) work(ps *peerState) {
 	}
 }
 
-// deliver sends one frame to ps on a stream of its own, connecting
-// first if needed. A node that cannot be reached within DialTimeout fails
-// item and everything queued behind it.
+// deliver sends one frame to ps on a kept stream, connecting first if
+// needed. A node that cannot be reached within DialTimeout fails item and
+// everything queued behind it.
 func (n *Node) deliver(ps *peerState, item outbound) {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.DialTimeout)
 	defer cancel()
@@ -255,31 +277,124 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 			return
 		}
 	}
-	s, err := n.h.NewStream(ctx, ps.id, ProtocolID)
-	if err != nil {
-		kind := kernel.ErrOffline
-		if errors.Is(err, network.ErrResourceLimitExceeded) {
-			// This node's own limits: busy, not gone.
-			kind = kernel.ErrMailboxFull
+	for {
+		s, reused := n.takeStream(ps)
+		if s == nil {
+			var err error
+			s, err = n.h.NewStream(ctx, ps.id, ProtocolID)
+			if err != nil {
+				kind := kernel.ErrOffline
+				if errors.Is(err, network.ErrResourceLimitExceeded) {
+					// This node's own limits: busy, not gone.
+					kind = kernel.ErrMailboxFull
+				}
+				n.undelivered(ps, item, kind, fmt.Sprintf("node %s: open a stream: %v", ps.node, err))
+				return
+			}
 		}
-		n.undelivered(ps, item, kind, fmt.Sprintf("node %s: open a stream: %v", ps.node, err))
-		return
-	}
-	if err := s.SetWriteDeadline(time.Now().Add(n.cfg.WriteTimeout)); err == nil {
-		err = wire.WriteFrame(countingWriter{s, &ps.stats.bytesOut}, item.frame, n.maxFrame)
-		if err == nil {
-			err = s.CloseWrite()
+		if !n.sendOn(ps, s, reused, item) {
+			return
 		}
 	}
+}
+
+// takeStream returns an idle stream to ps from its pool, most recently
+// used first, or nil if none is left open; it closes those whose
+// connection is gone.
+func (n *Node) takeStream(ps *peerState) (s network.Stream, reused bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for len(ps.idle) > 0 {
+		k := ps.idle[len(ps.idle)-1]
+		ps.idle[len(ps.idle)-1] = keptStream{}
+		ps.idle = ps.idle[:len(ps.idle)-1]
+		if k.s.Conn().IsClosed() {
+			k.s.Reset()
+			continue
+		}
+		return k.s, true
+	}
+	return nil, false
+}
+
+// keepStream puts s, whose frame of size bytes was acknowledged, back in
+// ps's pool, or closes it: after a frame over keepMaxFrame, when the pool
+// is full, or once ps is dropped or the node closes.
+func (n *Node) keepStream(ps *peerState, s network.Stream, size int) {
+	if size <= keepMaxFrame {
+		ps.mu.Lock()
+		keep := !ps.gone && len(ps.idle) < sendersPerPeer && n.ctx.Err() == nil
+		if keep {
+			ps.idle = append(ps.idle, keptStream{s: s, since: time.Now()})
+		}
+		ps.mu.Unlock()
+		if keep {
+			return
+		}
+	}
+	s.Close()
+}
+
+// closeIdleStreams closes the streams of ps that have waited in its pool
+// since before cutoff.
+func (ps *peerState) closeIdleStreams(cutoff time.Time) {
+	ps.mu.Lock()
+	var old []network.Stream
+	kept := ps.idle[:0]
+	for _, k := range ps.idle {
+		if k.since.Before(cutoff) {
+			old = append(old, k.s)
+		} else {
+			kept = append(kept, k)
+		}
+	}
+	clear(ps.idle[len(kept):])
+	ps.idle = kept
+	ps.mu.Unlock()
+	for _, s := range old {
+		s.Close()
+	}
+}
+
+// idleLoop closes outbound streams idle for StreamIdleTimeout, sweeping
+// every half of it.
+func (n *Node) idleLoop() {
+	t := time.NewTicker(n.cfg.StreamIdleTimeout / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case now := <-t.C:
+			n.mu.Lock()
+			peers := make([]*peerState, 0, len(n.peers))
+			for _, ps := range n.peers {
+				peers = append(peers, ps)
+			}
+			n.mu.Unlock()
+			for _, ps := range peers {
+				ps.closeIdleStreams(now.Add(-n.cfg.StreamIdleTimeout))
+			}
+		}
+	}
+}
+
+// sendOn writes item's frame on s and waits for the receiver's
+// acknowledgement, then keeps s for the next frame. It reports whether
+// item is still to be sent: s was a kept stream that the receiver had
+// closed (idle) without reading the frame, so that another stream may
+// carry it.
+func (n *Node) sendOn(ps *peerState, s network.Stream, reused bool, item outbound) (again bool) {
+	s.SetDeadline(time.Now().Add(n.cfg.WriteTimeout))
+	err := wire.WriteFrame(countingWriter{s, &ps.stats.bytesOut}, item.frame, n.maxFrame)
 	if err != nil {
 		if errors.Is(err, wire.ErrTooLarge) {
 			s.Reset()
 			n.undelivered(ps, item, kernel.ErrTooLarge, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
-			return
+			return false
 		}
 		// The receiver may have reset the stream, saying why; a read
-		// tells (the errors of CloseWrite do not), at once since the
-		// deadline has passed.
+		// tells (the errors of a write do not), at once.
 		s.SetReadDeadline(time.Now())
 		var b [1]byte
 		_, rerr := s.Read(b[:])
@@ -287,28 +402,39 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 		if !n.refused(ps, item, rerr) {
 			n.undelivered(ps, item, kernel.ErrOffline, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
 		}
-		return
+		return false
 	}
 	ps.stats.messagesOut.Add(1)
-	n.goRun(func() { n.awaitClose(ps, s, item) })
-}
-
-// awaitClose waits for the receiver to close the stream, which it does
-// once it has read the frame and handed it to its kernel. A reset means it
-// refused the frame (refused).
-func (n *Node) awaitClose(ps *peerState, s network.Stream, item outbound) {
-	s.SetReadDeadline(time.Now().Add(n.cfg.WriteTimeout))
-	var b [1]byte
-	_, err := s.Read(b[:])
-	if err == io.EOF {
+	var ack [1]byte
+	_, err = s.Read(ack[:])
+	switch {
+	case err == nil && ack[0] == ackTaken:
+		n.keepStream(ps, s, proto.Size(item.frame))
+		return false
+	case err == nil:
+		s.Reset()
+		ps.stats.errors.Add(1)
+		n.log.Warn("p2p: peer answered a message with an unknown acknowledgement", "node", ps.node, "byte", ack[0])
+		return false
+	case err == io.EOF:
+		// The receiver closed the stream without taking the frame (it
+		// ends a stream only between frames): it does not count as sent.
+		ps.stats.messagesOut.Add(^uint64(0))
 		s.Close()
-		return
+		if reused {
+			return true
+		}
+		n.undelivered(ps, item, kernel.ErrOffline, fmt.Sprintf("node %s closed the stream without taking the message", ps.node))
+		return false
 	}
 	s.Reset()
-	if !n.refused(ps, item, err) {
-		ps.stats.errors.Add(1)
-		n.log.Debug("p2p: peer did not take a message", "node", ps.node, "err", err)
+	if n.refused(ps, item, err) {
+		return false
 	}
+	// Taken or not: its request, if any, ends at its timeout.
+	ps.stats.errors.Add(1)
+	n.log.Debug("p2p: peer did not acknowledge a message", "node", ps.node, "err", err)
+	return false
 }
 
 // refused reports whether err, from reading a stream, is the receiver's
@@ -353,7 +479,12 @@ func (n *Node) stopQueues() map[peer.ID]*peerState {
 	for _, ps := range peers {
 		ps.mu.Lock()
 		ps.gone = true
+		idle := ps.idle
+		ps.idle = nil
 		ps.mu.Unlock()
+		for _, k := range idle {
+			k.s.Reset()
+		}
 	}
 	return peers
 }
@@ -371,10 +502,13 @@ func failQueued(n *Node, peers map[peer.ID]*peerState, detail string) {
 	}
 }
 
-// handleStream reads the one frame of an inbound /weft/msg/1 stream and
-// hands it to the kernel, as from the stream's authenticated peer. A
-// stream that does not carry one well-formed frame within the size limit
-// is reset.
+// handleStream reads the frames of an inbound /weft/msg/2 stream one
+// after another and hands each to the kernel, as from the stream's
+// authenticated peer, acknowledging each with ackTaken once the kernel
+// has it. It closes the stream when the sender closes its side or when
+// no frame begins within twice StreamIdleTimeout, and resets it, with a
+// code saying why, at the first frame that is malformed, over the size
+// limit or over the memory the peer is granted.
 func (n *Node) handleStream(s network.Stream) {
 	id := s.Conn().RemotePeer()
 	ps := n.peerIfKnown(id)
@@ -390,40 +524,56 @@ func (n *Node) handleStream(s network.Stream) {
 			return
 		}
 	}
-	node := ps.node
-	s.SetReadDeadline(time.Now().Add(n.cfg.WriteTimeout))
-	f, err := wire.ReadFrame(&frameReader{r: s, scope: s.Scope(), n: &ps.stats.bytesIn}, n.maxFrame)
-	if err != nil {
-		ps.stats.errors.Add(1)
-		n.log.Warn("p2p: bad frame from peer", "node", node, "err", err)
-		code := resetBadFrame
-		switch {
-		case errors.Is(err, wire.ErrTooLarge):
-			code = resetTooLarge
-		case errors.Is(err, errNoMemory):
-			code = resetNoMemory
+	fr := &frameReader{s: s, n: &ps.stats.bytesIn, frameTimeout: n.cfg.WriteTimeout}
+	ack := []byte{ackTaken}
+	for {
+		s.SetReadDeadline(time.Now().Add(2 * n.cfg.StreamIdleTimeout))
+		f, err := wire.ReadFrame(fr, n.maxFrame)
+		if err != nil && fr.read == 0 {
+			// Between frames: the sender closed its side, or let the
+			// stream idle, or went away.
+			var ne net.Error
+			if err == io.EOF || errors.As(err, &ne) && ne.Timeout() {
+				s.Close()
+			} else {
+				s.Reset()
+			}
+			return
 		}
-		s.ResetWithError(code)
-		return
+		if err != nil {
+			n.refuseFrame(ps, s, err)
+			return
+		}
+		m, revoked, err := pbconv.FromRemoteFrame(f)
+		if err != nil {
+			n.refuseFrame(ps, s, err)
+			return
+		}
+		ps.stats.messagesIn.Add(1)
+		n.receive(ps, m, revoked)
+		fr.done()
+		s.SetWriteDeadline(time.Now().Add(n.cfg.WriteTimeout))
+		if _, err := s.Write(ack); err != nil {
+			n.log.Debug("p2p: acknowledge a frame", "node", ps.node, "err", err)
+			s.Reset()
+			return
+		}
 	}
-	var extra [1]byte
-	if k, err := s.Read(extra[:]); k != 0 || err != io.EOF {
-		ps.stats.errors.Add(1)
-		n.log.Warn("p2p: bad frame from peer", "node", node, "err", "the stream goes on after its frame")
-		s.ResetWithError(resetBadFrame)
-		return
+}
+
+// refuseFrame counts and logs a frame that could not be read or taken,
+// and resets its stream with the code that tells the sender why.
+func (n *Node) refuseFrame(ps *peerState, s network.Stream, err error) {
+	ps.stats.errors.Add(1)
+	n.log.Warn("p2p: bad frame from peer", "node", ps.node, "err", err)
+	code := resetBadFrame
+	switch {
+	case errors.Is(err, wire.ErrTooLarge):
+		code = resetTooLarge
+	case errors.Is(err, errNoMemory):
+		code = resetNoMemory
 	}
-	m, revoked, err := pbconv.FromRemoteFrame(f)
-	if err != nil {
-		ps.stats.errors.Add(1)
-		n.log.Warn("p2p: bad frame from peer", "node", node, "err", err)
-		s.ResetWithError(resetBadFrame)
-		return
-	}
-	ps.stats.messagesIn.Add(1)
-	n.receive(ps, m, revoked)
-	// The frame was taken: the sender learns so when the stream closes.
-	s.Close()
+	s.ResetWithError(code)
 }
 
 // receive hands the kernel what came from ps.

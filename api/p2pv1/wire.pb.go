@@ -1,9 +1,16 @@
 // The wire between nodes: what one weft node sends another over an
-// encrypted libp2p stream of the protocol `/weft/msg/1`. Every stream
-// carries Frames, each written as an unsigned varint of its length in bytes
-// followed by the Frame's protobuf encoding (p2p/wire), and no frame may be
-// longer than the receiving node allows (p2p/wire.MaxFrameBytes of its
-// limits); a longer one is refused before it is read.
+// encrypted libp2p stream of the protocol `/weft/msg/2`. A stream carries
+// Frames from the node that opened it, one at a time, each written as an
+// unsigned varint of its length in bytes followed by the Frame's protobuf
+// encoding (p2p/wire), and no frame may be longer than the receiving node
+// allows (p2p/wire.MaxFrameBytes of its limits); a longer one is refused
+// before it is read. Once the receiver has taken a frame (handed it to its
+// kernel) it writes one byte, 0x01, back on the stream; the sender writes
+// the stream's next frame only after that byte. A receiver refuses a frame
+// by resetting the stream with a code that says why (p2p's package doc
+// lists them). Either side may close a stream between frames: the sender
+// keeps a few open to a node for the messages that follow, and closes them
+// when idle.
 //
 // Messages are the shared types of weft/v1/types.proto, so a message has
 // one schema on every edge of the node. On the wire they are stricter than
@@ -23,12 +30,13 @@
 // the authenticated libp2p peer, and drops a frame whose source names
 // another node.
 //
-// Compatibility: the protocol id carries the version. Within `/weft/msg/1`
+// Compatibility: the protocol id carries the version. Within `/weft/msg/2`
 // fields may be added, never renumbered, retyped or given a new meaning;
 // a node ignores fields it does not know. A change old nodes cannot ignore
-// is a new protocol id, `/weft/msg/2`, spoken beside the old one; so is a
+// is a new protocol id, `/weft/msg/3`, spoken beside the old one; so is a
 // new kind of Frame, since a node refuses a frame whose kind it does not
-// know (to it, the frame has none).
+// know (to it, the frame has none). (`/weft/msg/1`, a stream per frame,
+// never left development and is not spoken.)
 //
 // After editing this file run `make generate` and check in the result.
 
@@ -56,7 +64,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// A Frame is one unit on a `/weft/msg/1` stream: exactly one of a message
+// A Frame is one unit on a `/weft/msg/2` stream: exactly one of a message
 // or a revocation. A frame with neither is refused.
 type Frame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`

@@ -81,9 +81,9 @@ func AppendFrame(b []byte, f *p2pv1.Frame, max int) ([]byte, error) {
 // error wrapping ErrMalformed for bytes that are not a frame. Other errors
 // from r are returned wrapped.
 //
-// ReadFrame does not look past the frame: on a stream that is meant to
-// carry one frame, whatever follows it is the caller's to refuse (read
-// once more and expect io.EOF). Nor does it judge the frame's fields:
+// ReadFrame does not look past the frame: a stream carries frames one
+// after another, and what follows a frame is the caller's to read (the
+// next frame) or refuse. Nor does it judge the frame's fields:
 // kernel/pbconv.FromRemoteFrame does. The prefix is read a byte at a time
 // (with ReadByte when r is an io.ByteReader), so a Read on r should be
 // cheap: a libp2p stream's copies from the stream's receive buffer. Memory is allocated as the body arrives, in steps of
