@@ -557,3 +557,40 @@ func TestNewCleansStaging(t *testing.T) {
 		t.Fatalf("staging after New: %v", err)
 	}
 }
+
+// Optional files go into a snapshot when they exist and are left out
+// when they do not; a restore brings back those it holds.
+func TestOptionalFiles(t *testing.T) {
+	n := newNode(t)
+	key := testKey(t)
+	m := object.NewMem("m")
+	peers := filepath.Join(n.dir, "peers.json")
+	if err := os.WriteFile(peers, []byte(`{"peers":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, n, key, []backup.Target{{Name: "m", Backend: m}}, func(c *backup.Config) {
+		c.Source.Optional = map[string]string{"peers.json": peers, "aliases.json": filepath.Join(n.dir, "aliases.json")}
+	})
+	ctx := context.Background()
+	if _, err := e.Init(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.Run(ctx, nil, nil); err != nil || res[0].Err != nil {
+		t.Fatalf("run with an optional file missing: %v %+v", err, res)
+	}
+	dst := filepath.Join(t.TempDir(), "restored")
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{store.FileName, "drives", "packages", identity.KeyFile, "peers.json", "aliases.json"}
+	if _, err := backup.Restore(ctx, backup.RestoreConfig{Target: backup.Target{Name: "m", Backend: m}, Key: key, DataDir: dst,
+		Names: names, Required: names[:4]}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "peers.json")); err != nil || string(b) != `{"peers":[]}` {
+		t.Fatalf("peers.json restored: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "aliases.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("aliases.json, absent from the node, restored: %v", err)
+	}
+}

@@ -29,6 +29,11 @@ type Source struct {
 	// Files are small files copied into the snapshot, by the name they
 	// take there (the node key, the config file).
 	Files map[string]string
+	// Optional are small files copied like Files when they exist, and
+	// left out when they do not (the network's known peers and aliases,
+	// written once the node has met some). They must be replaced by
+	// rename, never written in place.
+	Optional map[string]string
 }
 
 // CleanStaging removes what a backup or restore left in dataDir's
@@ -58,6 +63,12 @@ func stage(src Source, staging string) (string, error) {
 	}
 	for name, path := range src.Files {
 		if err := copyFile(path, filepath.Join(into, name)); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("stage %s: %w", name, err)
+		}
+	}
+	for name, path := range src.Optional {
+		if err := copyFile(path, filepath.Join(into, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			os.RemoveAll(dir)
 			return "", fmt.Errorf("stage %s: %w", name, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/weftos/weft/backup/repo"
 	"github.com/weftos/weft/controlapi"
 	"github.com/weftos/weft/identity"
+	"github.com/weftos/weft/p2p"
 	"github.com/weftos/weft/store"
 )
 
@@ -113,7 +114,13 @@ func (n *node) startBackups(context.Context) error {
 		Key:     key,
 		Source: backup.Source{Store: n.st, Drives: n.drives,
 			Dirs:  map[string]string{PackagesDir: filepath.Join(n.dir, PackagesDir)},
-			Files: files},
+			Files: files,
+			// What the node has learnt of the network: the peers it knows
+			// and the aliases its operator gave them.
+			Optional: map[string]string{
+				p2p.PeersFile:   filepath.Join(n.dir, p2p.PeersFile),
+				p2p.AliasesFile: filepath.Join(n.dir, p2p.AliasesFile),
+			}},
 		DataDir:    n.dir,
 		NodeID:     n.key.NodeID(),
 		Version:    n.cfg.Version,
@@ -187,7 +194,11 @@ func (n *node) stopBackups(context.Context) error {
 
 // restoredNames are the names a node's snapshot holds that a restore puts
 // into the data dir: what startBackups's Source stages, but the config.
-var restoredNames = []string{store.FileName, store.SnapshotDrivesDir, PackagesDir, identity.KeyFile}
+var restoredNames = []string{store.FileName, store.SnapshotDrivesDir, PackagesDir, identity.KeyFile, p2p.PeersFile, p2p.AliasesFile}
+
+// requiredNames are the restoredNames a snapshot of a node must hold: all
+// but what a node that never met a peer lacks.
+var requiredNames = restoredNames[:4]
 
 // RestoreOptions say what weftd restore restores and where.
 type RestoreOptions struct {
@@ -240,7 +251,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*backup.RestoreResult, erro
 	res, err := backup.Restore(ctx, backup.RestoreConfig{
 		Target: o.Target, Key: o.Key, Snapshot: o.Snapshot,
 		DataDir: dir, Keep: keep,
-		Names: restoredNames, Required: restoredNames,
+		Names: restoredNames, Required: requiredNames,
 		ConfigOut: o.ConfigOut, Progress: progress,
 	})
 	if err != nil {
