@@ -46,7 +46,7 @@ func peerMemory(n, other *testNode) int64 {
 // open between them; it is closed on both sides once idle, and the next
 // message opens another.
 func TestStreamsKept(t *testing.T) {
-	const idle = 200 * time.Millisecond
+	const idle = time.Second
 	opt := func(c *Config) { c.StreamIdleTimeout = idle }
 	a, b := startNode(t, opt), startNode(t, opt)
 	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
@@ -101,7 +101,7 @@ func TestLargeFrameStreamNotKept(t *testing.T) {
 // A receiver closes a stream on which no frame begins for twice its idle
 // timeout, after acknowledging the frames it took.
 func TestReceiverClosesIdleStream(t *testing.T) {
-	b := startNode(t, func(c *Config) { c.StreamIdleTimeout = 100 * time.Millisecond })
+	b := startNode(t, func(c *Config) { c.StreamIdleTimeout = 300 * time.Millisecond })
 	a := startNode(t)
 	h := rawHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
