@@ -34,6 +34,12 @@ var weftdBin, weftBin string
 // 127.0.0.1 for other nodes.
 var loopbackP2P = []string{"--p2p-listen", "/ip4/127.0.0.1/tcp/0"}
 
+// listenAsConfigured, among startWeftd's (or startNode's) args, adds no
+// --p2p-listen: the node listens where its --config says, which may be
+// nowhere (listen = [], a node that only dials out). It is not passed to
+// weftd.
+const listenAsConfigured = "(listen as configured)"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "weftd-test-")
 	if err != nil {
@@ -81,7 +87,9 @@ func startWeftd(t testing.TB, args ...string) *weftd {
 		// Never the installed default, /run/weft/weftd.sock.
 		args = append(args, "--socket", filepath.Join(shortDir(t), "weftd.sock"))
 	}
-	if len(args) > 0 && strings.HasPrefix(args[0], "-") && !slices.Contains(args, "--p2p-listen") {
+	if i := slices.Index(args, listenAsConfigured); i >= 0 {
+		args = slices.Delete(slices.Clone(args), i, i+1)
+	} else if len(args) > 0 && strings.HasPrefix(args[0], "-") && !slices.Contains(args, "--p2p-listen") {
 		// Never the default port on every interface (9047, which nodes
 		// started at once would fight for): a free port of 127.0.0.1.
 		args = append(args, loopbackP2P...)
