@@ -208,10 +208,22 @@ func TestDocDeferStopped(t *testing.T) {
 	if err := e.k.Kill(ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range ids {
-		if m := a.answer(t, id); m.Kind != kernel.KindError || m.Error.Kind != kernel.ErrKilled {
-			t.Errorf("request %d got %s %v, want a killed error", id, m.Kind, m.Error)
+	// Both fail killed, in no particular order.
+	got := map[uint64]bool{}
+	for range ids {
+		var m *kernel.Message
+		var err error
+		a.do(t, func(h *kernel.Handle) { m, err = h.Await() })
+		if err != nil {
+			t.Fatalf("asker: await: %v", err)
 		}
+		if m.Kind != kernel.KindError || m.Error.Kind != kernel.ErrKilled {
+			t.Errorf("request %d got %s %v, want a killed error", m.ID, m.Kind, m.Error)
+		}
+		got[m.ID] = true
+	}
+	if !got[ids[0]] || !got[ids[1]] {
+		t.Errorf("answers came for %v, want %v", got, ids)
 	}
 }
 
