@@ -3,8 +3,6 @@ package p2p
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftos/weft/identity"
+	"github.com/weftos/weft/internal/wasmtest"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/wasm"
 )
@@ -30,20 +29,7 @@ var (
 // closed when b ends.
 func benchModule(b *testing.B) *wasm.Module {
 	b.Helper()
-	clang := os.Getenv("CLANG")
-	if clang == "" {
-		clang = "clang"
-	}
-	out := filepath.Join(b.TempDir(), "bench.wasm")
-	cmd := exec.Command(clang, "--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-Wl,--strip-all", "-mbulk-memory",
-		"-o", out, "../wasm/testdata/bench.c")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("clang: %v\n%s (run make tools)", err, msg)
-	}
-	code, err := os.ReadFile(out)
-	if err != nil {
-		b.Fatal(err)
-	}
+	code := wasmtest.BuildC(b, "../wasm/testdata/bench.c")
 	host, err := wasm.NewHost(context.Background(), wasm.Config{CacheDir: filepath.Join(b.TempDir(), "wazero")})
 	if err != nil {
 		b.Fatal(err)

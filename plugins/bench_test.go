@@ -2,8 +2,6 @@ package plugins_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftos/weft/api/weftv1"
+	"github.com/weftos/weft/internal/wasmtest"
 	"github.com/weftos/weft/kernel"
 	"github.com/weftos/weft/plugins"
 	"github.com/weftos/weft/plugins/driver"
@@ -22,21 +21,7 @@ import (
 // (wasm/testdata/bench.c): "call ADDR N" sends N requests with body
 // "hello" to ADDR with send_and_await, one at a time.
 func benchGuest(b *testing.B) []byte {
-	clang := os.Getenv("CLANG")
-	if clang == "" {
-		clang = "clang"
-	}
-	out := filepath.Join(b.TempDir(), "bench.wasm")
-	cmd := exec.Command(clang, "--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-Wl,--strip-all", "-mbulk-memory",
-		"-o", out, "../wasm/testdata/bench.c")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("clang: %v\n%s (run make tools)", err, msg)
-	}
-	wasmBytes, err := os.ReadFile(out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return wasmBytes
+	return wasmtest.BuildC(b, "../wasm/testdata/bench.c")
 }
 
 // floorRequest is what a guest's "hello" request is on the wire.

@@ -102,3 +102,25 @@ func (e *Examples) Get(t testing.TB, root string) (dir string, host *wasm.Host) 
 
 // Teardown is the package Teardown for e, from TestMain.
 func (e *Examples) Teardown(code int) int { return Teardown(code, e.host, e.dir) }
+
+// BuildC builds a C guest (a reactor, as the C SDK's guests are) with
+// clang — $CLANG, or clang on PATH, which make tools installs — and
+// returns its bytes.
+func BuildC(tb testing.TB, src string) []byte {
+	tb.Helper()
+	clang := os.Getenv("CLANG")
+	if clang == "" {
+		clang = "clang"
+	}
+	out := filepath.Join(tb.TempDir(), "guest.wasm")
+	cmd := exec.Command(clang, "--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-Wl,--strip-all", "-mbulk-memory",
+		"-o", out, src)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("clang %s: %v\n%s (run make tools)", src, err, msg)
+	}
+	code, err := os.ReadFile(out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return code
+}
