@@ -182,8 +182,12 @@ func (k *Kernel) dropAll(recs []*capRecord, t *proc) {
 
 // resolveAttach turns the capabilities p attaches to a message into
 // records: p must hold each, or issue it (the kernel then mints it); the
-// operator may attach any capability issued on this node.
+// operator may attach any capability issued on this node. A message with
+// none costs nothing (the send path's common case).
 func (k *Kernel) resolveAttach(p *proc, target Address, cs []Capability) ([]*capRecord, []Capability, error) {
+	if len(cs) == 0 {
+		return nil, nil, nil
+	}
 	recs := make([]*capRecord, 0, len(cs))
 	out := make([]Capability, 0, len(cs))
 	k.capMu.Lock()

@@ -318,13 +318,9 @@ func (k *Kernel) sendRemote(p *proc, gen uint64, r *Request, target Address, syn
 	if tr == nil {
 		return nil, k.sendErr(ErrOffline, target, nil, "node "+target.Node+" cannot be reached: this node has no network transport")
 	}
-	var attach []*capRecord
-	var attached []Capability
-	if len(r.Capabilities) > 0 {
-		var err error
-		if attach, attached, err = k.resolveAttach(p, target, r.Capabilities); err != nil {
-			return nil, err
-		}
+	attach, attached, err := k.resolveAttach(p, target, r.Capabilities)
+	if err != nil {
+		return nil, err
 	}
 	k.capMu.Lock()
 	msgRec := k.caps[string(EncodeCapability(Capability{Issuer: target, Params: MessagingParams}))]

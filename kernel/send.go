@@ -69,13 +69,9 @@ func (k *Kernel) sendRequest(p *proc, gen uint64, r *Request, syncWait bool, rep
 	if syncWait && t == p {
 		return nil, fmt.Errorf("kernel: send to %s: %w: a process cannot send to itself and await the response", target, ErrInvalid)
 	}
-	var attach []*capRecord
-	var attached []Capability
-	if len(r.Capabilities) > 0 {
-		var err error
-		if attach, attached, err = k.resolveAttach(p, target, r.Capabilities); err != nil {
-			return nil, err
-		}
+	attach, attached, err := k.resolveAttach(p, target, r.Capabilities)
+	if err != nil {
+		return nil, err
 	}
 
 	m := &Message{
@@ -240,13 +236,9 @@ func (k *Kernel) buildResponse(p *proc, pm *Message, r *Response) (*Message, []*
 	if err := checkMetadata(to, r.Metadata); err != nil {
 		return nil, nil, err
 	}
-	var attach []*capRecord
-	var attached []Capability
-	if len(r.Capabilities) > 0 {
-		var err error
-		if attach, attached, err = k.resolveAttach(p, to, r.Capabilities); err != nil {
-			return nil, nil, err
-		}
+	attach, attached, err := k.resolveAttach(p, to, r.Capabilities)
+	if err != nil {
+		return nil, nil, err
 	}
 	resp := &Message{
 		ID:           pm.ID,
