@@ -194,11 +194,11 @@ func (n *node) stopBackups(context.Context) error {
 
 // restoredNames are the names a node's snapshot holds that a restore puts
 // into the data dir: what startBackups's Source stages, but the config.
-var restoredNames = []string{store.FileName, store.SnapshotDrivesDir, PackagesDir, identity.KeyFile, p2p.PeersFile, p2p.AliasesFile}
+var restoredNames = append(slices.Clip(requiredNames), p2p.PeersFile, p2p.AliasesFile)
 
 // requiredNames are the restoredNames a snapshot of a node must hold: all
 // but what a node that never met a peer lacks.
-var requiredNames = restoredNames[:4]
+var requiredNames = []string{store.FileName, store.SnapshotDrivesDir, PackagesDir, identity.KeyFile}
 
 // RestoreOptions say what weftd restore restores and where.
 type RestoreOptions struct {

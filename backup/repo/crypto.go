@@ -118,13 +118,12 @@ func (mk *MasterKey) sealAD(dst, ad, p []byte) []byte {
 
 // open reverses seal.
 func (mk *MasterKey) open(ad string, c []byte) ([]byte, error) {
-	return mk.openAD([]byte(ad), c)
+	return mk.openAD(nil, []byte(ad), c)
 }
 
-func (mk *MasterKey) openAD(ad, c []byte) ([]byte, error) { return mk.openADTo(nil, ad, c) }
-
-// openADTo is openAD appending the plaintext to dst.
-func (mk *MasterKey) openADTo(dst, ad, c []byte) ([]byte, error) {
+// openAD opens c, sealed with associated data ad, appending the
+// plaintext to dst.
+func (mk *MasterKey) openAD(dst, ad, c []byte) ([]byte, error) {
 	if len(c) < sealOverhead {
 		return nil, errOpen
 	}
@@ -165,16 +164,13 @@ var (
 		zstd.WithDecoderMaxWindow(maxBlob), zstd.WithDecodeAllCapLimit(true))
 )
 
-// compress returns the flagged form of a blob's plaintext: zstd when that
-// is smaller. A blob of more than a few probes is probed first: when
+// compress appends to dst the flagged form of a blob's plaintext p: zstd
+// when that is smaller. A blob of more than a few probes is probed first: when
 // probeSize bytes at its start, middle and end each shrink by less than
 // 1/32, it is taken for incompressible (compressed media, archives,
 // encrypted or random bytes) and stored as it is, which spares most of
 // the time compressing it would take for nothing.
-func compress(p []byte) []byte { return compressTo(nil, p) }
-
-// compressTo appends the flagged form of p to dst.
-func compressTo(dst, p []byte) []byte {
+func compress(dst, p []byte) []byte {
 	start := len(dst)
 	if len(p) >= 8*probeSize && incompressible(p) {
 		return append(append(dst, flagRaw), p...)
@@ -199,13 +195,10 @@ func incompressible(p []byte) bool {
 	return true
 }
 
-// decompress reverses compress; rawLen is the plaintext length the index
-// records, and bounds what is decompressed.
-func decompress(f []byte, rawLen int) ([]byte, error) { return decompressTo(nil, f, rawLen) }
-
-// decompressTo is decompress into dst's storage when its capacity is
-// enough; a raw blob's plaintext is f's, not copied.
-func decompressTo(dst, f []byte, rawLen int) ([]byte, error) {
+// decompress reverses compress, into dst's storage when its capacity is
+// enough (a raw blob's plaintext is f's, not copied); rawLen is the
+// plaintext length the index records, and bounds what is decompressed.
+func decompress(dst, f []byte, rawLen int) ([]byte, error) {
 	if rawLen < 0 || rawLen > maxBlob {
 		return nil, fmt.Errorf("blob of %d bytes: want 0 to %d", rawLen, maxBlob)
 	}
@@ -263,13 +256,13 @@ func (mk *MasterKey) sealBlob(t BlobType, id ID, p []byte) (SealedBlob, error) {
 	return SealedBlob{Type: t, ID: id, RawLen: uint32(len(p)), Sealed: mk.sealBlobData(blobAD(t, id), p)}, nil
 }
 
-// sealBlobData is sealAD(nil, ad, compress(p)) done in one buffer from
+// sealBlobData is sealAD(nil, ad, compress(nil, p)) done in one buffer from
 // getBuf: the nonce, then the flagged plaintext, compressed there and
 // then encrypted in place. Its result may be given back with putBuf.
 func (mk *MasterKey) sealBlobData(ad, p []byte) []byte {
 	const nonce = chacha20poly1305.NonceSizeX
 	buf := getBuf(nonce + 1 + int(zenc.MaxEncodedSize(len(p))) + chacha20poly1305.Overhead)
-	buf = compressTo(buf[:nonce], p)
+	buf = compress(buf[:nonce], p)
 	if _, err := rand.Read(buf[:nonce]); err != nil {
 		panic(err) // crypto/rand does not fail
 	}
@@ -292,11 +285,11 @@ func (mk *MasterKey) openBlob(t BlobType, id ID, rawLen int, c []byte) ([]byte, 
 // into pbuf's, each used when its capacity is enough; the plaintext it
 // returns may be in either.
 func (mk *MasterKey) openBlobTo(fbuf, pbuf []byte, t BlobType, id ID, rawLen int, c []byte) ([]byte, error) {
-	f, err := mk.openADTo(fbuf[:0], blobAD(t, id), c)
+	f, err := mk.openAD(fbuf[:0], blobAD(t, id), c)
 	if err != nil {
 		return nil, err
 	}
-	p, err := decompressTo(pbuf[:0], f, rawLen)
+	p, err := decompress(pbuf[:0], f, rawLen)
 	if err != nil {
 		return nil, err
 	}

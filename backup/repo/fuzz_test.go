@@ -115,7 +115,7 @@ func FuzzLock(f *testing.F) {
 func FuzzBlob(f *testing.F) {
 	f.Fuzz(func(t *testing.T, flagged []byte, rawLen uint32) {
 		n := int(rawLen % (1 << 20))
-		p, err := decompress(flagged, n)
+		p, err := decompress(nil, flagged, n)
 		if err != nil {
 			return
 		}

@@ -790,11 +790,11 @@ func TestCompressProbes(t *testing.T) {
 		p    []byte
 		flag byte
 	}{{"random", rnd, flagRaw}, {"text", text, flagZstd}, {"half text", halfText, flagZstd}, {"small random", rnd[:4<<10], flagRaw}} {
-		f := compress(c.p)
+		f := compress(nil, c.p)
 		if f[0] != c.flag {
 			t.Errorf("%s: flag %d, want %d", c.name, f[0], c.flag)
 		}
-		p, err := decompress(f, len(c.p))
+		p, err := decompress(nil, f, len(c.p))
 		if err != nil || !bytes.Equal(p, c.p) {
 			t.Errorf("%s: does not decompress: %v", c.name, err)
 		}
