@@ -97,6 +97,7 @@ func TestNetworkEndToEnd(t *testing.T) {
 	// A goes down: B's requests to it fail offline within the dial
 	// deadline, from the CLI and from B's chat.
 	a.stop(t)
+	peerGone(t, b, aID)
 	within := func(what string, f func()) {
 		t.Helper()
 		start := time.Now()

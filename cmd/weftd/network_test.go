@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,10 +232,14 @@ func TestChatAcrossNodes(t *testing.T) {
 		t.Errorf("chat to a bad node: %+v", ans)
 	}
 
-	// B goes down: A's chat answers offline, within the dial deadline.
+	// B goes down: once A has seen it go, A's chat answers offline,
+	// within the dial deadline. (A message written before A sees the
+	// connection close is not acknowledged, and ends as timeout: see
+	// p2p's package doc.)
 	if err := b.n.Close(); err != nil {
 		t.Fatal(err)
 	}
+	waitGone(t, a.n, b.k.NodeID())
 	start = time.Now()
 	ans = answer{}
 	a.chat(t, `{"to":"bob","text":"are you there?"}`, &ans)
@@ -364,5 +369,21 @@ func TestChatToOurNode(t *testing.T) {
 	got := p.history(t)
 	if len(got) != 2 || got[0].From != p.k.NodeID() || got[1].To != "our" || got[0].Text != "note to self" || got[1].Text != "note to self" {
 		t.Errorf("history: %+v, want the line received from this node, then sent to our", got)
+	}
+}
+
+// waitGone waits until n has no connection to node: until then a message
+// written on a connection whose close n has not yet read would end as
+// timeout rather than offline.
+func waitGone(t *testing.T, n *p2p.Node, node string) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for slices.ContainsFunc(n.Peers(), func(p p2p.PeerInfo) bool { return p.Node == node }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s still connected %v after it closed", node, failAfter)
+		}
+		<-tick.C
 	}
 }

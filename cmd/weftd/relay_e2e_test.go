@@ -70,6 +70,23 @@ func containsFunc(lines []string, match func(string) bool) bool {
 
 // relayedPeer fails the test unless weft peers on n lists node as
 // relayed, and weft --json peers only at addresses through a relay.
+// peerGone waits until weft peers on n no longer lists node: until then
+// a message written on a connection whose close n has not yet read would
+// end as timeout rather than offline.
+func peerGone(t *testing.T, n *node, node string) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	for {
+		out := mustRun(t, n, nil, "peers")
+		if grepLines(out, node) == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weft peers still lists %s %v after it stopped:\n%s", node, failAfter, out)
+		}
+	}
+}
+
 func relayedPeer(t *testing.T, n *node, node string) {
 	t.Helper()
 	table := mustRun(t, n, nil, "peers")
@@ -128,6 +145,7 @@ func TestRelayedPathEndToEnd(t *testing.T) {
 	// C goes down: A's request fails offline within A's dial deadline
 	// (here at once: B answers that C holds no reservation).
 	c.stop(t)
+	peerGone(t, a, cID)
 	start := time.Now()
 	out, errOut, code := a.weft(t, "send", echo, "anyone?", "--await", "20s")
 	if code != 3 || out != "" || !strings.Contains(errOut, "offline") {
