@@ -33,6 +33,8 @@ type NetworkConfig struct {
 	QueueLength  int                 `toml:"queue_length"`
 	InboundRate  float64             `toml:"inbound_rate"`
 	InboundBurst int                 `toml:"inbound_burst"`
+	MDNS         bool                `toml:"mdns"`
+	DHT          string              `toml:"dht"`
 	RelayService RelayServiceConfig  `toml:"relay_service"`
 	Limits       NetworkLimitsConfig `toml:"limits"`
 }
@@ -72,8 +74,8 @@ func DefaultListen() []string {
 }
 
 // DefaultNetworkConfig is a node on the network with p2p's defaults: it
-// listens on DefaultListen, knows no bootstrap peer or relay and relays
-// for nobody.
+// listens on DefaultListen, knows no bootstrap peer or relay, relays for
+// nobody, and neither announces itself with mDNS nor joins the DHT.
 func DefaultNetworkConfig() NetworkConfig {
 	l := p2p.DefaultLimits()
 	return NetworkConfig{
@@ -86,6 +88,7 @@ func DefaultNetworkConfig() NetworkConfig {
 		QueueLength:  p2p.DefaultQueueLength,
 		InboundRate:  p2p.DefaultInboundRate,
 		InboundBurst: p2p.DefaultInboundBurst,
+		DHT:          string(p2p.DHTOff),
 		RelayService: RelayServiceConfig{
 			MaxReservations: 128,
 			MaxCircuits:     16,
@@ -179,6 +182,14 @@ func (c NetworkConfig) validate() error {
 	if c.InboundRate <= 0 {
 		return fmt.Errorf("config: network.inbound_rate is %v: want a positive number of requests a second", c.InboundRate)
 	}
+	switch p2p.DHTMode(c.DHT) {
+	case p2p.DHTOff, p2p.DHTClient, p2p.DHTServer, p2p.DHTAuto:
+	default:
+		return fmt.Errorf("config: network.dht is %q: want \"off\", \"client\", \"server\" or \"auto\"", c.DHT)
+	}
+	if c.MDNS && c.Enabled && len(c.Listen) == 0 {
+		return errors.New("config: network.mdns is on but network.listen is empty: mDNS announces the addresses the node listens on")
+	}
 	if c.Limits.ConnectionsLow > c.Limits.ConnectionsHigh {
 		return fmt.Errorf("config: network.limits.connections_low (%d) is above network.limits.connections_high (%d)", c.Limits.ConnectionsLow, c.Limits.ConnectionsHigh)
 	}
@@ -209,6 +220,8 @@ func (c NetworkConfig) p2pConfig(n *node) p2p.Config {
 		QueueLength:  c.QueueLength,
 		InboundRate:  c.InboundRate,
 		InboundBurst: c.InboundBurst,
+		MDNS:         c.MDNS,
+		DHT:          p2p.DHTMode(c.DHT),
 		Limits: p2p.Limits{
 			Conns:          l.Connections,
 			ConnsPerPeer:   l.ConnectionsPerPeer,

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/weftos/weft/identity"
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/p2p"
 	"github.com/weftos/weft/store"
 )
 
@@ -137,6 +139,9 @@ func TestNetworkConfigRefuses(t *testing.T) {
 		{"[network]\ninbound_rate = -1.0\n", "network.inbound_rate"},
 		{"[network.limits]\nconnections_low = 300\n", "connections_low (300) is above"},
 		{"[network.relay_service]\nmax_circuits = 0\n", "network.relay_service.max_circuits"},
+		{"[network]\ndht = \"on\"\n", `network.dht is "on": want "off", "client", "server" or "auto"`},
+		{"[network]\ndht = \"\"\n", `network.dht is ""`},
+		{"[network]\nmdns = true\nlisten = []\n", "network.mdns is on but network.listen is empty"},
 	} {
 		c := DefaultConfig()
 		if err := ParseConfig(&c, "f.toml", []byte(tc.file)); err != nil {
@@ -147,8 +152,30 @@ func TestNetworkConfigRefuses(t *testing.T) {
 		}
 	}
 	c := DefaultConfig()
-	if err := ParseConfig(&c, "f.toml", []byte("[network]\nmdns = true\n")); err == nil || !strings.Contains(err.Error(), "unknown key network.mdns") {
-		t.Errorf("mdns, which p2p lacks: %v, want it refused as an unknown key", err)
+	if err := ParseConfig(&c, "f.toml", []byte("[network.dht]\nmode = \"server\"\n")); err == nil {
+		t.Errorf("[network.dht] as a table: parsed, want it refused: network.dht is a string")
+	}
+}
+
+// TestNetworkDiscoveryConfig: mdns and dht are off by default and reach
+// p2p.Config as set.
+func TestNetworkDiscoveryConfig(t *testing.T) {
+	c := DefaultConfig()
+	if got := c.Network.p2pConfig(&node{}); got.MDNS || got.DHT != p2p.DHTOff {
+		t.Fatalf("defaults: MDNS %v, DHT %q; want off and off", got.MDNS, got.DHT)
+	}
+	for _, mode := range []p2p.DHTMode{p2p.DHTOff, p2p.DHTClient, p2p.DHTServer, p2p.DHTAuto} {
+		c := DefaultConfig()
+		file := fmt.Sprintf("[network]\nmdns = true\ndht = %q\n", mode)
+		if err := ParseConfig(&c, "f.toml", []byte(file)); err != nil {
+			t.Fatalf("%q: %v", file, err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%q: Validate: %v", file, err)
+		}
+		if got := c.Network.p2pConfig(&node{}); !got.MDNS || got.DHT != mode {
+			t.Errorf("%q: p2p.Config MDNS %v, DHT %q; want true and %q", file, got.MDNS, got.DHT, mode)
+		}
 	}
 }
 

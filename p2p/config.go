@@ -39,6 +39,17 @@ type Config struct {
 	// RelayService makes this node relay for others.
 	RelayService RelayService
 
+	// MDNS announces this node on the local network with multicast DNS
+	// (service _weft._udp: its node id and the addresses it listens on)
+	// and connects to the nodes it finds there. It needs Listen. Default
+	// off.
+	MDNS bool
+	// DHT is how this node takes part in weft's Kademlia DHT (protocol
+	// /weft/kad/1.0.0, apart from IPFS's), bootstrapped from Bootstrap:
+	// a message to a node with no known address looks the node up in it.
+	// Default DHTOff.
+	DHT DHTMode
+
 	// DialTimeout bounds how long a message waits for its node to be
 	// reached: a request to a node that cannot be reached within it fails
 	// offline. Default 10 s.
@@ -68,7 +79,33 @@ type Config struct {
 
 	// Logger; nil discards.
 	Logger *slog.Logger
+
+	// mdnsService replaces the mDNS service name, so that a test's nodes
+	// find only each other.
+	mdnsService string
+	// dhtNoRefresh turns off the DHT's routing table refresh (its
+	// lookups of nodes near this one), so that a test's node learns
+	// another only by looking it up.
+	dhtNoRefresh bool
 }
+
+// DHTMode is how a node takes part in the DHT.
+type DHTMode string
+
+// The DHT modes.
+const (
+	// DHTOff: no DHT.
+	DHTOff DHTMode = "off"
+	// DHTClient: the node looks others up but answers no lookups, so it
+	// is not found through the DHT; for a node others cannot dial.
+	DHTClient DHTMode = "client"
+	// DHTServer: the node looks others up and answers lookups, so it
+	// (and the nodes it knows) can be found.
+	DHTServer DHTMode = "server"
+	// DHTAuto: a client until AutoNAT finds the node reachable from the
+	// internet, a server from then on.
+	DHTAuto DHTMode = "auto"
+)
 
 // Limits are the resource manager's limits (for all peers together and
 // for each peer) and the connection manager's watermarks. Zero fields take
@@ -196,6 +233,9 @@ func (c Config) withDefaults() Config {
 	if r.CircuitBytes == 0 {
 		r.CircuitBytes = 64 << 20
 	}
+	if c.DHT == "" {
+		c.DHT = DHTOff
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -249,6 +289,14 @@ func (c Config) validate() error {
 	}
 	if l.ConnsLow > l.ConnsHigh && l.ConnsHigh > 0 {
 		bad("Limits.ConnsLow (%d) is above Limits.ConnsHigh (%d)", l.ConnsLow, l.ConnsHigh)
+	}
+	switch c.DHT {
+	case DHTOff, DHTClient, DHTServer, DHTAuto:
+	default:
+		bad("DHT is %q, want %s, %s, %s or %s", c.DHT, DHTOff, DHTClient, DHTServer, DHTAuto)
+	}
+	if c.MDNS && len(c.Listen) == 0 {
+		bad("MDNS needs Listen: mDNS announces the addresses the node listens on, and it listens nowhere")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("p2p: config: %w", err)

@@ -93,4 +93,14 @@
 // connected to with Connect. The book is written atomically when it
 // changes (at most every 30 s) and when the node closes. Bootstrap peers
 // are dialled at start and again, with backoff, whenever they are lost.
+//
+// Two more ways, both off by default, find nodes no one named
+// (discovery.go). With MDNS on, the node announces its node id and listen
+// addresses on the local network (multicast DNS, service _weft._udp, so
+// only weft nodes answer) and connects to the nodes it finds announced.
+// With DHT on, it joins weft's Kademlia DHT (protocol /weft/kad/1.0.0,
+// apart from IPFS's Amino DHT; peer routing only, no values or provider
+// records) through its bootstrap peers, and a message to a node with no
+// known address looks the node up there, within the same DialTimeout,
+// before dialling it.
 package p2p

@@ -52,6 +52,7 @@ type Node struct {
 	book     *addrBook
 	aliases  *aliasFile
 	relays   *relayClient
+	disc     discovery
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -143,6 +144,11 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		n.Close()
 		return nil, fmt.Errorf("p2p: subscribe to host events: %w", err)
+	}
+	if err := n.startDiscovery(bootstrap); err != nil {
+		sub.Close()
+		n.Close()
+		return nil, err
 	}
 	h.SetStreamHandler(ProtocolID, n.handleStream)
 	n.k.SetTransport(n)
@@ -286,6 +292,7 @@ func (n *Node) Close() error {
 		}
 		errs = append(errs, n.h.Close())
 		n.wg.Wait()
+		errs = append(errs, n.stopDiscovery())
 		failQueued(n, peers, "the node's network is shutting down")
 		errs = append(errs, n.book.save())
 		if err := errors.Join(errs...); err != nil {

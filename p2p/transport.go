@@ -139,13 +139,14 @@ func (n *Node) sendErr(kind kernel.ErrorKind, m *kernel.RemoteMessage, detail st
 	return &kernel.SendError{Kind: kind, Target: m.Target, Detail: detail}
 }
 
-// reachable reports whether id is connected or has an address to dial.
+// reachable reports whether id is connected, has an address to dial, or
+// may be looked up (the DHT is on).
 func (n *Node) reachable(id peer.ID) bool {
 	switch n.h.Network().Connectedness(id) {
 	case network.Connected, network.Limited:
 		return true
 	}
-	return len(n.h.Peerstore().Addrs(id)) > 0 || len(n.book.addrs(id)) > 0
+	return len(n.h.Peerstore().Addrs(id)) > 0 || len(n.book.addrs(id)) > 0 || n.canLookUp()
 }
 
 // state returns the state of peer id, making it if needed; nil once the
@@ -265,7 +266,11 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 	default:
 		n.addKnownAddrs(ps.id)
 		n.clearBackoff(ps.id)
-		if err := n.h.Connect(ctx, peer.AddrInfo{ID: ps.id}); err != nil {
+		ai, err := n.findPeer(ctx, ps.id)
+		if err == nil {
+			err = n.h.Connect(ctx, ai)
+		}
+		if err != nil {
 			detail := fmt.Sprintf("node %s cannot be reached (dial timeout %v): %v", ps.node, n.cfg.DialTimeout, err)
 			ps.mu.Lock()
 			failed := append([]outbound{item}, ps.queue...)
