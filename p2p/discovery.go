@@ -149,16 +149,33 @@ func (n *Node) handleFound(ai peer.AddrInfo) {
 // found: the DHT is on.
 func (n *Node) canLookUp() bool { return n.disc.dht != nil }
 
-// findPeer returns what to dial to reach id: id alone (the peerstore has
-// its addresses) if any address of it is known or the DHT is off, else
-// the addresses the DHT finds for it within ctx.
-func (n *Node) findPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
-	if n.disc.dht == nil || len(n.h.Peerstore().Addrs(id)) > 0 {
-		return peer.AddrInfo{ID: id}, nil
+// connect dials id at the addresses known for it. With the DHT on, a
+// node with no known address, or one its known addresses no longer reach
+// (it moved), is looked up and dialled at what the DHT finds, within the
+// same ctx.
+func (n *Node) connect(ctx context.Context, id peer.ID) error {
+	known := len(n.h.Peerstore().Addrs(id)) > 0
+	var dialErr error
+	if known || n.disc.dht == nil {
+		dialErr = n.h.Connect(ctx, peer.AddrInfo{ID: id})
+		if dialErr == nil || n.disc.dht == nil || ctx.Err() != nil {
+			return dialErr
+		}
+	}
+	if dialErr != nil {
+		// Out of this node's routing table, or the lookup would ask id
+		// itself first, at the addresses that just failed, and give up on
+		// it as unreachable rather than take its new addresses from the
+		// others.
+		n.disc.dht.RoutingTable().RemovePeer(id)
 	}
 	ai, err := n.disc.dht.FindPeer(ctx, id)
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("no address of it is known and the DHT did not find it: %w", err)
+		if dialErr != nil {
+			return fmt.Errorf("%w; and the DHT did not find it: %w", dialErr, err)
+		}
+		return fmt.Errorf("no address of it is known and the DHT did not find it: %w", err)
 	}
-	return ai, nil
+	n.clearBackoff(id)
+	return n.h.Connect(ctx, ai)
 }

@@ -134,10 +134,43 @@ func TestDHTFindsNode(t *testing.T) {
 	mustEcho(t, c, a.echoAt(), "and back")
 }
 
-// With the routing tables refreshed, as they are outside tests, the nodes
-// of a small DHT meet: A comes to know C without sending it anything.
+// A node that moved (C, back on another port) is found again through the
+// DHT once the address A knew for it no longer reaches it.
+func TestDHTFindsMovedNode(t *testing.T) {
+	noRefresh := func(c *Config) { c.dhtNoRefresh = true }
+	a, b, c := dhtTriangle(t, DHTServer, noRefresh)
+	mustEcho(t, a, c.echoAt(), "where you were")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "A and B to see C gone", func() bool {
+		return a.h.Network().Connectedness(c.h.ID()) == network.NotConnected &&
+			b.h.Network().Connectedness(c.h.ID()) == network.NotConnected
+	})
+	c2 := restartNode(t, c.key, c.dir, noRefresh, func(cfg *Config) {
+		cfg.DHT = DHTServer
+		cfg.Bootstrap = []string{b.addr(t, "/tcp/")}
+	})
+	waitUntil(t, "C, moved, back in B's routing table", func() bool {
+		return b.h.Network().Connectedness(c2.h.ID()) == network.Connected && b.disc.dht.RoutingTable().Find(c2.h.ID()) != ""
+	})
+	if len(a.h.Peerstore().Addrs(c2.h.ID())) == 0 {
+		t.Fatal("A forgot C's old address; the test needs it to try that first")
+	}
+	mustEcho(t, a, c2.echoAt(), "where you are now")
+}
+
+// With the routing tables refreshed, as they are outside tests, a node
+// joining a DHT meets those already in it: A, bootstrapping from B once C
+// is in B's table, comes to know C without sending it anything. (A
+// refresh that ran before C had joined would meet it only at the next,
+// 10 min later: hence the order.)
 func TestDHTRefreshMeetsNodes(t *testing.T) {
-	a, _, c := dhtTriangle(t, DHTServer)
+	b := startNode(t, func(cfg *Config) { cfg.DHT = DHTServer })
+	viaB := func(cfg *Config) { cfg.DHT = DHTServer; cfg.Bootstrap = []string{b.addr(t, "/tcp/")} }
+	c := startNode(t, viaB)
+	waitUntil(t, "C in B's routing table", func() bool { return b.disc.dht.RoutingTable().Find(c.h.ID()) != "" })
+	a := startNode(t, viaB)
 	waitUntil(t, "A to meet C through the DHT's refresh", func() bool {
 		return a.disc.dht.RoutingTable().Find(c.h.ID()) != ""
 	})

@@ -266,11 +266,7 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 	default:
 		n.addKnownAddrs(ps.id)
 		n.clearBackoff(ps.id)
-		ai, err := n.findPeer(ctx, ps.id)
-		if err == nil {
-			err = n.h.Connect(ctx, ai)
-		}
-		if err != nil {
+		if err := n.connect(ctx, ps.id); err != nil {
 			detail := fmt.Sprintf("node %s cannot be reached (dial timeout %v): %v", ps.node, n.cfg.DialTimeout, err)
 			ps.mu.Lock()
 			failed := append([]outbound{item}, ps.queue...)
