@@ -1,0 +1,152 @@
+package p2p
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/kernel/pbconv"
+	"github.com/weftos/weft/p2p/wire"
+)
+
+// answers makes h take weft frames as a node does (read, acknowledge) and
+// returns the messages they carry.
+func answers(t *testing.T, h host.Host) <-chan *kernel.RemoteMessage {
+	t.Helper()
+	out := make(chan *kernel.RemoteMessage, 16)
+	h.SetStreamHandler(ProtocolID, func(s network.Stream) {
+		defer s.Close()
+		for {
+			f, err := wire.ReadFrame(s, 1<<20)
+			if err != nil {
+				return
+			}
+			m, _, err := pbconv.FromRemoteFrame(f)
+			if err != nil {
+				t.Errorf("a frame from the node does not decode: %v", err)
+				s.Reset()
+				return
+			}
+			if _, err := s.Write([]byte{ackTaken}); err != nil {
+				return
+			}
+			out <- m
+		}
+	})
+	return out
+}
+
+// answerTo waits for the answer to request id among what h was sent.
+func answerTo(t *testing.T, in <-chan *kernel.RemoteMessage, id uint64) *kernel.RemoteMessage {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case m := <-in:
+			if m.ID == id {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no answer to request %d", id)
+		}
+	}
+}
+
+// A node that puts forged capabilities on the wire (Mallory, a bare
+// libp2p host speaking weft's protocol) is answered no_capability, and
+// nothing reaches the target: neither an attached capability claiming
+// another node's process as issuer but signed by another key, nor a
+// messaging capability for a process that is not public, claiming the
+// target's node as signer. The same request without them is answered,
+// so it is the forgery that is refused.
+func TestForgedCapabilityFromRemoteNode(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	secret := kernel.ProcessId{Name: "secret", Package: "vault", Publisher: "test"}
+	delivered := make(chan *kernel.Message, 4)
+	if err := b.k.Start(kernel.Spec{
+		ID:           secret,
+		Capabilities: []kernel.Capability{networkCap(b.k)},
+		Process: kernel.ProcessFunc(func(ctx context.Context, h *kernel.Handle) error {
+			for {
+				m, err := h.Await()
+				if err != nil {
+					return nil
+				}
+				delivered <- m
+				if m.WantsResponse() {
+					if err := h.Respond(&kernel.Response{Body: m.Body}); err != nil {
+						return err
+					}
+				}
+			}
+		}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	h := rawHost(t)
+	mallory, err := NodeID(h.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := answers(t, h)
+	forger := mustKey(t)
+	from := kernel.Address{Node: mallory, Process: kernel.ProcessId{Name: "client", Package: "evil", Publisher: "test"}}
+	request := func(id uint64, target kernel.Address, caps []kernel.SignedCapability, messaging *kernel.SignedCapability) *kernel.RemoteMessage {
+		t.Helper()
+		m := &kernel.RemoteMessage{Kind: kernel.KindRequest, ID: id, Source: from, Target: target, ExpectsResponse: 10 * time.Second,
+			Body: []byte("let me in"), Capabilities: caps, Messaging: messaging}
+		if err := writeRaw(t, h, b, frameBytes(t, m)); err != nil {
+			t.Fatalf("request %d: b refused the frame: %v, want it taken and answered", id, err)
+		}
+		return answerTo(t, in, id)
+	}
+	wantRefused := func(what string, ans *kernel.RemoteMessage) {
+		t.Helper()
+		if ans.Kind != kernel.KindError || ans.Error == nil || ans.Error.Kind != kernel.ErrNoCapability {
+			t.Fatalf("%s: answered %v %+v, want no_capability", what, ans.Kind, ans.Error)
+		}
+	}
+
+	// An attached capability, a's echo as issuer, not signed by a.
+	c := kernel.Capability{Issuer: a.echoAt(), Params: `{"door":1}`}
+	attached := kernel.SignedCapability{Capability: c, Signature: forger.Sign(kernel.EncodeCapability(c))}
+	wantRefused("a request with a forged attached capability", request(1, b.echoAt(), []kernel.SignedCapability{attached}, nil))
+	held, err := b.k.CapabilitiesOf(echoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range held {
+		if sc.Issuer == c.Issuer {
+			t.Fatalf("b's echo holds %v after the forged request", sc.Capability)
+		}
+	}
+
+	// A messaging capability for b's secret, b as issuer, not signed by b.
+	m := kernel.Capability{Issuer: b.k.Address(secret), Params: kernel.MessagingParams}
+	forgedMsg := kernel.SignedCapability{Capability: m, Signature: forger.Sign(kernel.EncodeCapability(m))}
+	wantRefused("a request to a private process with a forged messaging capability", request(2, b.k.Address(secret), nil, &forgedMsg))
+	// And b's real signature over other params does not pass for it.
+	real, err := b.k.Sign(kernel.Capability{Issuer: b.k.Address(secret), Params: `{"other":true}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spliced := kernel.SignedCapability{Capability: m, Signature: real.Signature}
+	wantRefused("a messaging capability with a signature of other params", request(3, b.k.Address(secret), nil, &spliced))
+	select {
+	case got := <-delivered:
+		t.Fatalf("b's secret received %q from a forged request", got.Body)
+	default:
+	}
+
+	// The same requests without the forgeries: echo answers, and the
+	// secret, which is not public, still refuses.
+	if ans := request(4, b.echoAt(), nil, nil); ans.Kind != kernel.KindResponse || string(ans.Body) != "let me in" {
+		t.Fatalf("a plain request to b's echo: answered %v %+v, want the echo", ans.Kind, ans.Error)
+	}
+	wantRefused("a request to a private process without a capability", request(5, b.k.Address(secret), nil, nil))
+}
