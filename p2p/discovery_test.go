@@ -3,6 +3,7 @@ package p2p
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,9 @@ func TestDHTFindsNode(t *testing.T) {
 func TestDHTFindsMovedNode(t *testing.T) {
 	noRefresh := func(c *Config) { c.dhtNoRefresh = true }
 	a, b, c := dhtTriangle(t, DHTServer, noRefresh)
+	waitUntil(t, "B in A's routing table and C in B's", func() bool {
+		return a.disc.dht.RoutingTable().Find(b.h.ID()) != "" && b.disc.dht.RoutingTable().Find(c.h.ID()) != ""
+	})
 	mustEcho(t, a, c.echoAt(), "where you were")
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -151,8 +155,8 @@ func TestDHTFindsMovedNode(t *testing.T) {
 		cfg.DHT = DHTServer
 		cfg.Bootstrap = []string{b.addr(t, "/tcp/")}
 	})
-	waitUntil(t, "C, moved, back in B's routing table", func() bool {
-		return b.h.Network().Connectedness(c2.h.ID()) == network.Connected && b.disc.dht.RoutingTable().Find(c2.h.ID()) != ""
+	waitUntil(t, "C, moved, back in B's routing table at its new address", func() bool {
+		return b.disc.dht.RoutingTable().Find(c2.h.ID()) != "" && slices.ContainsFunc(b.h.Peerstore().Addrs(c2.h.ID()), c2.h.Addrs()[0].Equal)
 	})
 	if len(a.h.Peerstore().Addrs(c2.h.ID())) == 0 {
 		t.Fatal("A forgot C's old address; the test needs it to try that first")
