@@ -49,8 +49,9 @@ func inFlight(b *testing.B, workers int, run func(w, n int) error) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	// Over QUIC the bytes go by sendmsg, which syscw does not count.
-	if writes := syscallWrites(b) - w0; writes >= int64(b.N) {
+	// Over QUIC the bytes go by sendmsg, which syscw does not count: a
+	// few writes a hundred round trips, at most, are not the transport's.
+	if writes := syscallWrites(b) - w0; writes > int64(b.N)/100 {
 		b.ReportMetric(float64(writes)/float64(b.N), "writes/op")
 	}
 }
@@ -98,10 +99,9 @@ func times(n int, op func() error) error {
 
 // BenchmarkRemoteEcho is a request from node A's operator to the echo
 // process on node B (a Go process) and its response back, over TCP on
-// loopback: one at a time, and 64 in flight. Each message is a stream of
-// its own.
+// loopback: one at a time, and 64 in flight.
 func BenchmarkRemoteEcho(b *testing.B) {
-	a, bn := startNode(b), startNode(b)
+	a, bn := startNode(b), startNode(b, noRateLimit)
 	if _, err := a.Connect(context.Background(), bn.addr(b, "/tcp/")); err != nil {
 		b.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func BenchmarkRemoteEcho(b *testing.B) {
 //     messages travel on a kept stream (without the acknowledgements).
 func BenchmarkLibp2pFloor(b *testing.B) {
 	a, bn := startNode(b), startNode(b)
-	// The echo takes /weft/msg/2's place on the hosts, so that its streams
+	// The echo takes the weft protocol's place on the hosts, so that its streams
 	// fall in the same resource manager scopes as messages' (another
 	// protocol gets libp2p's default limit of 64 inbound streams a peer).
 	const proto = ProtocolID
@@ -252,3 +252,8 @@ func BenchmarkLibp2pFloor(b *testing.B) {
 		inFlight(b, 1, func(_, n int) error { return times(n, func() error { return roundTrip(s) }) })
 	})
 }
+
+// noRateLimit lifts a benchmark node's inbound rate limit (25,000 requests
+// a second by default), which 64 requests in flight can pass: the
+// benchmarks measure the transport, not the limit.
+func noRateLimit(c *Config) { c.InboundRate, c.InboundBurst = 1e9, 1<<30 }

@@ -16,25 +16,41 @@
 // # Messages
 //
 // Every message to another node is one frame (p2p/wire, api/p2pv1) on a
-// stream of protocol /weft/msg/2, and a stream carries one frame at a
-// time: the sender writes a frame and waits; the receiver reads it, hands
+// stream of protocol /weft/msg/3. A sender writes a batch of frames on a
+// stream in one write: the message it took from the node's queue and, if
+// that is small, the small ones queued behind it (at most 64, and 256 KiB
+// in all; a frame over 256 KiB goes alone). The receiver reads each, hands
 // it to its kernel (which only queues it for the process, never waits for
-// it) and writes one byte, ackTaken, back; the sender then has the stream
-// for its next frame. A receiver refuses a frame by resetting its stream
-// with a code that says why (see below); the sender fails that message
-// with the code's kind and drops the stream.
+// it) and writes one status byte back for it, ackTaken; the
+// acknowledgements of frames that came together go back in one write.
+// The sender has the stream again once every frame of its batch has its
+// status. Batches because each write is a system call and a Noise message
+// (yamux does not coalesce them): with 64 requests in flight a round trip
+// costs 0.4 writes rather than 4, and the node carries four times the
+// messages a second (docs/performance.md).
+//
+// A receiver refuses a frame in band: the statuses of the frames it took
+// before it, then the refusal's (statusTooLarge, statusNoMemory,
+// statusBadFrame), after which it takes nothing more from the stream; it
+// closes its side, reads and discards what the sender wrote after (at
+// most 256 KiB, a batch), and closes the stream once the sender has, or
+// resets it with the refusal's code if the sender writes on (a frame of
+// over 256 KiB, written alone). The sender fails the refused message with
+// the status's kind (too_large, mailbox_full) and sends the frames behind
+// it, which the receiver did not take, on another stream: no frame
+// arrives twice.
 //
 // The streams are kept: each peer has a pool of open streams, at most one
 // per sender (four). A sender takes an idle stream (or opens one), writes
-// its frame, waits for the acknowledgement and puts the stream back. Kept
-// rather than one stream per message because opening and closing a
-// stream costs writes of its own (7 a message against 2: the frame and
-// its acknowledgement): a request and its answer on new streams took
-// 2.1–2.4 times a bare libp2p round trip on a new stream, on kept ones
-// they take 0.7–1.0 times (docs/performance.md). One frame at a time
-// on a stream, and several streams, rather than one multiplexed stream
-// per peer, because streams on a yamux or QUIC connection are independent:
-// a large message or a slow reader holds up only its own stream, never the
+// its batch, waits for the statuses and puts the stream back. Kept rather
+// than one stream per message because opening and closing a stream costs
+// writes of its own (7 a message against 2: the frame and its
+// acknowledgement): a request and its answer on new streams took 2.1–2.4
+// times a bare libp2p round trip on a new stream, on kept ones they take
+// 0.7–1.0 times (docs/performance.md). One batch at a time on a stream,
+// and several streams, rather than one multiplexed stream per peer,
+// because streams on a yamux or QUIC connection are independent: a large
+// message or a slow reader holds up only its own stream, never the
 // messages behind it, which other senders write on other streams; and
 // nothing on the wire needs matching a reply to a request (the kernel
 // matches answers by node and request id). A stream that carried a frame
@@ -49,8 +65,8 @@
 // StreamIdleTimeout, so that with the same setting on both nodes a
 // receiver never closes a stream its sender still keeps. If it does (a
 // peer with a shorter setting), the sender finds the stream closed
-// without an acknowledgement, which a receiver never does to a frame it
-// read, and sends the message on another stream.
+// without the statuses, which a receiver never does to a frame it read,
+// and sends the frames it did not take on another stream.
 //
 // The source node of a frame is the authenticated peer of its stream,
 // never a field of the frame: the kernel refuses a frame whose source
@@ -60,22 +76,23 @@
 // Send returns at once. A message waits in its node's queue (at most
 // QueueLength; past it Send fails offline) for one of the node's senders
 // (at most four at once), which dials the node if it is not connected and
-// writes the message on a kept stream. Several senders, because each
-// waits a round trip for its acknowledgement, and because a large message
+// writes the message, with those queued behind it, on a kept stream.
+// Several senders, because each waits a round trip for its statuses, and
+// because a large message
 // writing slowly under flow control must not hold up the small ones behind
 // it. A node that cannot be reached within DialTimeout (default 10 s)
 // fails the message, and everything queued behind it, offline through
 // kernel.Undelivered. A frame over wire.MaxFrameBytes of this node's
 // limits fails too_large at once; one over the receiver's smaller limits
-// is reset by the receiver with a code the sender turns into too_large.
+// is refused by the receiver, and the sender fails it too_large.
 // A message that needs a new stream and finds this node's streams to the
 // node all in use (the resource manager's limit) fails mailbox_full:
 // busy, not gone. The receiver reserves the memory of a frame in the
 // stream's resource scope as it reads it, and releases it once the frame
 // is handed to its kernel, so frames being read count against the peer's
-// and the node's memory limits; one that does not fit is reset with a
-// code the sender turns into mailbox_full. A frame written but not
-// acknowledged (its connection lost, its stream reset without a code) is
+// and the node's memory limits (besides a 4 KiB read buffer per stream);
+// one that does not fit is refused, and the sender fails it mailbox_full.
+// A frame written but not acknowledged (its connection lost, its stream reset without a code) is
 // not reported: it may have been taken, and its request ends as timeout,
 // as one to a process that never answers.
 //

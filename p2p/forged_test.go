@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -100,8 +101,8 @@ func TestForgedCapabilityFromRemoteNode(t *testing.T) {
 		t.Helper()
 		m := &kernel.RemoteMessage{Kind: kernel.KindRequest, ID: id, Source: from, Target: target, ExpectsResponse: 10 * time.Second,
 			Body: []byte("let me in"), Capabilities: caps, Messaging: messaging}
-		if err := writeRaw(t, h, b, frameBytes(t, m)); err != nil {
-			t.Fatalf("request %d: b refused the frame: %v, want it taken and answered", id, err)
+		if reply, err := writeRaw(t, h, b, frameBytes(t, m)); err != nil || !bytes.Equal(reply, []byte{ackTaken}) {
+			t.Fatalf("request %d: b answered %x, %v; want the frame taken, and answered", id, reply, err)
 		}
 		return answerTo(t, in, id)
 	}

@@ -212,7 +212,7 @@ func newHost(cfg Config, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, 
 }
 
 // resourceLimits turns Limits into the resource manager's: libp2p's
-// scaled defaults, with the system, per-peer and /weft/msg/2 scopes set
+// scaled defaults, with the system, per-peer and weft protocol scopes set
 // from l.
 func resourceLimits(l Limits) rcmgr.ConcreteLimitConfig {
 	total := rcmgr.ResourceLimits{

@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,7 +236,7 @@ func mustKey(t testing.TB) *identity.Key {
 }
 
 // rawHost is a plain libp2p host (an Ed25519 peer, so a node to weft) that
-// writes whatever a test wants on /weft/msg/2.
+// writes whatever a test wants on a weft stream.
 func rawHost(t *testing.T) host.Host {
 	t.Helper()
 	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
@@ -249,11 +251,11 @@ func rawHost(t *testing.T) host.Host {
 	return h
 }
 
-// writeRaw opens a /weft/msg/2 stream from h to n, writes data, and
-// returns what reading the stream to its end gives: nil if n took the
-// frame (acknowledged it, then closed the stream at its end), the reset
-// error if it refused it.
-func writeRaw(t *testing.T, h host.Host, n *testNode, data []byte) error {
+// writeRaw opens a weft stream from h to n, writes data and closes its
+// side, and returns what reading the stream to its end gives: the
+// statuses n wrote back, and nil if n then closed the stream, or the
+// reset error if it reset it.
+func writeRaw(t *testing.T, h host.Host, n *testNode, data []byte) ([]byte, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -269,8 +271,7 @@ func writeRaw(t *testing.T, h host.Host, n *testNode, data []byte) error {
 	// it either way (CloseWrite's errors do not carry the code).
 	s.Write(data)
 	s.CloseWrite()
-	_, err = io.ReadAll(s)
-	return err
+	return io.ReadAll(s)
 }
 
 func frameBytes(t *testing.T, m *kernel.RemoteMessage) []byte {
@@ -296,8 +297,8 @@ func TestSpoofedSourceDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	claim := &kernel.RemoteMessage{Kind: kernel.KindRequest, ID: 1, Source: a.echoAt(), Target: b.echoAt(), Body: []byte("I am a")}
-	if err := writeRaw(t, h, b, frameBytes(t, claim)); err != nil {
-		t.Fatalf("b refused the stream instead of taking and dropping the frame: %v", err)
+	if reply, err := writeRaw(t, h, b, frameBytes(t, claim)); err != nil || !bytes.Equal(reply, []byte{ackTaken}) {
+		t.Fatalf("b answered %x, %v; want the frame taken (and dropped)", reply, err)
 	}
 	st := b.Stats()[mallory]
 	if st.Spoofed != 1 || st.MessagesIn != 1 {
@@ -308,36 +309,71 @@ func TestSpoofedSourceDropped(t *testing.T) {
 	}
 }
 
-// Malformed and oversize frames are refused cleanly: the stream is reset
-// with a code saying why, counted, and the node goes on serving.
+// Malformed and oversize frames are refused cleanly: in band, with the
+// status that says why after those of the frames taken before them, and
+// the stream closed; or, for a frame followed by more than a batch, with
+// a reset whose code says why. Each is counted, and the node goes on
+// serving.
 func TestBadInboundFrames(t *testing.T) {
 	a, b := startNode(t), startNode(t)
 	h := rawHost(t)
 	peerNode, _ := NodeID(h.ID())
 	over := binary.AppendUvarint(nil, uint64(b.maxFrame+1))
+	good := frameBytes(t, &kernel.RemoteMessage{Kind: kernel.KindRequest, ID: 1,
+		Source: kernel.Address{Node: peerNode, Process: echoID}, Target: b.echoAt(), Body: []byte("fine")})
 	tests := []struct {
-		name string
-		data []byte
-		code network.StreamErrorCode
+		name  string
+		data  []byte
+		reply []byte
+		code  network.StreamErrorCode // a reset instead of reply
 	}{
-		{"not protobuf", append(binary.AppendUvarint(nil, 3), 0xff, 0xff, 0xff), resetBadFrame},
-		{"empty frame", binary.AppendUvarint(nil, 0), resetBadFrame},
-		{"truncated", append(binary.AppendUvarint(nil, 100), 1, 2, 3), resetBadFrame},
-		{"length over the limit", append(over, 0, 0, 0), resetTooLarge},
-		{"length varint overflows", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, resetBadFrame},
+		{"not protobuf", append(binary.AppendUvarint(nil, 3), 0xff, 0xff, 0xff), []byte{statusBadFrame}, 0},
+		{"empty frame", binary.AppendUvarint(nil, 0), []byte{statusBadFrame}, 0},
+		{"truncated", append(binary.AppendUvarint(nil, 100), 1, 2, 3), []byte{statusBadFrame}, 0},
+		{"length over the limit", append(over, 0, 0, 0), []byte{statusTooLarge}, 0},
+		{"length varint overflows", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, []byte{statusBadFrame}, 0},
+		{"after two good ones", slices.Concat(good, good, []byte{0x03, 0xff, 0xff, 0xff}, good), []byte{ackTaken, ackTaken, statusBadFrame}, 0},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := writeRaw(t, h, b, tt.data)
-			var se *network.StreamError
-			if !errors.As(err, &se) || !se.Remote || se.ErrorCode != tt.code {
-				t.Fatalf("reading the stream after a bad frame: %v, want a remote reset with code %#x", err, tt.code)
+			reply, err := writeRaw(t, h, b, tt.data)
+			if tt.code != 0 {
+				var se *network.StreamError
+				if !errors.As(err, &se) || !se.Remote || se.ErrorCode != tt.code {
+					t.Fatalf("reading the stream after a bad frame: %v, want a remote reset with code %#x", err, tt.code)
+				}
+			} else if err != nil || !bytes.Equal(reply, tt.reply) {
+				t.Fatalf("reading the stream after a bad frame: %x, %v; want %x and the stream closed", reply, err, tt.reply)
 			}
 			if got := b.Stats()[peerNode].Errors; got != uint64(i+1) {
 				t.Fatalf("errors counted for the peer: %d, want %d", got, i+1)
 			}
 		})
 	}
+	// A sender writing on and on after a frame over the limit is reset:
+	// its write fails, and it reads the refusal in band if the status came
+	// before the reset, else the reset's code.
+	t.Run("over the limit, followed by more than a batch", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := h.NewStream(ctx, b.h.ID(), ProtocolID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := s.Write(append(over, make([]byte, 32*keepMaxFrame)...)); err == nil {
+			t.Fatal("the write of 8 MiB behind a refused frame ended well, want it reset")
+		}
+		reply, err := io.ReadAll(s)
+		var se *network.StreamError
+		inBand := bytes.Equal(reply, []byte{statusTooLarge})
+		if !inBand && (!errors.As(err, &se) || !se.Remote || se.ErrorCode != resetTooLarge) {
+			t.Fatalf("reading the stream: %x, %v; want %x or a remote reset with code %#x", reply, err, statusTooLarge, resetTooLarge)
+		}
+		if got := b.Stats()[peerNode].Errors; got != uint64(len(tests)+1) {
+			t.Fatalf("errors counted for the peer: %d, want %d", got, len(tests)+1)
+		}
+	})
 	if _, err := a.Connect(context.Background(), b.addr(t, "/tcp/")); err != nil {
 		t.Fatal(err)
 	}
@@ -623,8 +659,8 @@ func TestSpoofedRevocation(t *testing.T) {
 	if err := wire.WriteFrame(&buf, f, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeRaw(t, h, b, []byte(buf.String())); err != nil {
-		t.Fatal(err)
+	if reply, err := writeRaw(t, h, b, []byte(buf.String())); err != nil || !bytes.Equal(reply, []byte{ackTaken}) {
+		t.Fatalf("b answered %x, %v; want the frame taken (and dropped)", reply, err)
 	}
 	if st := b.Stats()[mallory]; st.Spoofed != 1 {
 		t.Fatalf("b's counters for the peer: %+v, want 1 spoofed", st)

@@ -87,7 +87,8 @@ var errNoMemory = errors.New("no memory for the frame")
 // frame has come, the rest of it must come within frameTimeout: the
 // stream's read deadline moves from the idle timeout to that.
 type frameReader struct {
-	s            network.Stream
+	s            network.Stream // for its scope and deadlines
+	r            io.Reader      // s, buffered
 	n            *atomic.Uint64
 	frameTimeout time.Duration
 	read         int
@@ -108,7 +109,7 @@ func (f *frameReader) Read(p []byte) (int, error) {
 		limit = f.reserved - f.read
 	}
 	p = p[:min(len(p), limit)]
-	k, err := f.s.Read(p)
+	k, err := f.r.Read(p)
 	if k > 0 && f.read == 0 {
 		f.s.SetReadDeadline(time.Now().Add(f.frameTimeout))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +12,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/weftos/weft/kernel"
+	"github.com/weftos/weft/kernel/pbconv"
 )
 
-// msgStreams counts the /weft/msg/2 streams on from's connections to to,
+// msgStreams counts the weft streams on from's connections to to,
 // by direction.
 func msgStreams(from, to *testNode) (out, in int) {
 	for _, c := range from.h.Network().ConnsToPeer(to.h.ID()) {
@@ -208,4 +212,70 @@ func smallReceiver(t *testing.T) (*testNode, *Node, *kernel.Kernel) {
 		t.Fatal(err)
 	}
 	return a, b, k
+}
+
+// A batch of frames (several written on a stream at once) in which the
+// receiver refuses one in band: the frames before it are taken, the one
+// refused fails with the refusal's kind, and those behind it, which the
+// receiver did not take, go on another stream and are taken: each frame
+// arrives once.
+func TestBatchWithARefusedFrame(t *testing.T) {
+	a, b, k := smallReceiver(t)
+	sink := kernel.ProcessId{Name: "sink", Package: "sink", Publisher: "test"}
+	got := make(chan string, 8)
+	if err := k.Start(kernel.Spec{
+		ID:           sink,
+		Public:       true,
+		Capabilities: []kernel.Capability{networkCap(k)},
+		Process: kernel.ProcessFunc(func(ctx context.Context, h *kernel.Handle) error {
+			for {
+				m, err := h.Await()
+				if err != nil {
+					return nil
+				}
+				got <- string(m.Body)
+			}
+		}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	frame := func(body string) outbound {
+		m := &kernel.RemoteMessage{Kind: kernel.KindRequest, ID: 1, Source: a.echoAt(), Target: k.Address(sink), Body: []byte(body)}
+		f, err := pbconv.RemoteFrame(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return outbound{msg: m, frame: f, size: proto.Size(f)}
+	}
+	big := strings.Repeat("x", b.maxFrame) // over b's frame limit, well under a batch
+	batch := []outbound{frame("one"), frame("two"), frame(big), frame("three"), frame("four")}
+	ps := a.state(b.h.ID(), b.NodeID())
+	before := a.k.Stats().SendErrors[kernel.ErrTooLarge]
+	a.deliver(ps, batch)
+	if n := a.k.Stats().SendErrors[kernel.ErrTooLarge] - before; n != 1 {
+		t.Fatalf("%d messages failed too_large, want the big one", n)
+	}
+	var bodies []string
+	for range 4 {
+		select {
+		case body := <-got:
+			bodies = append(bodies, body)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the sink got %q, want the four small messages", bodies)
+		}
+	}
+	if want := []string{"one", "two", "three", "four"}; !slices.Equal(bodies, want) {
+		t.Fatalf("the sink got %q, want %q", bodies, want)
+	}
+	if st := b.Stats()[a.NodeID()]; st.MessagesIn != 4 || st.Errors != 1 {
+		t.Fatalf("b's counters for a: %+v, want 4 messages in, 1 frame refused", st)
+	}
+	if st := a.Stats()[b.NodeID()]; st.MessagesOut != 4 {
+		t.Fatalf("a's counters for b: %+v, want 4 messages out", st)
+	}
+	select {
+	case body := <-got:
+		t.Fatalf("the sink got %q again", body)
+	default:
+	}
 }

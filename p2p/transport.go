@@ -1,16 +1,19 @@
 package p2p
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftos/weft/api/p2pv1"
@@ -47,9 +50,27 @@ type keptStream struct {
 // the stream ends, is given back.
 const keepMaxFrame = 256 << 10
 
-// ackTaken is what a receiver writes on a stream once it has handed the
-// stream's frame to its kernel.
-const ackTaken byte = 0x01
+// The statuses a receiver writes back on a stream, one byte for each
+// frame, in the order of the frames: ackTaken once it has handed the frame
+// to its kernel, or one of the refusals, after which it takes nothing more
+// from the stream (see the package doc).
+const (
+	ackTaken byte = 0x01
+	// statusTooLarge: the frame is over the receiver's limit; the sender
+	// fails the message too_large.
+	statusTooLarge byte = 0x02
+	// statusNoMemory: the frame does not fit in the memory the resource
+	// manager leaves the sending peer now; the sender fails the message
+	// mailbox_full.
+	statusNoMemory byte = 0x03
+	// statusBadFrame: the bytes were not a well-formed frame.
+	statusBadFrame byte = 0x04
+)
+
+// batchMaxFrames bounds the frames a sender writes on a stream at once.
+// With the byte bound, keepMaxFrame, it also bounds what a receiver reads
+// and discards after refusing a frame of a batch.
+const batchMaxFrames = 64
 
 // sendersPerPeer bounds the goroutines writing to one peer at once (see
 // the package doc).
@@ -60,12 +81,15 @@ const sendersPerPeer = 4
 type outbound struct {
 	msg   *kernel.RemoteMessage
 	frame *p2pv1.Frame
+	size  int // proto.Size(frame)
 }
 
 var _ kernel.Transport = (*Node)(nil)
 
-// The codes a receiver resets a /weft/msg/2 stream with, so that the
-// sender knows why its frame was refused.
+// The codes a receiver resets a stream with, so that the sender knows why
+// its frame was refused, when it cannot say so in band: a frame it refused
+// was followed by more than it reads to discard (a frame of over
+// keepMaxFrame, which a sender writes alone).
 const (
 	// resetBadFrame: the stream did not carry one well-formed frame.
 	resetBadFrame network.StreamErrorCode = 0x77650001
@@ -101,13 +125,14 @@ func (n *Node) Send(m *kernel.RemoteMessage) error {
 	if err != nil {
 		return n.sendErr(kernel.ErrOffline, m, fmt.Sprintf("cannot put the message on the wire: %v", err))
 	}
-	if size := proto.Size(f); size > n.maxFrame {
+	size := proto.Size(f)
+	if size > n.maxFrame {
 		return n.sendErr(kernel.ErrTooLarge, m, fmt.Sprintf("the message is %d bytes on the wire, more than the %d bytes a frame may hold", size, n.maxFrame))
 	}
 	if !n.reachable(id) {
 		return n.sendErr(kernel.ErrOffline, m, fmt.Sprintf("node %s is not connected and no address of it is known; connect to it first", m.Target.Node))
 	}
-	if err := n.enqueue(id, m.Target.Node, outbound{msg: m, frame: f}); err != nil {
+	if err := n.enqueue(id, m.Target.Node, outbound{msg: m, frame: f, size: size}); err != nil {
 		return n.sendErr(kernel.ErrOffline, m, err.Error())
 	}
 	return nil
@@ -130,7 +155,7 @@ func (n *Node) Revoke(node string, c kernel.SignedCapability) {
 		n.log.Info("p2p: revocation not sent: node unreachable", "node", node, "capability", c.Capability.String())
 		return
 	}
-	if err := n.enqueue(id, node, outbound{frame: f}); err != nil {
+	if err := n.enqueue(id, node, outbound{frame: f, size: proto.Size(f)}); err != nil {
 		n.log.Warn("p2p: revocation not sent", "node", node, "capability", c.Capability.String(), "err", err)
 	}
 }
@@ -246,18 +271,34 @@ func (n *Node) work(ps *peerState) {
 			ps.mu.Unlock()
 			return
 		}
-		item := ps.queue[0]
-		ps.queue[0] = outbound{}
-		ps.queue = ps.queue[1:]
+		batch := ps.takeBatch()
 		ps.mu.Unlock()
-		n.deliver(ps, item)
+		n.deliver(ps, batch)
 	}
 }
 
-// deliver sends one frame to ps on a kept stream, connecting first if
-// needed. A node that cannot be reached within DialTimeout fails item and
+// takeBatch removes from ps's queue (not empty; ps.mu held) the frames one
+// stream carries next: the first, and, if it is at most keepMaxFrame
+// bytes, those behind it while they fit in keepMaxFrame bytes in all, up
+// to batchMaxFrames. A larger frame goes alone.
+func (ps *peerState) takeBatch() []outbound {
+	k, total := 1, ps.queue[0].size
+	if total <= keepMaxFrame {
+		for k < len(ps.queue) && k < batchMaxFrames && ps.queue[k].size <= keepMaxFrame-total {
+			total += ps.queue[k].size
+			k++
+		}
+	}
+	batch := slices.Clone(ps.queue[:k])
+	clear(ps.queue[:k])
+	ps.queue = ps.queue[k:]
+	return batch
+}
+
+// deliver sends batch to ps on a kept stream, connecting first if needed.
+// A node that cannot be reached within DialTimeout fails batch and
 // everything queued behind it.
-func (n *Node) deliver(ps *peerState, item outbound) {
+func (n *Node) deliver(ps *peerState, batch []outbound) {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.DialTimeout)
 	defer cancel()
 	ctx = network.WithAllowLimitedConn(ctx, "weft message")
@@ -269,7 +310,7 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 		if err := n.connect(ctx, ps.id); err != nil {
 			detail := fmt.Sprintf("node %s cannot be reached (dial timeout %v): %v", ps.node, n.cfg.DialTimeout, err)
 			ps.mu.Lock()
-			failed := append([]outbound{item}, ps.queue...)
+			failed := append(batch, ps.queue...)
 			ps.queue = nil
 			ps.mu.Unlock()
 			for _, it := range failed {
@@ -278,7 +319,7 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 			return
 		}
 	}
-	for {
+	for len(batch) > 0 {
 		s, reused := n.takeStream(ps)
 		if s == nil {
 			var err error
@@ -289,13 +330,13 @@ func (n *Node) deliver(ps *peerState, item outbound) {
 					// This node's own limits: busy, not gone.
 					kind = kernel.ErrMailboxFull
 				}
-				n.undelivered(ps, item, kind, fmt.Sprintf("node %s: open a stream: %v", ps.node, err))
+				for _, it := range batch {
+					n.undelivered(ps, it, kind, fmt.Sprintf("node %s: open a stream: %v", ps.node, err))
+				}
 				return
 			}
 		}
-		if !n.sendOn(ps, s, reused, item) {
-			return
-		}
+		batch = n.sendOn(ps, s, reused, batch)
 	}
 }
 
@@ -380,62 +421,132 @@ func (n *Node) idleLoop() {
 	}
 }
 
-// sendOn writes item's frame on s and waits for the receiver's
-// acknowledgement, then keeps s for the next frame. It reports whether
-// item is still to be sent: s was a kept stream that the receiver had
-// closed (idle) without reading the frame, so that another stream may
-// carry it.
-func (n *Node) sendOn(ps *peerState, s network.Stream, reused bool, item outbound) (again bool) {
+// sendOn writes batch's frames on s in one write and reads the
+// receiver's status of each, then keeps s for the next batch. It returns
+// the frames still to be sent, which the receiver did not take: those
+// behind one it refused in band, or all it had not taken when it closed
+// the stream between frames (a kept stream it had closed as idle, say),
+// so that another stream may carry them.
+func (n *Node) sendOn(ps *peerState, s network.Stream, reused bool, batch []outbound) (again []outbound) {
 	s.SetDeadline(time.Now().Add(n.cfg.WriteTimeout))
-	err := wire.WriteFrame(countingWriter{s, &ps.stats.bytesOut}, item.frame, n.maxFrame)
-	if err != nil {
-		if errors.Is(err, wire.ErrTooLarge) {
-			s.Reset()
-			n.undelivered(ps, item, kernel.ErrTooLarge, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
-			return false
+	buf := make([]byte, 0, batchBytes(batch))
+	frames := batch[:0:0]
+	for _, it := range batch {
+		var err error
+		if buf, err = wire.AppendFrame(buf, it.frame, n.maxFrame); err != nil {
+			n.undelivered(ps, it, kernel.ErrTooLarge, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
+			continue
 		}
-		// The receiver may have reset the stream, saying why; a read
-		// tells (the errors of a write do not), at once.
-		s.SetReadDeadline(time.Now())
-		var b [1]byte
-		_, rerr := s.Read(b[:])
-		s.Reset()
-		if !n.refused(ps, item, rerr) {
-			n.undelivered(ps, item, kernel.ErrOffline, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
-		}
-		return false
+		frames = append(frames, it)
 	}
-	ps.stats.messagesOut.Add(1)
-	var ack [1]byte
-	_, err = s.Read(ack[:])
-	switch {
-	case err == nil && ack[0] == ackTaken:
-		n.keepStream(ps, s, proto.Size(item.frame))
-		return false
-	case err == nil:
+	if len(frames) == 0 {
+		n.keepStream(ps, s, 0)
+		return nil
+	}
+	if _, err := (countingWriter{s, &ps.stats.bytesOut}).Write(buf); err != nil {
+		// The receiver may have taken some, and may have reset the
+		// stream saying why it refused the next; reads tell (the errors
+		// of a write do not), at once.
+		s.SetReadDeadline(time.Now())
+		taken, status, rerr := readStatuses(s, len(frames))
 		s.Reset()
-		ps.stats.errors.Add(1)
-		n.log.Warn("p2p: peer answered a message with an unknown acknowledgement", "node", ps.node, "byte", ack[0])
-		return false
-	case err == io.EOF:
-		// The receiver closed the stream without taking the frame (it
-		// ends a stream only between frames): it does not count as sent.
-		ps.stats.messagesOut.Add(^uint64(0))
-		s.Close()
-		if reused {
-			return true
+		ps.stats.messagesOut.Add(uint64(taken))
+		rest := frames[taken:]
+		switch {
+		case rerr == nil:
+			n.refusedInBand(ps, rest[0], status)
+			rest = rest[1:]
+		case len(rest) == 1 && n.refused(ps, rest[0], rerr):
+			return nil
 		}
-		n.undelivered(ps, item, kernel.ErrOffline, fmt.Sprintf("node %s closed the stream without taking the message", ps.node))
-		return false
+		for _, it := range rest {
+			n.undelivered(ps, it, kernel.ErrOffline, fmt.Sprintf("node %s: write the message: %v", ps.node, err))
+		}
+		return nil
+	}
+	ps.stats.messagesOut.Add(uint64(len(frames)))
+	taken, status, err := readStatuses(s, len(frames))
+	if taken == len(frames) {
+		n.keepStream(ps, s, len(buf))
+		return nil
+	}
+	rest := frames[taken:]
+	switch {
+	case err == nil:
+		// Refused in band: the receiver took nothing after it.
+		ps.stats.messagesOut.Add(-uint64(len(rest)))
+		s.Reset()
+		n.refusedInBand(ps, rest[0], status)
+		return rest[1:]
+	case err == io.EOF:
+		// The receiver closed the stream between frames without taking
+		// the rest (it ends a stream only between frames).
+		ps.stats.messagesOut.Add(-uint64(len(rest)))
+		s.Close()
+		if reused || taken > 0 {
+			return rest
+		}
+		for _, it := range rest {
+			n.undelivered(ps, it, kernel.ErrOffline, fmt.Sprintf("node %s closed the stream without taking the message", ps.node))
+		}
+		return nil
 	}
 	s.Reset()
-	if n.refused(ps, item, err) {
-		return false
+	// A reset's code names the frame it refused only when it is the one
+	// frame written: a receiver resets, rather than refuse in band, only
+	// a frame written alone.
+	if len(frames) == 1 && n.refused(ps, rest[0], err) {
+		return nil
 	}
-	// Taken or not: its request, if any, ends at its timeout.
-	ps.stats.errors.Add(1)
-	n.log.Debug("p2p: peer did not acknowledge a message", "node", ps.node, "err", err)
-	return false
+	// Taken or not: their requests, if any, end at their timeout.
+	ps.stats.errors.Add(uint64(len(rest)))
+	n.log.Debug("p2p: peer did not acknowledge messages", "node", ps.node, "messages", len(rest), "err", err)
+	return nil
+}
+
+// batchBytes is what batch's frames take on the wire.
+func batchBytes(batch []outbound) int {
+	total := 0
+	for _, it := range batch {
+		total += protowire.SizeVarint(uint64(it.size)) + it.size
+	}
+	return total
+}
+
+// readStatuses reads the receiver's statuses of n frames written on s, up
+// to the first that is not ackTaken. It returns how many were taken, and
+// then either that status (err nil) or the error that ended the reading.
+func readStatuses(s io.Reader, n int) (taken int, status byte, err error) {
+	var buf [batchMaxFrames]byte
+	for taken < n {
+		k, err := s.Read(buf[:n-taken])
+		for _, b := range buf[:k] {
+			if b != ackTaken {
+				return taken, b, nil
+			}
+			taken++
+		}
+		if err != nil {
+			return taken, 0, err
+		}
+	}
+	return taken, 0, nil
+}
+
+// refusedInBand fails it with the kind the receiver's status says.
+func (n *Node) refusedInBand(ps *peerState, it outbound, status byte) {
+	switch status {
+	case statusTooLarge:
+		n.undelivered(ps, it, kernel.ErrTooLarge, fmt.Sprintf("node %s refused the message: its frame is over that node's size limit", ps.node))
+	case statusNoMemory:
+		n.undelivered(ps, it, kernel.ErrMailboxFull, fmt.Sprintf("node %s has no memory for the message now (its resource limits)", ps.node))
+	case statusBadFrame:
+		n.log.Warn("p2p: peer refused a frame as malformed", "node", ps.node)
+		n.undelivered(ps, it, kernel.ErrOffline, fmt.Sprintf("node %s refused the message as malformed", ps.node))
+	default:
+		n.log.Warn("p2p: peer answered a message with an unknown status", "node", ps.node, "byte", status)
+		n.undelivered(ps, it, kernel.ErrOffline, fmt.Sprintf("node %s answered the message with an unknown status %#x", ps.node, status))
+	}
 }
 
 // refused reports whether err, from reading a stream, is the receiver's
@@ -503,13 +614,14 @@ func failQueued(n *Node, peers map[peer.ID]*peerState, detail string) {
 	}
 }
 
-// handleStream reads the frames of an inbound /weft/msg/2 stream one
-// after another and hands each to the kernel, as from the stream's
-// authenticated peer, acknowledging each with ackTaken once the kernel
-// has it. It closes the stream when the sender closes its side or when
-// no frame begins within twice StreamIdleTimeout, and resets it, with a
-// code saying why, at the first frame that is malformed, over the size
-// limit or over the memory the peer is granted.
+// handleStream reads the frames of an inbound stream one after another
+// and hands each to the kernel, as from the stream's authenticated peer,
+// and writes each frame's status back: ackTaken once the kernel has it,
+// the acknowledgements of frames that came together in one write. It
+// closes the stream when the sender closes its side or when no frame
+// begins within twice StreamIdleTimeout, and refuses the first frame that
+// is malformed, over the size limit or over the memory the peer is
+// granted (refuseFrame).
 func (n *Node) handleStream(s network.Stream) {
 	id := s.Conn().RemotePeer()
 	ps := n.peerIfKnown(id)
@@ -525,14 +637,16 @@ func (n *Node) handleStream(s network.Stream) {
 			return
 		}
 	}
-	fr := &frameReader{s: s, n: &ps.stats.bytesIn, frameTimeout: n.cfg.WriteTimeout}
-	ack := []byte{ackTaken}
+	in := bufio.NewReaderSize(s, inboundBuffer)
+	fr := &frameReader{s: s, r: in, n: &ps.stats.bytesIn, frameTimeout: n.cfg.WriteTimeout}
+	var acks [batchMaxFrames]byte
+	owed := 0 // frames taken, not yet acknowledged
 	for {
 		s.SetReadDeadline(time.Now().Add(2 * n.cfg.StreamIdleTimeout))
 		f, err := wire.ReadFrame(fr, n.maxFrame)
 		if err != nil && fr.read == 0 {
-			// Between frames: the sender closed its side, or let the
-			// stream idle, or went away.
+			// Between frames (none owed: see below): the sender closed
+			// its side, or let the stream idle, or went away.
 			var ne net.Error
 			if err == io.EOF || errors.As(err, &ne) && ne.Timeout() {
 				s.Close()
@@ -542,37 +656,72 @@ func (n *Node) handleStream(s network.Stream) {
 			return
 		}
 		if err != nil {
-			n.refuseFrame(ps, s, err)
+			n.refuseFrame(ps, s, acks[:owed], err)
 			return
 		}
 		m, revoked, err := pbconv.FromRemoteFrame(f)
 		if err != nil {
-			n.refuseFrame(ps, s, err)
+			n.refuseFrame(ps, s, acks[:owed], fmt.Errorf("%w: %w", wire.ErrMalformed, err))
 			return
 		}
 		ps.stats.messagesIn.Add(1)
 		n.receive(ps, m, revoked)
 		fr.done()
+		acks[owed] = ackTaken
+		owed++
+		// The next frame's acknowledgement goes with this one's if the
+		// whole of it has come already (the sender wrote them together),
+		// so reading it will not wait.
+		if owed < len(acks) && frameBuffered(in) {
+			continue
+		}
 		s.SetWriteDeadline(time.Now().Add(n.cfg.WriteTimeout))
-		if _, err := s.Write(ack); err != nil {
-			n.log.Debug("p2p: acknowledge a frame", "node", ps.node, "err", err)
+		if _, err := s.Write(acks[:owed]); err != nil {
+			n.log.Debug("p2p: acknowledge frames", "node", ps.node, "err", err)
 			s.Reset()
 			return
 		}
+		owed = 0
 	}
 }
 
+// inboundBuffer is the buffer under an inbound stream's frame reader, in
+// which the frames a sender wrote together are found whole.
+const inboundBuffer = 4 << 10
+
+// frameBuffered reports whether a whole frame waits in r's buffer.
+func frameBuffered(r *bufio.Reader) bool {
+	b, _ := r.Peek(r.Buffered())
+	size, k := protowire.ConsumeVarint(b)
+	return k > 0 && size <= uint64(len(b)-k)
+}
+
 // refuseFrame counts and logs a frame that could not be read or taken,
-// and resets its stream with the code that tells the sender why.
-func (n *Node) refuseFrame(ps *peerState, s network.Stream, err error) {
+// and tells the sender why: it writes the statuses owed for the frames
+// taken before it and the refusal's, closes its side of s, and reads and
+// discards what the sender wrote after, up to keepMaxFrame bytes (a
+// batch is at most that), until the sender closes or resets s. A sender
+// that writes on (a frame of its own over keepMaxFrame, written alone)
+// gets a reset with the code of the refusal instead.
+func (n *Node) refuseFrame(ps *peerState, s network.Stream, owed []byte, err error) {
 	ps.stats.errors.Add(1)
 	n.log.Warn("p2p: bad frame from peer", "node", ps.node, "err", err)
-	code := resetBadFrame
+	code, status := resetBadFrame, statusBadFrame
 	switch {
 	case errors.Is(err, wire.ErrTooLarge):
-		code = resetTooLarge
+		code, status = resetTooLarge, statusTooLarge
 	case errors.Is(err, errNoMemory):
-		code = resetNoMemory
+		code, status = resetNoMemory, statusNoMemory
+	}
+	s.SetDeadline(time.Now().Add(n.cfg.WriteTimeout))
+	if _, err := s.Write(append(owed, status)); err != nil {
+		s.ResetWithError(code)
+		return
+	}
+	s.CloseWrite()
+	if _, err := io.CopyN(io.Discard, s, keepMaxFrame); err == io.EOF {
+		s.Close()
+		return
 	}
 	s.ResetWithError(code)
 }
@@ -633,7 +782,7 @@ func (n *Node) rateLimited(ps *peerState, m *kernel.RemoteMessage) {
 	}
 	f, err := pbconv.RemoteFrame(answer)
 	if err == nil {
-		err = n.enqueue(ps.id, ps.node, outbound{msg: answer, frame: f})
+		err = n.enqueue(ps.id, ps.node, outbound{msg: answer, frame: f, size: proto.Size(f)})
 	}
 	if err != nil {
 		n.log.Debug("p2p: rate-limit answer not sent", "node", ps.node, "err", err)

@@ -92,7 +92,7 @@ func BenchmarkRemoteRoundTrip(b *testing.B) {
 			listen = quicListen
 		}
 		a := startNode(b, func(c *Config) { c.Listen = listen })
-		bn := startNode(b, func(c *Config) { c.Listen = listen })
+		bn := startNode(b, func(c *Config) { c.Listen = listen }, noRateLimit)
 		if _, err := a.Connect(context.Background(), bn.addr(b, tr.listen)); err != nil {
 			b.Fatal(err)
 		}

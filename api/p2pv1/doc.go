@@ -8,7 +8,7 @@ package p2pv1
 // ProtocolID is the libp2p protocol id of node-to-node messaging. Its
 // version changes only for a change an older node cannot ignore (see
 // wire.proto).
-const ProtocolID = "/weft/msg/2"
+const ProtocolID = "/weft/msg/3"
 
 // MaxErrorDetailBytes bounds the detail of an error on the wire, the
 // sentence for people that comes back with a failed request. A node

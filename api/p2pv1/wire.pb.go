@@ -1,16 +1,22 @@
 // The wire between nodes: what one weft node sends another over an
-// encrypted libp2p stream of the protocol `/weft/msg/2`. A stream carries
-// Frames from the node that opened it, one at a time, each written as an
-// unsigned varint of its length in bytes followed by the Frame's protobuf
-// encoding (p2p/wire), and no frame may be longer than the receiving node
-// allows (p2p/wire.MaxFrameBytes of its limits); a longer one is refused
-// before it is read. Once the receiver has taken a frame (handed it to its
-// kernel) it writes one byte, 0x01, back on the stream; the sender writes
-// the stream's next frame only after that byte. A receiver refuses a frame
-// by resetting the stream with a code that says why (p2p's package doc
-// lists them). Either side may close a stream between frames: the sender
-// keeps a few open to a node for the messages that follow, and closes them
-// when idle.
+// encrypted libp2p stream of the protocol `/weft/msg/3`. A stream carries
+// Frames from the node that opened it, each written as an unsigned varint
+// of its length in bytes followed by the Frame's protobuf encoding
+// (p2p/wire), and no frame may be longer than the receiving node allows
+// (p2p/wire.MaxFrameBytes of its limits); a longer one is refused before
+// it is read. The sender may write several frames at once (at most 64,
+// and 256 KiB in all, unless it is one frame alone). For each frame, in
+// order, the receiver writes one status byte back: 0x01 once it has taken
+// the frame (handed it to its kernel); or a refusal, 0x02 (the frame is
+// over its size limit), 0x03 (no memory for it now) or 0x04 (not a
+// well-formed frame), after which it takes nothing more from the stream:
+// it closes its side, reads and discards what the sender wrote after, up
+// to 256 KiB, and closes the stream once the sender has, or resets it,
+// with a code saying why (p2p's package doc lists them), if the sender
+// writes on. The sender writes the stream's next frames only once every
+// frame written has its status. Either side may close a stream between
+// frames: the sender keeps a few open to a node for the messages that
+// follow, and closes them when idle.
 //
 // Messages are the shared types of weft/v1/types.proto, so a message has
 // one schema on every edge of the node. On the wire they are stricter than
@@ -30,13 +36,14 @@
 // the authenticated libp2p peer, and drops a frame whose source names
 // another node.
 //
-// Compatibility: the protocol id carries the version. Within `/weft/msg/2`
+// Compatibility: the protocol id carries the version. Within `/weft/msg/3`
 // fields may be added, never renumbered, retyped or given a new meaning;
 // a node ignores fields it does not know. A change old nodes cannot ignore
-// is a new protocol id, `/weft/msg/3`, spoken beside the old one; so is a
+// is a new protocol id, `/weft/msg/4`, spoken beside the old one; so is a
 // new kind of Frame, since a node refuses a frame whose kind it does not
 // know (to it, the frame has none). (`/weft/msg/1`, a stream per frame,
-// never left development and is not spoken.)
+// and `/weft/msg/2`, one frame at a time on a stream, never left
+// development and are not spoken.)
 //
 // After editing this file run `make generate` and check in the result.
 
@@ -64,7 +71,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// A Frame is one unit on a `/weft/msg/2` stream: exactly one of a message
+// A Frame is one unit on a `/weft/msg/3` stream: exactly one of a message
 // or a revocation. A frame with neither is refused.
 type Frame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
