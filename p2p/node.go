@@ -202,6 +202,7 @@ func newHost(cfg Config, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, 
 		libp2p.AddrsFactory(addrs),
 		libp2p.DisableMetrics(),
 		libp2p.UserAgent("weft"),
+		libp2p.ChainOptions(extraHostOptions(cfg)...),
 	)
 	if err != nil {
 		cm.Close()
