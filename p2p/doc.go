@@ -9,9 +9,11 @@
 // TCP, under the libp2p resource manager (Limits: connections, streams and
 // memory, in all and per peer) and a connection manager that never closes
 // bootstrap peers or relays; a connection gater lets only nodes (peers
-// with Ed25519 keys) past the security handshake. Hole punching (DCUtR) is on, so two nodes
-// that met through a relay try to connect directly; it needs real NATs,
-// which the tests here do not have.
+// with Ed25519 keys) past the security handshake. Hole punching (DCUtR)
+// is on, so two nodes that met through a relay try to connect directly
+// (tested on go-libp2p's simulated NATs, holepunch_test.go); once they
+// are, a stream kept through the relay is closed when next taken, and the
+// messages move to the direct connection.
 //
 // # Messages
 //

@@ -220,6 +220,27 @@ func TestHolePunch(t *testing.T) {
 		t.Fatalf("c's direct dials of a: %+v, want a first one that failed", d)
 	}
 
+	// The next message leaves the stream kept through the relay for one
+	// on the direct connection.
+	mustEcho(t, a, c.echoAt(), "over the direct connection")
+	cid, err := PeerID(c.NodeID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := a.peerIfKnown(cid)
+	waitUntil(t, "a to keep the stream the message went on", func() bool {
+		ps.mu.Lock()
+		defer ps.mu.Unlock()
+		return len(ps.idle) > 0
+	})
+	ps.mu.Lock()
+	for _, k := range ps.idle {
+		if k.s.Conn().Stat().Limited {
+			t.Errorf("a keeps a stream to c through the relay, %v, beside the direct connection", k.s.Conn().RemoteMultiaddr())
+		}
+	}
+	ps.mu.Unlock()
+
 	// Without the relay only the direct connection is left, and the
 	// messages go over it.
 	if err := b.Close(); err != nil {

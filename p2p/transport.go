@@ -342,7 +342,8 @@ func (n *Node) deliver(ps *peerState, batch []outbound) {
 
 // takeStream returns an idle stream to ps from its pool, most recently
 // used first, or nil if none is left open; it closes those whose
-// connection is gone.
+// connection is gone, and those through a relay once a direct connection
+// to ps is open (hole punching made one), so that messages move to it.
 func (n *Node) takeStream(ps *peerState) (s network.Stream, reused bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -354,9 +355,24 @@ func (n *Node) takeStream(ps *peerState) (s network.Stream, reused bool) {
 			k.s.Reset()
 			continue
 		}
+		if k.s.Conn().Stat().Limited && n.directConn(ps.id) {
+			k.s.Close()
+			continue
+		}
 		return k.s, true
 	}
 	return nil, false
+}
+
+// directConn reports whether a connection to id that goes through no
+// relay is open.
+func (n *Node) directConn(id peer.ID) bool {
+	for _, c := range n.h.Network().ConnsToPeer(id) {
+		if !c.Stat().Limited && !c.IsClosed() {
+			return true
+		}
+	}
+	return false
 }
 
 // keepStream puts s, whose frame of size bytes was acknowledged, back in
