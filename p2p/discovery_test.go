@@ -209,27 +209,3 @@ func TestDHTNodeNotFound(t *testing.T) {
 		t.Fatalf("request failed after %v, want within the dial timeout %v", took, dial)
 	}
 }
-
-func TestDiscoveryConfigRefused(t *testing.T) {
-	key := mustKey(t)
-	k := newKernel(t, key, kernel.Limits{})
-	for _, tt := range []struct {
-		name string
-		cfg  Config
-		want string
-	}{
-		{"bad DHT mode", Config{Kernel: k, Key: key, DataDir: t.TempDir(), DHT: "on"}, `DHT is "on", want off, client, server or auto`},
-		{"mDNS listening nowhere", Config{Kernel: k, Key: key, DataDir: t.TempDir(), MDNS: true}, "MDNS needs Listen"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			n, err := New(tt.cfg)
-			if err == nil {
-				n.Close()
-				t.Fatal("New succeeded")
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("New: %v, want an error saying %q", err, tt.want)
-			}
-		})
-	}
-}

@@ -569,6 +569,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"bootstrap without id", Config{Kernel: k, Key: key, DataDir: t.TempDir(), Bootstrap: []string{"/ip4/127.0.0.1/tcp/1"}}, "want a full address ending in /p2p/NODEID"},
 		{"bad relay", Config{Kernel: k, Key: key, DataDir: t.TempDir(), StaticRelays: []string{"nonsense"}}, "StaticRelays"},
 		{"bad listen", Config{Kernel: k, Key: key, DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/x"}}, "start libp2p host"},
+		{"bad DHT mode", Config{Kernel: k, Key: key, DataDir: t.TempDir(), DHT: "on"}, `DHT is "on", want off, client, server or auto`},
+		{"mDNS listening nowhere", Config{Kernel: k, Key: key, DataDir: t.TempDir(), MDNS: true}, "MDNS needs Listen"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
