@@ -469,6 +469,10 @@ func (n *Node) sendOn(ps *peerState, s network.Stream, reused bool, batch []outb
 		ps.stats.messagesOut.Add(uint64(taken))
 		rest := frames[taken:]
 		switch {
+		case len(rest) == 0:
+			// Every frame acknowledged, though the write failed: a
+			// receiver that answered before reading it all.
+			return nil
 		case rerr == nil:
 			n.refusedInBand(ps, rest[0], status)
 			rest = rest[1:]
