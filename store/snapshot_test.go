@@ -4,13 +4,12 @@ package store
 // the database is streamed.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,12 +17,14 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/weftos/weft/store/storetest"
 )
 
 const (
-	snapPkg   = "notes:acme"
-	snapDB    = "db"
-	snapDrive = "files"
+	snapPkg   = storetest.Package
+	snapDB    = storetest.DB
+	snapDrive = storetest.Drive
 )
 
 // openNode opens a Store and Drives under dir sharing one Barrier, with a
@@ -51,60 +52,6 @@ func openNode(t *testing.T, dir string) (*Store, *Drives) {
 	return s, d
 }
 
-func writerProc(w int) string { return fmt.Sprintf("w%d:%s", w, snapPkg) }
-func writerKey(w int) []byte  { return fmt.Appendf(nil, "w%d", w) }
-func writerFile(w int) string { return fmt.Sprintf("dir/w%d", w) }
-
-// fileVersion is the content of a writer's drive file at step n: 512
-// equal lines, so that a mix of two versions does not parse.
-func fileVersion(n int) []byte {
-	return bytes.Repeat(fmt.Appendf(nil, "%08d\n", n), 512)
-}
-
-// parseVersion returns the step a drive file holds; a missing file is 0.
-func parseVersion(b []byte, err error) (int, error) {
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	if len(b) < 9 {
-		return 0, fmt.Errorf("drive file of %d bytes is not a version", len(b))
-	}
-	n, err := strconv.Atoi(string(b[:8]))
-	if err != nil || !bytes.Equal(b, fileVersion(n)) {
-		return 0, fmt.Errorf("drive file is not one whole version (starts %q, %d bytes)", b[:9], len(b))
-	}
-	return n, nil
-}
-
-// parseStep decodes a state or kv value; absent is 0.
-func parseStep(v []byte, ok bool, err error) (int, error) {
-	if err != nil || !ok {
-		return 0, err
-	}
-	return strconv.Atoi(string(v))
-}
-
-// writerStep makes writer w's step n: state, then kv, then drive file,
-// each once the one before has returned. Odd steps replace the file
-// (WriteFile), even ones overwrite it in place (WriteAt), which must
-// break the link a snapshot shares.
-func writerStep(s *Store, d *Drives, w, n int) error {
-	v := []byte(strconv.Itoa(n))
-	if err := s.SetState(writerProc(w), v); err != nil {
-		return err
-	}
-	if err := s.KVSet(snapPkg, snapDB, writerKey(w), v); err != nil {
-		return err
-	}
-	if n%2 == 1 {
-		return d.WriteFile(snapPkg, snapDrive, writerFile(w), fileVersion(n))
-	}
-	return d.WriteAt(snapPkg, snapDrive, writerFile(w), 0, fileVersion(n))
-}
-
 // readSnapshot returns, for each writer, the steps the snapshot's state,
 // kv pair and drive file show.
 func readSnapshot(t *testing.T, into string, writers int) (state, kv, file []int) {
@@ -114,20 +61,9 @@ func readSnapshot(t *testing.T, into string, writers int) (state, kv, file []int
 		t.Fatalf("open the snapshot's database: %v", err)
 	}
 	defer s.Close()
-	for w := range writers {
-		st, err := parseStep(s.GetState(writerProc(w)))
-		if err != nil {
-			t.Fatalf("snapshot %s: state of writer %d: %v", into, w, err)
-		}
-		k, err := parseStep(s.KVGet(snapPkg, snapDB, writerKey(w)))
-		if err != nil {
-			t.Fatalf("snapshot %s: kv of writer %d: %v", into, w, err)
-		}
-		f, err := parseVersion(os.ReadFile(filepath.Join(into, SnapshotDrivesDir, snapPkg, snapDrive, filepath.FromSlash(writerFile(w)))))
-		if err != nil {
-			t.Fatalf("snapshot %s: drive file of writer %d: %v", into, w, err)
-		}
-		state, kv, file = append(state, st), append(kv, k), append(file, f)
+	state, kv, file, err = storetest.Steps(s, filepath.Join(into, SnapshotDrivesDir), writers)
+	if err != nil {
+		t.Fatalf("snapshot %s: %v", into, err)
 	}
 	return state, kv, file
 }
@@ -161,7 +97,7 @@ func TestSnapshotConcurrentWrites(t *testing.T) {
 					return
 				default:
 				}
-				if err := writerStep(s, d, w, n); err != nil {
+				if err := storetest.Step(s, d, w, n); err != nil {
 					t.Errorf("writer %d step %d: %v", w, n, err)
 					failed.Store(true)
 					return
@@ -187,13 +123,10 @@ func TestSnapshotConcurrentWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		state, kv, file := readSnapshot(t, into, writers)
-		for w := range writers {
-			if !(state[w] >= kv[w] && kv[w] >= file[w] && file[w] >= state[w]-1) {
-				t.Errorf("snapshot %d, writer %d: state %d, kv %d, file %d; want state ≥ kv ≥ file ≥ state−1",
-					snaps, w, state[w], kv[w], file[w])
-			}
-			newest = max(newest, state[w])
+		if err := storetest.Instant(state, kv, file); err != nil {
+			t.Errorf("snapshot %d: %v", snaps, err)
 		}
+		newest = max(newest, slices.Max(state))
 		if err := os.RemoveAll(into); err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +146,7 @@ func TestSnapshotConcurrentWrites(t *testing.T) {
 	// Writers rewrote the files a snapshot shared: the live drive must
 	// hold each writer's last step, complete.
 	for w := range writers {
-		got, err := parseVersion(d.ReadFile(snapPkg, snapDrive, writerFile(w)))
+		got, err := storetest.Version(d.ReadFile(snapPkg, snapDrive, storetest.File(w)))
 		if err != nil || got != int(steps[w].Load()) {
 			t.Errorf("live drive file of writer %d = step %d, %v; want %d", w, got, err, steps[w].Load())
 		}
@@ -236,7 +169,7 @@ func TestSnapshotWritesDuringStream(t *testing.T) {
 	if err := s.ClearState("ballast"); err != nil {
 		t.Fatal(err)
 	}
-	if err := writerStep(s, d, 0, 1); err != nil {
+	if err := storetest.Step(s, d, 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Append(snapPkg, snapDrive, "log", []byte("old\n")); err != nil {
@@ -252,7 +185,7 @@ func TestSnapshotWritesDuringStream(t *testing.T) {
 		streamed = true
 		done := make(chan error, 1)
 		go func() {
-			err := writerStep(s, d, 0, 2)
+			err := storetest.Step(s, d, 0, 2)
 			if err == nil {
 				err = d.Append(snapPkg, snapDrive, "log", []byte("new\n"))
 			}
@@ -280,7 +213,7 @@ func TestSnapshotWritesDuringStream(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(into, SnapshotDrivesDir, snapPkg, snapDrive, "log")); err != nil || string(b) != "old\n" {
 		t.Errorf("snapshot's appended file = %q, %v; want %q", b, err, "old\n")
 	}
-	if v, ok, err := s.GetState(writerProc(0)); err != nil || !ok || string(v) != "2" {
+	if v, ok, err := s.GetState(storetest.Process(0)); err != nil || !ok || string(v) != "2" {
 		t.Errorf("live state = %q, %v, %v; want %q", v, ok, err, "2")
 	}
 	if b, err := d.ReadFile(snapPkg, snapDrive, "log"); err != nil || string(b) != "old\nnew\n" {
@@ -453,9 +386,9 @@ func TestBarrierHoldsStoreWrites(t *testing.T) {
 	s, d := openNode(t, t.TempDir())
 	release := d.Barrier()
 	wrote := make(chan error, 1)
-	go func() { wrote <- s.SetState(writerProc(0), []byte("x")) }()
+	go func() { wrote <- s.SetState(storetest.Process(0), []byte("x")) }()
 	// A read goes on under the barrier.
-	if _, _, err := s.GetState(writerProc(0)); err != nil {
+	if _, _, err := s.GetState(storetest.Process(0)); err != nil {
 		t.Fatal(err)
 	}
 	// Give the write a window in which it would finish, were it not held
@@ -471,7 +404,7 @@ func TestBarrierHoldsStoreWrites(t *testing.T) {
 	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
-	if v, ok, err := s.GetState(writerProc(0)); err != nil || !ok || string(v) != "x" {
+	if v, ok, err := s.GetState(storetest.Process(0)); err != nil || !ok || string(v) != "x" {
 		t.Fatalf("state after the release = %q, %v, %v", v, ok, err)
 	}
 }
