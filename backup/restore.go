@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/weftos/weft/backup/repo"
@@ -130,28 +129,7 @@ func findSnapshot(ctx context.Context, r *repo.Repo, want string) (repo.Snapshot
 	if err != nil {
 		return repo.SnapshotInfo{}, err
 	}
-	if len(snaps) == 0 {
-		return repo.SnapshotInfo{}, errors.New("the repository holds no snapshot")
-	}
-	if want == "" || want == "latest" {
-		return snaps[0], nil
-	}
-	if len(want) < 8 || strings.Trim(strings.ToLower(want), "0123456789abcdef") != "" {
-		return repo.SnapshotInfo{}, fmt.Errorf("snapshot %.80q: want latest, or 8 to 64 hex digits of an id", want)
-	}
-	var found []repo.SnapshotInfo
-	for _, s := range snaps {
-		if strings.HasPrefix(s.ID.String(), strings.ToLower(want)) {
-			found = append(found, s)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return repo.SnapshotInfo{}, fmt.Errorf("snapshot %s: not in the repository", want)
-	case 1:
-		return found[0], nil
-	}
-	return repo.SnapshotInfo{}, fmt.Errorf("snapshot %s: %d snapshots begin so: give more digits", want, len(found))
+	return repo.FindSnapshot(snaps, want)
 }
 
 // checkRestored checks a restored node before it is moved into place.

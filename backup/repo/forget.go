@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/weftos/weft/backup/object"
+	"github.com/weftos/weft/internal/echoed"
 )
 
 // SnapshotInfo is a snapshot and its manifest.
@@ -108,34 +110,122 @@ func (r *Repo) Forget(ctx context.Context, p KeepPolicy, dryRun bool) (keep, rem
 			return nil, nil, fmt.Errorf("forget: a negative keep count")
 		}
 	}
-	if dryRun {
-		snaps, err := r.SnapshotList(ctx)
+	return r.forget(ctx, dryRun, func(snaps []SnapshotInfo) (keep, remove []SnapshotInfo, err error) {
+		keep, remove = p.Apply(snaps)
+		return keep, remove, nil
+	})
+}
+
+// ForgetIDs removes the snapshots ids name (each an id or a unique prefix
+// of one, as FindSnapshot takes), as Forget does, and returns those kept
+// and those removed, newest first, and the ids that name no snapshot here
+// (not an error: a snapshot's id differs from one repository to the
+// next). An id that names several is an error, and nothing is removed.
+func (r *Repo) ForgetIDs(ctx context.Context, ids []string, dryRun bool) (keep, remove []SnapshotInfo, missing []string, err error) {
+	if len(ids) == 0 {
+		return nil, nil, nil, fmt.Errorf("forget: no snapshot named")
+	}
+	keep, remove, err = r.forget(ctx, dryRun, func(snaps []SnapshotInfo) (keep, remove []SnapshotInfo, err error) {
+		missing = missing[:0]
+		gone := make(map[ID]bool)
+		for _, want := range ids {
+			s, err := FindSnapshot(snaps, want)
+			if errors.Is(err, ErrNoSnapshot) {
+				missing = append(missing, want)
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			gone[s.ID] = true
+		}
+		for _, s := range snaps {
+			if gone[s.ID] {
+				remove = append(remove, s)
+			} else {
+				keep = append(keep, s)
+			}
+		}
+		return keep, remove, nil
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return keep, remove, missing, nil
+}
+
+// forget lists the snapshots, lets choose split them, and deletes those
+// it removes: holding the lock, or with dryRun without it, deleting none.
+func (r *Repo) forget(ctx context.Context, dryRun bool, choose func([]SnapshotInfo) (keep, remove []SnapshotInfo, err error)) (keep, remove []SnapshotInfo, err error) {
+	if !dryRun {
+		l, err := r.Lock(ctx)
 		if err != nil {
 			return nil, nil, fmt.Errorf("forget: %w", err)
 		}
-		keep, remove = p.Apply(snaps)
-		return keep, remove, nil
+		defer func() {
+			if uerr := l.Unlock(context.WithoutCancel(ctx)); err == nil && uerr != nil {
+				err = fmt.Errorf("forget: %w", uerr)
+			}
+		}()
 	}
-	l, err := r.Lock(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("forget: %w", err)
-	}
-	defer func() {
-		if uerr := l.Unlock(context.WithoutCancel(ctx)); err == nil && uerr != nil {
-			err = fmt.Errorf("forget: %w", uerr)
-		}
-	}()
 	snaps, err := r.SnapshotList(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("forget: %w", err)
 	}
-	keep, remove = p.Apply(snaps)
+	keep, remove, err = choose(snaps)
+	if err != nil {
+		return nil, nil, fmt.Errorf("forget: %w", err)
+	}
+	if dryRun {
+		return keep, remove, nil
+	}
 	for _, s := range remove {
 		if err := r.b.Delete(ctx, snapshotName(s.ID)); err != nil && !isNotFound(err) {
 			return nil, nil, fmt.Errorf("forget %v: %w", s.ID, err)
 		}
 	}
 	return keep, remove, nil
+}
+
+// CheckIDPrefix says whether s can name a snapshot: an id, or a prefix of
+// one of at least 8 hex digits.
+func CheckIDPrefix(s string) error {
+	if len(s) < 8 || len(s) > 2*len(ID{}) || strings.Trim(strings.ToLower(s), "0123456789abcdef") != "" {
+		return errors.New("8 to 64 hex digits of an id")
+	}
+	return nil
+}
+
+// ErrNoSnapshot is FindSnapshot's error when nothing matches.
+var ErrNoSnapshot = errors.New("no such snapshot")
+
+// FindSnapshot picks from snaps (newest first) the one want names:
+// "latest" or "" for the newest, else an id or a unique prefix of one of
+// at least 8 hex digits.
+func FindSnapshot(snaps []SnapshotInfo, want string) (SnapshotInfo, error) {
+	if want == "" || want == "latest" {
+		if len(snaps) == 0 {
+			return SnapshotInfo{}, fmt.Errorf("%w: the repository holds none", ErrNoSnapshot)
+		}
+		return snaps[0], nil
+	}
+	if err := CheckIDPrefix(want); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("snapshot %q: want latest, or %w", echoed.Truncate(want), err)
+	}
+	lower := strings.ToLower(want)
+	var found []SnapshotInfo
+	for _, s := range snaps {
+		if strings.HasPrefix(s.ID.String(), lower) {
+			found = append(found, s)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return SnapshotInfo{}, fmt.Errorf("snapshot %s: %w in the repository", lower, ErrNoSnapshot)
+	case 1:
+		return found[0], nil
+	}
+	return SnapshotInfo{}, fmt.Errorf("snapshot %s: %d snapshots begin so: give more digits", lower, len(found))
 }
 
 func isNotFound(err error) bool { return errors.Is(err, object.ErrNotFound) }

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -103,6 +104,90 @@ func packBytes(t *testing.T, b object.Backend) (n int, size int64) {
 		t.Fatal(err)
 	}
 	return n, size
+}
+
+func TestFindSnapshot(t *testing.T) {
+	mk := func(hexID string) SnapshotInfo {
+		var id ID
+		b, err := hex.DecodeString(hexID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(id[:], b)
+		return SnapshotInfo{ID: id, Manifest: &Manifest{}}
+	}
+	snaps := []SnapshotInfo{mk("abcdef0123"), mk("abcdef0199"), mk("12345678aa")} // newest first
+	for _, c := range []struct {
+		want, got, err string
+	}{
+		{want: "latest", got: "abcdef0123"},
+		{want: "", got: "abcdef0123"},
+		{want: "12345678", got: "12345678aa"},
+		{want: "ABCDEF0199", got: "abcdef0199"},
+		{want: snaps[1].ID.String(), got: "abcdef0199"},
+		{want: "abcdef01", err: "2 snapshots begin so"},
+		{want: "99999999", err: ErrNoSnapshot.Error()},
+		{want: "abcdef0", err: "8 to 64 hex digits"},
+		{want: "abcdefgh", err: "8 to 64 hex digits"},
+		{want: snaps[0].ID.String() + "0", err: "8 to 64 hex digits"},
+		{want: strings.Repeat("x", 4000), err: "bytes cut"},
+	} {
+		s, err := FindSnapshot(snaps, c.want)
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("FindSnapshot(%.20q) = %v, %v; want an error with %q", c.want, s.ID, err, c.err)
+		case c.err == "" && (err != nil || !strings.HasPrefix(s.ID.String(), c.got)):
+			t.Errorf("FindSnapshot(%q) = %v, %v; want %s", c.want, s.ID, err, c.got)
+		}
+	}
+	if _, err := FindSnapshot(nil, "latest"); !errors.Is(err, ErrNoSnapshot) {
+		t.Errorf("latest of none: %v", err)
+	}
+}
+
+func TestForgetIDs(t *testing.T) {
+	ctx := context.Background()
+	r, b, id := testRepo(t)
+	ids, _ := backupN(t, r, 3)
+	gone := "0000000000"
+	keep, remove, missing, err := r.ForgetIDs(ctx, []string{ids[1].String()[:10], gone}, true)
+	if err != nil || len(keep) != 2 || len(remove) != 1 || remove[0].ID != ids[1] || !slices.Equal(missing, []string{gone}) {
+		t.Fatalf("dry run: %v %v %v %v", keep, remove, missing, err)
+	}
+	if snaps, _ := r.Snapshots(ctx); len(snaps) != 3 {
+		t.Fatalf("a dry run removed snapshots: %d left", len(snaps))
+	}
+	for _, bad := range [][]string{nil, {"nothex!!"}, {ids[0].String(), "short"}} {
+		if _, _, _, err := r.ForgetIDs(ctx, bad, false); err == nil {
+			t.Fatalf("forget %q ran", bad)
+		}
+	}
+	if snaps, _ := r.Snapshots(ctx); len(snaps) != 3 {
+		t.Fatalf("a refused forget removed snapshots: %d left", len(snaps))
+	}
+	// The newest, which no keep rule would let go.
+	keep, remove, missing, err = r.ForgetIDs(ctx, []string{ids[2].String()}, false)
+	if err != nil || len(keep) != 2 || len(remove) != 1 || remove[0].ID != ids[2] || len(missing) != 0 {
+		t.Fatalf("forget: %v %v %v %v", keep, remove, missing, err)
+	}
+	// Held by another's lock: refused, as Forget is.
+	other, err := Open(ctx, b, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := other.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := r.ForgetIDs(ctx, []string{ids[0].String()}, false); !errors.Is(err, ErrLocked) {
+		t.Fatalf("forget beside a lock: %v", err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Check(ctx, false); err != nil || !c.OK() {
+		t.Fatalf("check: %+v, %v", c, err)
+	}
 }
 
 func TestForgetAndPrune(t *testing.T) {

@@ -540,6 +540,8 @@ func TestTamperedObjectsAreRefused(t *testing.T) {
 	})
 }
 
+// TestCheckNamesSnapshotsADeletedPackBreaks loses a pack, checks that
+// verify names the snapshot it breaks, and repairs the repository.
 func TestCheckNamesSnapshotsADeletedPackBreaks(t *testing.T) {
 	ctx := context.Background()
 	r, b, _ := testRepo(t)
@@ -583,6 +585,34 @@ func TestCheckNamesSnapshotsADeletedPackBreaks(t *testing.T) {
 			t.Errorf("readData %v: problems %q name no missing pack", readData, c.Problems)
 		}
 	}
+
+	// The recovery docs/backup.md gives: prune refuses while a snapshot
+	// is broken; forget it by id, prune (the index drops the lost pack),
+	// and the next backup stores its blobs again, whole.
+	if _, err := r.Prune(ctx); err == nil {
+		t.Fatal("prune ran on a broken repository")
+	}
+	if _, _, _, err := r.ForgetIDs(ctx, []string{second.Snapshot.String()}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Prune(ctx); err != nil {
+		t.Fatalf("prune once the broken snapshot is forgotten: %v", err)
+	}
+	third, err := r.Backup(ctx, src, BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Check(ctx, true); err != nil || !c.OK() {
+		t.Fatalf("check after the repair: %+v, %v", c, err)
+	}
+	if err := r.Restore(ctx, first.Snapshot, filepath.Join(t.TempDir(), "r"), RestoreOptions{}); err != nil {
+		t.Fatalf("restore the first snapshot after the repair: %v", err)
+	}
+	dst := filepath.Join(t.TempDir(), "r")
+	if err := r.Restore(ctx, third.Snapshot, dst, RestoreOptions{}); err != nil {
+		t.Fatalf("restore the new snapshot: %v", err)
+	}
+	sameTree(t, src, dst)
 }
 
 var errInjected = errors.New("injected failure")
