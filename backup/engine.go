@@ -536,13 +536,28 @@ func (e *Engine) Verify(ctx context.Context, targets []string, readData bool) ([
 type ForgetResult struct {
 	Target        string
 	Keep, Removed []repo.SnapshotInfo
-	Err           error
+	// Missing are the ids of ForgetSelection.IDs that name no snapshot on
+	// this target.
+	Missing []string
+	Err     error
 }
 
-// Forget removes, on the targets named (all when none), the snapshots p
-// does not keep. With dryRun it only says which.
-func (e *Engine) Forget(ctx context.Context, targets []string, p repo.KeepPolicy, dryRun bool) ([]ForgetResult, error) {
-	if p == (repo.KeepPolicy{}) {
+// ForgetSelection says which snapshots Forget removes: those named by
+// IDs (ids or unique prefixes of at least 8 hex digits, as weft backup ls
+// shows them), or, when IDs is empty, those Keep does not keep.
+type ForgetSelection struct {
+	Keep repo.KeepPolicy
+	IDs  []string
+}
+
+// Forget removes, on the targets named (all when none), the snapshots sel
+// picks. With dryRun it only says which. A snapshot's id is its target's:
+// an id that names nothing on a target is in that target's Missing.
+func (e *Engine) Forget(ctx context.Context, targets []string, sel ForgetSelection, dryRun bool) ([]ForgetResult, error) {
+	switch {
+	case len(sel.IDs) > 0 && sel.Keep != (repo.KeepPolicy{}):
+		return nil, errors.New("backup: forget: give snapshot ids or keep rules, not both")
+	case len(sel.IDs) == 0 && sel.Keep == (repo.KeepPolicy{}):
 		return nil, errors.New("backup: forget: no keep rule: it would forget every snapshot")
 	}
 	end, err := e.begin("forget")
@@ -553,7 +568,11 @@ func (e *Engine) Forget(ctx context.Context, targets []string, p repo.KeepPolicy
 	return perTarget(ctx, e, targets, false, func(t Target, r *repo.Repo, err error) ForgetResult {
 		f := ForgetResult{Target: t.Name}
 		if err == nil {
-			f.Keep, f.Removed, err = r.Forget(ctx, p, dryRun)
+			if len(sel.IDs) > 0 {
+				f.Keep, f.Removed, f.Missing, err = r.ForgetIDs(ctx, sel.IDs, dryRun)
+			} else {
+				f.Keep, f.Removed, err = r.Forget(ctx, sel.Keep, dryRun)
+			}
 		}
 		f.Err = err
 		return f

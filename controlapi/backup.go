@@ -27,7 +27,7 @@ type Backups interface {
 	Run(ctx context.Context, targets []string, progress func(backup.Progress)) ([]backup.RunResult, error)
 	Snapshots(ctx context.Context, targets []string) ([]backup.SnapshotList, error)
 	Verify(ctx context.Context, targets []string, readData bool) ([]backup.VerifyResult, error)
-	Forget(ctx context.Context, targets []string, p repo.KeepPolicy, dryRun bool) ([]backup.ForgetResult, error)
+	Forget(ctx context.Context, targets []string, sel backup.ForgetSelection, dryRun bool) ([]backup.ForgetResult, error)
 	Prune(ctx context.Context, targets []string) ([]backup.PruneResult, error)
 	Keys(ctx context.Context, targets []string) ([]backup.KeyList, error)
 	AddKey(ctx context.Context, targets []string, rc age.Recipient) ([]backup.KeyList, error)
@@ -39,6 +39,9 @@ type Backups interface {
 // errNoBackups answers backup calls on a node with no target declared.
 var errNoBackups = connect.NewError(connect.CodeFailedPrecondition,
 	errors.New("backups are not configured on this node: declare [[backup.targets]] in weftd.toml (docs/backup.md)"))
+
+// maxForgetIDs bounds the snapshot ids of one ForgetSnapshots call.
+const maxForgetIDs = 1000
 
 // runEvery bounds how often RunBackup sends a progress event.
 const runEvery = 200 * time.Millisecond
@@ -309,16 +312,28 @@ func (s *server) ForgetSnapshots(ctx context.Context, req *connect.Request[weftv
 	n := func(v uint32) int { return int(min(v, math.MaxInt32)) }
 	p := repo.KeepPolicy{Last: n(m.GetKeepLast()), Hourly: n(m.GetKeepHourly()), Daily: n(m.GetKeepDaily()),
 		Weekly: n(m.GetKeepWeekly()), Monthly: n(m.GetKeepMonthly()), Yearly: n(m.GetKeepYearly())}
-	if p == (repo.KeepPolicy{}) {
+	ids := m.GetSnapshotIds()
+	switch {
+	case len(ids) > 0 && p != (repo.KeepPolicy{}):
+		return nil, field("snapshot_ids", errors.New("give snapshot ids or keep rules, not both"))
+	case len(ids) == 0 && p == (repo.KeepPolicy{}):
 		return nil, field("keep_last", errors.New("no keep rule is set: forgetting would remove every snapshot"))
+	case len(ids) > maxForgetIDs:
+		return nil, field("snapshot_ids", fmt.Errorf("%d ids: at most %d a call", len(ids), maxForgetIDs))
 	}
-	res, err := s.backups.Forget(ctx, m.GetTargets(), p, m.GetDryRun())
+	for _, id := range ids {
+		if err := repo.CheckIDPrefix(id); err != nil {
+			return nil, field("snapshot_ids", fmt.Errorf("want %w", err))
+		}
+	}
+	res, err := s.backups.Forget(ctx, m.GetTargets(), backup.ForgetSelection{Keep: p, IDs: ids}, m.GetDryRun())
 	if err != nil {
 		return nil, err
 	}
 	out := &weftv1.ForgetSnapshotsResponse{}
 	for _, r := range res {
-		out.Targets = append(out.Targets, &weftv1.ForgetSnapshotsResult{Target: r.Target, Kept: snapshots(r.Keep), Removed: snapshots(r.Removed), Error: errString(r.Err)})
+		out.Targets = append(out.Targets, &weftv1.ForgetSnapshotsResult{Target: r.Target, Kept: snapshots(r.Keep), Removed: snapshots(r.Removed),
+			Missing: r.Missing, Error: errString(r.Err)})
 	}
 	return connect.NewResponse(out), nil
 }

@@ -186,6 +186,18 @@ func TestBackupService(t *testing.T) {
 	} else {
 		wantCode(t, err, connect.CodeInvalidArgument, "keep")
 	}
+	for _, req := range []*weftv1.ForgetSnapshotsRequest{
+		{KeepLast: 1, SnapshotIds: []string{"0123abcd"}},
+		{SnapshotIds: []string{"latest"}},
+		{SnapshotIds: []string{strings.Repeat("z", 1<<20)}},
+		{SnapshotIds: make([]string, 1001)},
+	} {
+		_, err := n.bak.ForgetSnapshots(ctx, connect.NewRequest(req))
+		wantCode(t, err, connect.CodeInvalidArgument, "snapshot_ids")
+		if err != nil && len(err.Error()) > 1024 {
+			t.Errorf("forget's error repeats what it was sent: %d bytes", len(err.Error()))
+		}
+	}
 	fr, err := n.bak.ForgetSnapshots(ctx, connect.NewRequest(&weftv1.ForgetSnapshotsRequest{Targets: []string{"a"}, KeepLast: 1, DryRun: true}))
 	if err != nil {
 		t.Fatal(err)

@@ -4527,7 +4527,12 @@ type ForgetSnapshotsRequest struct {
 	KeepMonthly uint32 `protobuf:"varint,6,opt,name=keep_monthly,json=keepMonthly,proto3" json:"keep_monthly,omitempty"`
 	KeepYearly  uint32 `protobuf:"varint,7,opt,name=keep_yearly,json=keepYearly,proto3" json:"keep_yearly,omitempty"`
 	// Say what would go, remove nothing.
-	DryRun        bool `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Remove these snapshots instead (ids or unique prefixes of at least 8
+	// hex digits, as ListBackups gives them), whatever the keep rules would
+	// keep: a snapshot that a lost pack broke, say. An id is its target's;
+	// one naming nothing on a target is in that target's missing.
+	SnapshotIds   []string `protobuf:"bytes,9,rep,name=snapshot_ids,json=snapshotIds,proto3" json:"snapshot_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4618,6 +4623,13 @@ func (x *ForgetSnapshotsRequest) GetDryRun() bool {
 	return false
 }
 
+func (x *ForgetSnapshotsRequest) GetSnapshotIds() []string {
+	if x != nil {
+		return x.SnapshotIds
+	}
+	return nil
+}
+
 type ForgetSnapshotsResponse struct {
 	state         protoimpl.MessageState   `protogen:"open.v1"`
 	Targets       []*ForgetSnapshotsResult `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
@@ -4663,11 +4675,13 @@ func (x *ForgetSnapshotsResponse) GetTargets() []*ForgetSnapshotsResult {
 }
 
 type ForgetSnapshotsResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
-	Kept          []*BackupSnapshot      `protobuf:"bytes,2,rep,name=kept,proto3" json:"kept,omitempty"`
-	Removed       []*BackupSnapshot      `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
-	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Target  string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Kept    []*BackupSnapshot      `protobuf:"bytes,2,rep,name=kept,proto3" json:"kept,omitempty"`
+	Removed []*BackupSnapshot      `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
+	Error   string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// The snapshot_ids that name no snapshot on this target.
+	Missing       []string `protobuf:"bytes,5,rep,name=missing,proto3" json:"missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4728,6 +4742,13 @@ func (x *ForgetSnapshotsResult) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *ForgetSnapshotsResult) GetMissing() []string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
 }
 
 type PruneBackupsRequest struct {
@@ -6677,7 +6698,7 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\"<\n" +
 	"\x0eBrokenSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\bproblems\x18\x02 \x03(\tR\bproblems\"\x8d\x02\n" +
+	"\bproblems\x18\x02 \x03(\tR\bproblems\"\xb0\x02\n" +
 	"\x16ForgetSnapshotsRequest\x12\x18\n" +
 	"\atargets\x18\x01 \x03(\tR\atargets\x12\x1b\n" +
 	"\tkeep_last\x18\x02 \x01(\rR\bkeepLast\x12\x1f\n" +
@@ -6690,14 +6711,16 @@ const file_weft_v1_control_proto_rawDesc = "" +
 	"\fkeep_monthly\x18\x06 \x01(\rR\vkeepMonthly\x12\x1f\n" +
 	"\vkeep_yearly\x18\a \x01(\rR\n" +
 	"keepYearly\x12\x17\n" +
-	"\adry_run\x18\b \x01(\bR\x06dryRun\"S\n" +
+	"\adry_run\x18\b \x01(\bR\x06dryRun\x12!\n" +
+	"\fsnapshot_ids\x18\t \x03(\tR\vsnapshotIds\"S\n" +
 	"\x17ForgetSnapshotsResponse\x128\n" +
-	"\atargets\x18\x01 \x03(\v2\x1e.weft.v1.ForgetSnapshotsResultR\atargets\"\xa5\x01\n" +
+	"\atargets\x18\x01 \x03(\v2\x1e.weft.v1.ForgetSnapshotsResultR\atargets\"\xbf\x01\n" +
 	"\x15ForgetSnapshotsResult\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12+\n" +
 	"\x04kept\x18\x02 \x03(\v2\x17.weft.v1.BackupSnapshotR\x04kept\x121\n" +
 	"\aremoved\x18\x03 \x03(\v2\x17.weft.v1.BackupSnapshotR\aremoved\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"/\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x18\n" +
+	"\amissing\x18\x05 \x03(\tR\amissing\"/\n" +
 	"\x13PruneBackupsRequest\x12\x18\n" +
 	"\atargets\x18\x01 \x03(\tR\atargets\"M\n" +
 	"\x14PruneBackupsResponse\x125\n" +

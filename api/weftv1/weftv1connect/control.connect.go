@@ -1277,8 +1277,10 @@ type BackupServiceClient interface {
 	// and its pack is there; with read_data, it downloads, decrypts and
 	// checks every pack.
 	VerifyBackups(context.Context, *connect.Request[weftv1.VerifyBackupsRequest]) (*connect.Response[weftv1.VerifyBackupsResponse], error)
-	// ForgetSnapshots removes the snapshots the keep rules do not keep
-	// (all rules zero is INVALID_ARGUMENT: it would remove every one).
+	// ForgetSnapshots removes the snapshots snapshot_ids names, or, when it
+	// names none, those the keep rules do not keep (all rules zero is then
+	// INVALID_ARGUMENT: it would remove every one; ids and rules together
+	// are INVALID_ARGUMENT too).
 	ForgetSnapshots(context.Context, *connect.Request[weftv1.ForgetSnapshotsRequest]) (*connect.Response[weftv1.ForgetSnapshotsResponse], error)
 	// PruneBackups deletes what no snapshot references.
 	PruneBackups(context.Context, *connect.Request[weftv1.PruneBackupsRequest]) (*connect.Response[weftv1.PruneBackupsResponse], error)
@@ -1451,8 +1453,10 @@ type BackupServiceHandler interface {
 	// and its pack is there; with read_data, it downloads, decrypts and
 	// checks every pack.
 	VerifyBackups(context.Context, *connect.Request[weftv1.VerifyBackupsRequest]) (*connect.Response[weftv1.VerifyBackupsResponse], error)
-	// ForgetSnapshots removes the snapshots the keep rules do not keep
-	// (all rules zero is INVALID_ARGUMENT: it would remove every one).
+	// ForgetSnapshots removes the snapshots snapshot_ids names, or, when it
+	// names none, those the keep rules do not keep (all rules zero is then
+	// INVALID_ARGUMENT: it would remove every one; ids and rules together
+	// are INVALID_ARGUMENT too).
 	ForgetSnapshots(context.Context, *connect.Request[weftv1.ForgetSnapshotsRequest]) (*connect.Response[weftv1.ForgetSnapshotsResponse], error)
 	// PruneBackups deletes what no snapshot references.
 	PruneBackups(context.Context, *connect.Request[weftv1.PruneBackupsRequest]) (*connect.Response[weftv1.PruneBackupsResponse], error)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,6 +50,10 @@ declares ([[backup.targets]]; docs/backup.md). Commands that take
                      [--dry-run] [--target NAME]...
       forget the snapshots the rules do not keep (restic's rules, in UTC);
       at least one rule is required
+  weft backup forget [--dry-run] [--target NAME]... ID...
+      forget the snapshots named (ids as ls shows them, 8 digits at least),
+      whatever the rules would keep: one a lost pack broke, say; exit
+      status 2 if an id names no snapshot on any target
   weft backup prune [--target NAME]...
       delete what no snapshot references (after forget)
   weft backup key list [--target NAME]...
@@ -512,11 +517,16 @@ func backupForget(ctx context.Context, r *runner, args []string) error {
 	fs.uintVar(&monthly, most, "keep-monthly")
 	fs.uintVar(&yearly, most, "keep-yearly")
 	fs.boolVar(&dryRun, "dry-run")
-	if _, err := exactArgs(fs, args, 0, 0, ""); err != nil {
+	ids, err := exactArgs(fs, args, 0, 1000, "")
+	if err != nil {
 		return err
 	}
-	if last+hourly+daily+weekly+monthly+yearly == 0 {
-		return usagef("forget: give at least one --keep-* rule (without one it would forget every snapshot)")
+	rules := last+hourly+daily+weekly+monthly+yearly > 0
+	switch {
+	case len(ids) > 0 && rules:
+		return usagef("forget: give snapshot ids or --keep-* rules, not both")
+	case len(ids) == 0 && !rules:
+		return usagef("forget: give at least one --keep-* rule (without one it would forget every snapshot), or the ids of the snapshots to forget")
 	}
 	c, cctx, cancel, err := r.longCall(ctx, true)
 	if err != nil {
@@ -525,7 +535,7 @@ func backupForget(ctx context.Context, r *runner, args []string) error {
 	defer cancel()
 	resp, err := c.backups.ForgetSnapshots(cctx, connect.NewRequest(&weftv1.ForgetSnapshotsRequest{Targets: targets,
 		KeepLast: uint32(last), KeepHourly: uint32(hourly), KeepDaily: uint32(daily), KeepWeekly: uint32(weekly),
-		KeepMonthly: uint32(monthly), KeepYearly: uint32(yearly), DryRun: dryRun}))
+		KeepMonthly: uint32(monthly), KeepYearly: uint32(yearly), DryRun: dryRun, SnapshotIds: ids}))
 	if err != nil {
 		return &nodeError{op: "backup forget", err: err}
 	}
@@ -545,6 +555,9 @@ func backupForget(ctx context.Context, r *runner, args []string) error {
 				continue
 			}
 			fmt.Fprintf(r.env.Stdout, "%s: keeps %d, %s %d\n", t.GetTarget(), len(t.GetKept()), verb, len(t.GetRemoved()))
+			for _, id := range t.GetMissing() {
+				fmt.Fprintf(r.env.Stdout, "  %s names no snapshot here\n", id)
+			}
 			for _, s := range t.GetRemoved() {
 				fmt.Fprintf(r.env.Stdout, "  %s %s\n", shortID(s.GetId()), s.GetTime().AsTime().Local().Format(time.DateTime))
 			}
@@ -553,7 +566,25 @@ func backupForget(ctx context.Context, r *runner, args []string) error {
 	if failed > 0 {
 		return targetFailed("backup forget", failed)
 	}
+	if nowhere := missingEverywhere(ids, resp.Msg.GetTargets()); len(nowhere) > 0 {
+		return &nodeError{op: "backup forget", err: fmt.Errorf("no snapshot on any target is named %s", strings.Join(nowhere, ", "))}
+	}
 	return nil
+}
+
+// missingEverywhere returns the ids that every target said name nothing.
+func missingEverywhere(ids []string, targets []*weftv1.ForgetSnapshotsResult) []string {
+	var out []string
+	for _, id := range ids {
+		everywhere := len(targets) > 0
+		for _, t := range targets {
+			everywhere = everywhere && slices.Contains(t.GetMissing(), id)
+		}
+		if everywhere {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func backupPrune(ctx context.Context, r *runner, args []string) error {

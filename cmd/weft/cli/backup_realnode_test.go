@@ -214,6 +214,19 @@ func TestBackupOnRealNode(t *testing.T) {
 	run("backup", "prune", "--target", "a").want(t, ExitOK, "a: freed")
 	run("backup", "verify", "--target", "a").want(t, ExitOK, "a: ok: 1 snapshots")
 
+	// Forgetting by id: b's one snapshot, named by a prefix, on every
+	// target: a holds no such id and says so; an id no target holds
+	// fails; ids and rules together are refused.
+	bID := ls.GetTargets()[1].GetSnapshots()[0].GetId()
+	run("backup", "forget", "--dry-run", bID[:12]).want(t, ExitOK, "a: keeps 1, would forget 0", bID[:12]+" names no snapshot here", "b: keeps 0, would forget 1")
+	run("backup", "forget", bID[:12]).want(t, ExitOK, "b: keeps 0, forgot 1\n  "+bID[:12])
+	run("backup", "forget", bID).wantErr(t, ExitNode, "no snapshot on any target is named "+bID)
+	run("backup", "forget", "--keep-last", "1", bID).wantErr(t, ExitUsage, "not both")
+	run("backup", "forget", "latest").wantErr(t, ExitNode, "invalid_argument", "snapshot_ids")
+	if res := run("--json", "backup", "ls"); strings.Count(res.stdout, `"id"`) != 1 {
+		t.Fatalf("after forgetting b's snapshot by id:\n%s", res.stdout)
+	}
+
 	// Keys: the node's and the recovery key on each target; one added
 	// and removed; the node's own refused; an unknown one not found.
 	res = run("backup", "key", "list")

@@ -147,6 +147,7 @@ func TestBackupUsage(t *testing.T) {
 		{[]string{"backup", "frob"}, `unknown subcommand "frob"`},
 		{[]string{"backup", "forget"}, "at least one --keep-* rule"},
 		{[]string{"backup", "forget", "--keep-last", "x"}, "--keep-last"},
+		{[]string{"backup", "forget", "--keep-last", "1", "0123abcd"}, "ids or --keep-* rules, not both"},
 		{[]string{"backup", "key"}, "missing subcommand"},
 		{[]string{"backup", "key", "remove", "abc"}, "exactly one --target"},
 		{[]string{"backup", "key", "add"}, "RECIPIENT"},
