@@ -240,8 +240,10 @@ type backuper struct {
 	progress Progress
 	last     time.Time // of the last progress report
 
-	jobs  chan *chunkJob // to the sealers
-	depth int            // chunks in flight at most
+	jobs     chan *chunkJob // to the sealers
+	queue    []*chunkJob    // chunks in flight, oldest first
+	inFlight int            // their bytes
+	depth    int            // bytes in flight at most, before the oldest is waited for
 }
 
 // live returns the targets that have not failed.
@@ -346,7 +348,7 @@ func (b *backuper) dir(ctx context.Context, path string) (ID, error) {
 	if err != nil {
 		return ID{}, err
 	}
-	t := &Tree{Nodes: []Node{}}
+	var nodes []*Node // their files' chunks may be in flight until flush
 	for _, e := range ents {
 		if err := ctx.Err(); err != nil {
 			return ID{}, err
@@ -359,7 +361,7 @@ func (b *backuper) dir(ctx context.Context, path string) (ID, error) {
 		if err != nil {
 			return ID{}, err
 		}
-		n := Node{Name: e.Name(), Mode: uint32(fi.Mode().Perm()), MTimeNS: fi.ModTime().UnixNano()}
+		n := &Node{Name: e.Name(), Mode: uint32(fi.Mode().Perm()), MTimeNS: fi.ModTime().UnixNano()}
 		if err := checkName(n.Name); err != nil {
 			b.skipped = append(b.skipped, p)
 			continue
@@ -367,13 +369,11 @@ func (b *backuper) dir(ctx context.Context, path string) (ID, error) {
 		switch {
 		case fi.Mode().IsRegular():
 			n.Type = NodeFile
-			if n.Content, n.Size, err = b.file(ctx, p); err != nil {
+			if err := b.file(ctx, p, n); err != nil {
 				return ID{}, fmt.Errorf("%s: %w", p, err)
 			}
 			b.m.Files++
-			b.m.Bytes += n.Size
 			b.progress.ScannedFiles++
-			b.report(false)
 		case fi.IsDir():
 			n.Type = NodeDir
 			id, err := b.dir(ctx, p)
@@ -393,7 +393,14 @@ func (b *backuper) dir(ctx context.Context, path string) (ID, error) {
 			b.skipped = append(b.skipped, p)
 			continue
 		}
-		t.Nodes = append(t.Nodes, n)
+		nodes = append(nodes, n)
+	}
+	if err := b.flush(ctx); err != nil {
+		return ID{}, fmt.Errorf("%s: %w", path, err)
+	}
+	t := &Tree{Nodes: make([]Node, 0, len(nodes))}
+	for _, n := range nodes {
+		t.Nodes = append(t.Nodes, *n)
 	}
 	if err := b.refresh(ctx); err != nil {
 		return ID{}, err
@@ -405,11 +412,16 @@ func (b *backuper) dir(ctx context.Context, path string) (ID, error) {
 // repository's index has it.
 type chunkJob struct {
 	data []byte
+	node *Node // the file it is a chunk of
 	id   ID
 	sb   *SealedBlob // nil when every repository had it
 	err  error
 	done chan struct{}
 }
+
+// maxChunksInFlight bounds the chunks in flight when they are small (each
+// holds two buffers of at least 64 KiB).
+const maxChunksInFlight = 64
 
 // startSealers starts the goroutines that hash and seal chunks (one per
 // CPU), so that a backup uses every core for the work per byte while it
@@ -417,7 +429,10 @@ type chunkJob struct {
 func (b *backuper) startSealers(repos []*Repo) (stop func()) {
 	b.jobs = make(chan *chunkJob)
 	n := max(runtime.GOMAXPROCS(0), 1)
-	b.depth = 2*n + 2
+	// Room for every sealer to have a chunk of the mean size and the next
+	// waiting, and for the reader to go on meanwhile: many chunks when
+	// they are small files, a few when they are of a large one.
+	b.depth = (2*n + 2) << b.params.AverageBits
 	var wg sync.WaitGroup
 	for range n {
 		wg.Add(1)
@@ -442,15 +457,19 @@ func (b *backuper) startSealers(repos []*Repo) (stop func()) {
 	}
 }
 
-// file stores a file's chunks and returns their ids and its size. The
-// chunker runs here; up to b.depth chunks are being hashed and sealed by
-// the sealers meanwhile, and are added to the repositories in order.
-func (b *backuper) file(ctx context.Context, path string) ([]string, uint64, error) {
+// file reads a file's chunks and hands them to the sealers; they are added
+// to the repositories, and to n's content, in order, as later chunks come
+// (next), at the latest when its directory is flushed. The chunker runs
+// here; up to b.depth bytes of chunks of this file and those before it
+// are being hashed and sealed meanwhile, so that small files keep every
+// sealer busy as large ones do.
+func (b *backuper) file(ctx context.Context, path string, n *Node) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
 	defer f.Close()
+	n.Content = []string{}
 	p := b.params
 	if b.chunker == nil {
 		b.chunker = chunker.NewWithBoundaries(f, chunker.Pol(p.Polynomial), uint(p.MinSize), uint(p.MaxSize))
@@ -458,69 +477,64 @@ func (b *backuper) file(ctx context.Context, path string) ([]string, uint64, err
 		b.chunker.ResetWithBoundaries(f, chunker.Pol(p.Polynomial), uint(p.MinSize), uint(p.MaxSize))
 	}
 	b.chunker.SetAverageBits(p.AverageBits)
-	ids := []string{}
-	var size uint64
-	var queue []*chunkJob
-	// next adds the oldest chunk in flight.
-	next := func() error {
-		j := queue[0]
-		queue = queue[1:]
-		<-j.done
-		if j.err != nil {
-			return j.err
-		}
-		id, err := b.addPrepared(ctx, DataBlob, j.data, j.id, j.sb)
-		if err != nil {
-			return err
-		}
-		ids = append(ids, id.String())
-		size += uint64(len(j.data))
-		b.progress.ScannedBytes += uint64(len(j.data))
-		// Every writer copied the sealed blob into its pack: nothing
-		// reads the chunk or its sealed form any more.
-		putBuf(j.data)
-		if j.sb != nil {
-			putBuf(j.sb.Sealed)
-		}
-		b.report(false)
-		return b.refresh(ctx)
-	}
-	// drain waits for the chunks in flight, so that none is left with the
-	// sealers when file returns.
-	drain := func() {
-		for _, j := range queue {
-			<-j.done
-		}
-	}
 	for {
 		c, err := b.chunker.Next(b.chunk)
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			drain()
-			return nil, 0, err
+			return err
 		}
-		j := &chunkJob{data: append(getBuf(len(c.Data)), c.Data...), done: make(chan struct{})}
+		j := &chunkJob{data: append(getBuf(len(c.Data)), c.Data...), node: n, done: make(chan struct{})}
 		select {
 		case b.jobs <- j:
 		case <-ctx.Done():
-			drain()
-			return nil, 0, ctx.Err()
+			return ctx.Err()
 		}
-		queue = append(queue, j)
-		if len(queue) >= b.depth {
-			if err := next(); err != nil {
-				drain()
-				return nil, 0, err
+		b.queue = append(b.queue, j)
+		b.inFlight += len(j.data)
+		for b.inFlight >= b.depth || len(b.queue) >= maxChunksInFlight {
+			if err := b.next(ctx); err != nil {
+				return err
 			}
 		}
 	}
-	for len(queue) > 0 {
-		if err := next(); err != nil {
-			drain()
-			return nil, 0, err
+}
+
+// next adds the oldest chunk in flight to the repositories and to its
+// file's content.
+func (b *backuper) next(ctx context.Context) error {
+	j := b.queue[0]
+	b.queue = b.queue[1:]
+	b.inFlight -= len(j.data)
+	<-j.done
+	if j.err != nil {
+		return j.err
+	}
+	id, err := b.addPrepared(ctx, DataBlob, j.data, j.id, j.sb)
+	if err != nil {
+		return err
+	}
+	j.node.Content = append(j.node.Content, id.String())
+	j.node.Size += uint64(len(j.data))
+	b.m.Bytes += uint64(len(j.data))
+	b.progress.ScannedBytes += uint64(len(j.data))
+	// Every writer copied the sealed blob into its pack: nothing reads
+	// the chunk or its sealed form any more.
+	putBuf(j.data)
+	if j.sb != nil {
+		putBuf(j.sb.Sealed)
+	}
+	b.report(false)
+	return b.refresh(ctx)
+}
+
+// flush adds every chunk in flight.
+func (b *backuper) flush(ctx context.Context) error {
+	for len(b.queue) > 0 {
+		if err := b.next(ctx); err != nil {
+			return err
 		}
 	}
-	return ids, size, nil
+	return nil
 }
