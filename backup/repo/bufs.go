@@ -11,14 +11,14 @@ import (
 // data it reads, and on a machine where page faults are dear that is a
 // tenth of its time (docs/performance.md). A buffer is given back only
 // where nothing can still read it. What is kept for reuse is bounded
-// (maxKept bytes in all), so that the recycling never holds more than a
-// run in flight needs.
+// (maxKept bytes in all, the room going to the classes in use), so that
+// the recycling never holds more than a run in flight needs.
 
 // Buffers come in size classes: class k has capacity 1<<k.
 const (
 	minBufClass = 16 // 64 KiB: smaller buffers are not worth keeping
 	maxBufClass = 27 // 128 MiB: more than maxBlob sealed
-	maxKept     = 16 << 20
+	maxKept     = 32 << 20
 )
 
 var bufs struct {
@@ -58,9 +58,25 @@ func putBuf(b []byte) {
 		return
 	}
 	bufs.mu.Lock()
-	if bufs.kept+c <= maxKept {
-		bufs.free[k] = append(bufs.free[k], b[:0])
-		bufs.kept += c
+	defer bufs.mu.Unlock()
+	// Make room by dropping buffers of the class that holds the most,
+	// so that a class the run no longer asks for (the buffers of a rare
+	// large chunk) cannot keep the room from those it does.
+	for bufs.kept+c > maxKept {
+		most, j := 0, -1
+		for i := minBufClass; i <= maxBufClass; i++ {
+			if held := len(bufs.free[i]) << i; i != k && held > most {
+				most, j = held, i
+			}
+		}
+		if j < 0 {
+			return
+		}
+		f := bufs.free[j]
+		f[len(f)-1] = nil
+		bufs.free[j] = f[:len(f)-1]
+		bufs.kept -= 1 << j
 	}
-	bufs.mu.Unlock()
+	bufs.free[k] = append(bufs.free[k], b[:0])
+	bufs.kept += c
 }

@@ -49,3 +49,37 @@ func TestSealBlobRecycled(t *testing.T) {
 		t.Fatalf("open: %q, %v", got, err)
 	}
 }
+
+// Buffers of a class no longer asked for give their room up: once the
+// kept bytes are full of 16 MiB buffers, 1 MiB ones are still kept.
+func TestBufRoomMovesToTheClassesInUse(t *testing.T) {
+	bufs.mu.Lock()
+	saved := bufs.free
+	savedKept := bufs.kept
+	bufs.free, bufs.kept = [maxBufClass + 1][][]byte{}, 0
+	bufs.mu.Unlock()
+	t.Cleanup(func() {
+		bufs.mu.Lock()
+		bufs.free, bufs.kept = saved, savedKept
+		bufs.mu.Unlock()
+	})
+	for range maxKept / (16 << 20) {
+		putBuf(make([]byte, 0, 16<<20))
+	}
+	if bufs.kept != maxKept {
+		t.Fatalf("kept %d, want %d", bufs.kept, maxKept)
+	}
+	var ones [][]byte
+	for range 4 {
+		ones = append(ones, getBuf(1<<20))
+	}
+	for _, b := range ones {
+		putBuf(b)
+	}
+	if got := len(bufs.free[20]); got != 4 || bufs.kept > maxKept {
+		t.Fatalf("1 MiB buffers kept: %d (kept %d of %d)", got, bufs.kept, maxKept)
+	}
+	if b := getBuf(1 << 20); &b[:1][0] != &ones[3][:1][0] {
+		t.Fatal("getBuf(1 MiB) did not reuse a kept buffer")
+	}
+}
