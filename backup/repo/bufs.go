@@ -18,7 +18,7 @@ import (
 const (
 	minBufClass = 16 // 64 KiB: smaller buffers are not worth keeping
 	maxBufClass = 27 // 128 MiB: more than maxBlob sealed
-	maxKept     = 32 << 20
+	maxKept     = 64 << 20
 )
 
 var bufs struct {
