@@ -1,6 +1,11 @@
 package repo
 
-import "testing"
+import (
+	"context"
+	"testing"
+
+	"github.com/weftos/weft/backup/object"
+)
 
 func TestBufClasses(t *testing.T) {
 	for _, n := range []int{0, 1, 100, 64 << 10, 64<<10 + 1, 1 << 20, 3 << 20, 8 << 20, 128 << 20} {
@@ -81,5 +86,43 @@ func TestBufRoomMovesToTheClassesInUse(t *testing.T) {
 	}
 	if b := getBuf(1 << 20); &b[:1][0] != &ones[3][:1][0] {
 		t.Fatal("getBuf(1 MiB) did not reuse a kept buffer")
+	}
+}
+
+// A data pack closes before a blob that would take it past its buffer,
+// so the buffer is never grown (and copied): every pack of blobs that
+// each fit is at most packSize + packSize/4 of blobs and its header, and
+// one larger blob goes in a pack alone.
+func TestPacksStayInTheirBuffers(t *testing.T) {
+	ctx := context.Background()
+	r, b, _ := testRepo(t)
+	const packSize = 64 << 10
+	w := r.NewWriter(packSize)
+	sizes := []int{60 << 10, 63 << 10, 5 << 10, 200 << 10, 10 << 10, 63 << 10, 40 << 10, 30 << 10, 1 << 10}
+	for i, n := range sizes {
+		if _, err := w.Add(ctx, DataBlob, randBytes(uint64(500+i), n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const header = 40 + 4 // the sealed header's overhead, and the length at the end
+	packs := 0
+	err := b.List(ctx, dataDir, func(in object.Info) error {
+		packs++
+		if in.Size > packSize+packSize/4+header+41*4 && in.Size < 200<<10 {
+			t.Errorf("pack %s: %d bytes, past its buffer", in.Name, in.Size)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if packs < 4 {
+		t.Fatalf("%d packs for %d blobs", packs, len(sizes))
+	}
+	if c, err := r.Check(ctx, true); err != nil || !c.OK() {
+		t.Fatalf("check: %+v, %v", c, err)
 	}
 }

@@ -162,6 +162,15 @@ func (w *Writer) addSealed(ctx context.Context, sb SealedBlob) error {
 	if uint64(len(f.buf))+uint64(len(sb.Sealed)) > 1<<31 {
 		return fmt.Errorf("add blob %v: %d bytes would overflow a pack", sb.ID, len(sb.Sealed))
 	}
+	// A blob that would take a pack past its buffer (and the room its
+	// header needs) goes in the next, so that the buffer never grows:
+	// packs close at packSize, and a chunk of up to 8 MiB could land on
+	// one just under it.
+	if len(f.entries) > 0 && sb.Type == DataBlob && len(f.buf)+len(sb.Sealed) > w.packSize+w.packSize/4 {
+		if err := w.closePack(ctx, f); err != nil {
+			return err
+		}
+	}
 	if f.buf == nil && sb.Type == DataBlob {
 		f.buf = w.newPackBuf()
 	}
@@ -181,7 +190,7 @@ var packBufs sync.Pool
 
 // newPackBuf returns an empty buffer for a data pack.
 func (w *Writer) newPackBuf() []byte {
-	n := w.packSize + w.packSize/8
+	n := w.packSize + w.packSize/2 // room for the header beyond packSize + packSize/4
 	if v, ok := packBufs.Get().(*[]byte); ok && cap(*v) >= n {
 		return *v
 	}
