@@ -125,6 +125,13 @@ func (r *Repo) ForgetIDs(ctx context.Context, ids []string, dryRun bool) (keep, 
 	if len(ids) == 0 {
 		return nil, nil, nil, fmt.Errorf("forget: no snapshot named")
 	}
+	for _, id := range ids {
+		// Not "latest": an id is what ls showed, never what a run since
+		// may have made newest.
+		if err := CheckIDPrefix(id); err != nil {
+			return nil, nil, nil, fmt.Errorf("forget: snapshot %q: want %w", echoed.Truncate(id), err)
+		}
+	}
 	keep, remove, err = r.forget(ctx, dryRun, func(snaps []SnapshotInfo) (keep, remove []SnapshotInfo, err error) {
 		missing = missing[:0]
 		gone := make(map[ID]bool)

@@ -157,7 +157,7 @@ func TestForgetIDs(t *testing.T) {
 	if snaps, _ := r.Snapshots(ctx); len(snaps) != 3 {
 		t.Fatalf("a dry run removed snapshots: %d left", len(snaps))
 	}
-	for _, bad := range [][]string{nil, {"nothex!!"}, {ids[0].String(), "short"}} {
+	for _, bad := range [][]string{nil, {"nothex!!"}, {ids[0].String(), "short"}, {"latest"}, {""}} {
 		if _, _, _, err := r.ForgetIDs(ctx, bad, false); err == nil {
 			t.Fatalf("forget %q ran", bad)
 		}
