@@ -3,6 +3,7 @@ package p2p
 import (
 	"bytes"
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,26 +20,30 @@ import (
 func answers(t *testing.T, h host.Host) <-chan *kernel.RemoteMessage {
 	t.Helper()
 	out := make(chan *kernel.RemoteMessage, 16)
-	h.SetStreamHandler(ProtocolID, func(s network.Stream) {
-		defer s.Close()
-		for {
-			f, err := wire.ReadFrame(s, 1<<20)
-			if err != nil {
-				return
-			}
-			m, _, err := pbconv.FromRemoteFrame(f)
-			if err != nil {
-				t.Errorf("a frame from the node does not decode: %v", err)
-				s.Reset()
-				return
-			}
-			if _, err := s.Write([]byte{ackTaken}); err != nil {
-				return
-			}
-			out <- m
-		}
-	})
+	h.SetStreamHandler(ProtocolID, func(s network.Stream) { take(t, s, out) })
 	return out
+}
+
+// take reads weft frames from s, acknowledges each and sends its message
+// to out, until the stream ends.
+func take(t *testing.T, s network.Stream, out chan<- *kernel.RemoteMessage) {
+	defer s.Close()
+	for {
+		f, err := wire.ReadFrame(s, 1<<20)
+		if err != nil {
+			return
+		}
+		m, _, err := pbconv.FromRemoteFrame(f)
+		if err != nil {
+			t.Errorf("a frame from the node does not decode: %v", err)
+			s.Reset()
+			return
+		}
+		if _, err := s.Write([]byte{ackTaken}); err != nil {
+			return
+		}
+		out <- m
+	}
 }
 
 // answerTo waits for the answer to request id among what h was sent.
@@ -150,4 +155,57 @@ func TestForgedCapabilityFromRemoteNode(t *testing.T) {
 		t.Fatalf("a plain request to b's echo: answered %v %+v, want the echo", ans.Kind, ans.Error)
 	}
 	wantRefused("a request to a private process without a capability", request(5, b.k.Address(secret), nil, nil))
+}
+
+// A receiver that acknowledges a frame before reading it and then stops
+// reading fails the sender's write (its deadline) with every frame of the
+// batch acknowledged. The sender counts the frame as sent and goes on;
+// it once indexed an empty rest of the batch here and panicked, so a
+// remote peer could crash the node.
+func TestEarlyAcknowledgementThenStall(t *testing.T) {
+	b := startNode(t, func(c *Config) { c.WriteTimeout = 300 * time.Millisecond })
+	h := rawHost(t)
+	mallory, err := NodeID(h.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := make(chan struct{})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	in := make(chan *kernel.RemoteMessage, 4)
+	var later atomic.Bool
+	h.SetStreamHandler(ProtocolID, func(s network.Stream) {
+		if !later.Swap(true) {
+			// Acknowledge the one frame b will send, read none of it,
+			// and hold the stream until the test ends.
+			s.Write([]byte{ackTaken})
+			close(stalled)
+			<-release
+			s.Reset()
+			return
+		}
+		take(t, s, in)
+	})
+	from := kernel.Address{Node: mallory, Process: kernel.ProcessId{Name: "client", Package: "peer", Publisher: "test"}}
+	// An answer larger than the stream's window (256 KiB), so that b's
+	// write blocks when h reads nothing.
+	big := bytes.Repeat([]byte("x"), 600<<10)
+	ask := func(id uint64, body []byte) {
+		t.Helper()
+		m := &kernel.RemoteMessage{Kind: kernel.KindRequest, ID: id, Source: from, Target: b.echoAt(), ExpectsResponse: 10 * time.Second, Body: body}
+		if reply, err := writeRaw(t, h, b, frameBytes(t, m)); err != nil || !bytes.Equal(reply, []byte{ackTaken}) {
+			t.Fatalf("request %d: b answered %x, %v; want the frame taken", id, reply, err)
+		}
+	}
+	ask(1, big)
+	<-stalled
+	// b's write of the answer fails at its deadline; b goes on and
+	// answers the next request on another stream.
+	ask(2, []byte("still there?"))
+	if ans := answerTo(t, in, 2); ans.Kind != kernel.KindResponse || string(ans.Body) != "still there?" {
+		t.Fatalf("second answer: %v %q", ans.Kind, ans.Body)
+	}
+	if st := b.Stats()[mallory]; st.MessagesOut < 2 {
+		t.Fatalf("b's counters for the peer: %+v, want both answers counted out", st)
+	}
 }
