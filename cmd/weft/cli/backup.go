@@ -521,6 +521,11 @@ func backupForget(ctx context.Context, r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, id := range ids {
+		if len(id) < 8 || len(id) > 64 || strings.Trim(strings.ToLower(id), "0123456789abcdef") != "" {
+			return usagef("forget: %q is not a snapshot id: give 8 to 64 of its hex digits, as weft backup ls shows them", id)
+		}
+	}
 	rules := last+hourly+daily+weekly+monthly+yearly > 0
 	switch {
 	case len(ids) > 0 && rules:

@@ -222,7 +222,7 @@ func TestBackupOnRealNode(t *testing.T) {
 	run("backup", "forget", bID[:12]).want(t, ExitOK, "b: keeps 0, forgot 1\n  "+bID[:12])
 	run("backup", "forget", bID).wantErr(t, ExitNode, "no snapshot on any target is named "+bID)
 	run("backup", "forget", "--keep-last", "1", bID).wantErr(t, ExitUsage, "not both")
-	run("backup", "forget", "latest").wantErr(t, ExitNode, "invalid_argument", "snapshot_ids")
+	run("backup", "forget", "latest").wantErr(t, ExitUsage, `"latest" is not a snapshot id`)
 	if res := run("--json", "backup", "ls"); strings.Count(res.stdout, `"id"`) != 1 {
 		t.Fatalf("after forgetting b's snapshot by id:\n%s", res.stdout)
 	}
