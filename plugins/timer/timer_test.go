@@ -56,6 +56,19 @@ func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
 	}
 }
 
+// pending returns how many waits are armed and not yet due or stopped.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, w := range c.waits {
+		if !w.done {
+			n++
+		}
+	}
+	return n
+}
+
 // Advance moves the clock on by d and runs what fell due.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
@@ -583,6 +596,12 @@ func TestDeliveryRefused(t *testing.T) {
 	// Bob's is tried again for timer.RetryFor, then dropped.
 	eventually(t, "alice's record deleted", func() bool { return stored(t, h) == 1 })
 	for range int(timer.RetryFor/timer.RetryMax) + 2 {
+		// The driver arms the retry after the refused send returns:
+		// advancing before it has would leave the retry for ever ahead.
+		eventually(t, "a retry armed, or the drop", func() bool { return clock.pending() > 0 || stored(t, h) == 0 })
+		if stored(t, h) == 0 {
+			break
+		}
 		n := len(h.Sent())
 		clock.Advance(timer.RetryMax)
 		if stored(t, h) == 0 {
@@ -687,6 +706,9 @@ func TestDeliveryRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 2; i <= 3; i++ {
+		// The driver arms the retry after the refused send returns:
+		// advancing before it has would leave the retry for ever ahead.
+		eventually(t, "the retry armed", func() bool { return clock.pending() > 0 })
 		clock.Advance(timer.RetryMax)
 		if _, err := h.WaitSent(ctxT(t), i); err != nil {
 			t.Fatalf("try %d: %v", i, err)
