@@ -2,10 +2,10 @@ package backup_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/weftos/weft/backup"
@@ -15,58 +15,6 @@ import (
 	"github.com/weftos/weft/store"
 	"github.com/weftos/weft/store/storetest"
 )
-
-// steps is how far each writer has got, and a way to wait for it.
-type steps struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	n    []int
-	err  error
-}
-
-func newSteps(writers int) *steps {
-	s := &steps{n: make([]int, writers)}
-	s.cond = sync.NewCond(&s.mu)
-	return s
-}
-
-func (s *steps) done(w, n int, err error) {
-	s.mu.Lock()
-	if err != nil && s.err == nil {
-		s.err = fmt.Errorf("writer %d step %d: %w", w, n, err)
-	}
-	if err == nil {
-		s.n[w] = n
-	}
-	s.mu.Unlock()
-	s.cond.Broadcast()
-}
-
-// waitPast waits until every writer has gone past the steps in from, and
-// returns where they are; or returns the first writer's error.
-func (s *steps) waitPast(from []int) ([]int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for {
-		if s.err != nil {
-			return nil, s.err
-		}
-		past := true
-		for w := range s.n {
-			past = past && s.n[w] > from[w]
-		}
-		if past {
-			return append([]int(nil), s.n...), nil
-		}
-		s.cond.Wait()
-	}
-}
-
-func (s *steps) now() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]int(nil), s.n...)
-}
 
 // TestRunDuringWritesIsOneInstant backs a node up to two buckets of a
 // real S3 server while writers go on changing a state, a key-value pair
@@ -96,36 +44,8 @@ func TestRunDuringWritesIsOneInstant(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	progress := newSteps(writers)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 1; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				err := storetest.Step(n.st, n.drives, w, i)
-				progress.done(w, i, err)
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-	stopped := false
-	stopWriters := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			wg.Wait()
-		}
-	}
-	defer stopWriters()
+	ws := storetest.Start(n.st, n.drives, writers)
+	defer ws.Stop()
 
 	// Each run starts its staging once every writer has written since
 	// the last, and the writers go on while it stages and uploads.
@@ -141,9 +61,11 @@ func TestRunDuringWritesIsOneInstant(t *testing.T) {
 		res, err := e.Run(ctx, nil, func(p backup.Progress) {
 			switch p.Phase {
 			case "stage":
-				tk.before, waitErr = progress.waitPast(last)
+				tk.before, waitErr = ws.WaitPast(last)
 			case "open":
-				tk.end = progress.now()
+				var err error
+				tk.end, err = ws.Now()
+				waitErr = errors.Join(waitErr, err)
 			}
 		})
 		if err != nil || waitErr != nil {
@@ -158,7 +80,9 @@ func TestRunDuringWritesIsOneInstant(t *testing.T) {
 		snaps = append(snaps, tk)
 		last = tk.end
 	}
-	stopWriters()
+	if err := ws.Stop(); err != nil {
+		t.Fatal(err)
+	}
 
 	for r, tk := range snaps {
 		for i, tg := range targets {

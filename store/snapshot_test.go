@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,38 +79,19 @@ func TestSnapshotConcurrentWrites(t *testing.T) {
 	dir := t.TempDir()
 	s, d := openNode(t, dir)
 
-	var (
-		stop   = make(chan struct{})
-		wg     sync.WaitGroup
-		steps  [writers]atomic.Int64
-		failed atomic.Bool
-	)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 1; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := storetest.Step(s, d, w, n); err != nil {
-					t.Errorf("writer %d step %d: %v", w, n, err)
-					failed.Store(true)
-					return
-				}
-				steps[w].Store(int64(n))
-			}
-		}()
-	}
+	ws := storetest.Start(s, d, writers)
+	defer ws.Stop()
 
 	snaps, newest := 0, 0
-	for ; !failed.Load(); snaps++ {
+	for ; ; snaps++ {
+		steps, err := ws.Now()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if snaps >= minSnaps {
 			done := true
 			for w := range writers {
-				done = done && steps[w].Load() >= minSteps
+				done = done && steps[w] >= minSteps
 			}
 			if done {
 				break
@@ -131,8 +110,9 @@ func TestSnapshotConcurrentWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	if err := ws.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	if t.Failed() {
 		return
 	}
@@ -145,10 +125,11 @@ func TestSnapshotConcurrentWrites(t *testing.T) {
 
 	// Writers rewrote the files a snapshot shared: the live drive must
 	// hold each writer's last step, complete.
+	steps, _ := ws.Now()
 	for w := range writers {
 		got, err := storetest.Version(d.ReadFile(snapPkg, snapDrive, storetest.File(w)))
-		if err != nil || got != int(steps[w].Load()) {
-			t.Errorf("live drive file of writer %d = step %d, %v; want %d", w, got, err, steps[w].Load())
+		if err != nil || got != steps[w] {
+			t.Errorf("live drive file of writer %d = step %d, %v; want %d", w, got, err, steps[w])
 		}
 	}
 }

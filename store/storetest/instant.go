@@ -15,7 +15,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 )
 
 // The package, database and drive the writers write to. A test creates
@@ -135,4 +137,91 @@ func Instant(state, kv, file []int) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Writers are writers stepping on, each as fast as the store lets it,
+// until Stop: what copies a node's data at an instant is tested while
+// they write.
+type Writers struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	n    []int // each writer's last step done
+	err  error
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Start starts n writers on s and d.
+func Start(s Writes, d DriveWrites, n int) *Writers {
+	ws := &Writers{n: make([]int, n), stop: make(chan struct{})}
+	ws.cond = sync.NewCond(&ws.mu)
+	for w := range n {
+		ws.wg.Add(1)
+		go func() {
+			defer ws.wg.Done()
+			for i := 1; ; i++ {
+				select {
+				case <-ws.stop:
+					return
+				default:
+				}
+				err := Step(s, d, w, i)
+				ws.mu.Lock()
+				if err != nil && ws.err == nil {
+					ws.err = fmt.Errorf("writer %d step %d: %w", w, i, err)
+				}
+				if err == nil {
+					ws.n[w] = i
+				}
+				ws.mu.Unlock()
+				ws.cond.Broadcast()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return ws
+}
+
+// Now returns each writer's last step done, and the first writer's error.
+func (ws *Writers) Now() ([]int, error) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return slices.Clone(ws.n), ws.err
+}
+
+// WaitPast waits until every writer is past its step in from, and
+// returns where they are; or the first writer's error.
+func (ws *Writers) WaitPast(from []int) ([]int, error) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for {
+		if ws.err != nil {
+			return nil, ws.err
+		}
+		past := true
+		for w := range ws.n {
+			past = past && ws.n[w] > from[w]
+		}
+		if past {
+			return slices.Clone(ws.n), nil
+		}
+		ws.cond.Wait()
+	}
+}
+
+// Stop stops the writers, waits for them, and returns the first one's
+// error. It may be called more than once.
+func (ws *Writers) Stop() error {
+	ws.mu.Lock()
+	select {
+	case <-ws.stop:
+	default:
+		close(ws.stop)
+	}
+	ws.mu.Unlock()
+	ws.wg.Wait()
+	_, err := ws.Now()
+	return err
 }
